@@ -1,0 +1,366 @@
+//! The control socket: a Unix stream socket that carries the handshake, the ring and doorbell
+//! fds (`SCM_RIGHTS`) and, by staying open, tells each side when the other dies.
+//!
+//! All sockets here are non-blocking; an event loop waits for readability and calls
+//! [`ControlListener::accept`] or [`ControlStream::recv`] until they report nothing more.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, Mode};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+
+use crate::{Error, Result};
+
+/// Most fds accepted in one message; a peer sending more gets the message refused (the kernel
+/// closes the excess, so nothing leaks).
+pub const MAX_FDS: usize = 8;
+
+/// Credentials of the process at the other end, from `SO_PEERCRED` (taken by the kernel at
+/// `connect()`, so the peer cannot forge them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Process id.
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// The listening control socket of a server.
+#[derive(Debug)]
+pub struct ControlListener {
+    fd: OwnedFd,
+    path: PathBuf,
+    /// Device and inode of the socket file we created, so we never unlink a successor's.
+    identity: (u64, u64),
+}
+
+fn unix_socket() -> Result<OwnedFd> {
+    rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| Error::io("socket", e))
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    rustix::fs::lstat(path).ok().map(|st| (st.st_dev, st.st_ino))
+}
+
+impl ControlListener {
+    /// Binds and listens on `path`, owner-only (mode 0600) from the moment the file exists.
+    ///
+    /// A socket file left by a dead server (nobody accepts on it) is replaced. A live server is
+    /// never displaced: that is [`Error::AddressInUse`]. A path that exists and is not a socket
+    /// is never removed.
+    pub fn bind(path: &Path) -> Result<Self> {
+        let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+        let mut replaced_stale = false;
+        loop {
+            let fd = unix_socket()?;
+            // The umask is per process, so for the microseconds of bind() a file created by another
+            // thread would also get 0600; bind() creating the file with the right mode is what
+            // closes the chmod window, and is worth that.
+            let old = rustix::process::umask(Mode::from_bits_truncate(0o177));
+            let bound = rustix::net::bind(&fd, &addr);
+            rustix::process::umask(old);
+            match bound {
+                Ok(()) => {
+                    rustix::net::listen(&fd, 4096).map_err(|e| Error::io("listen", e))?;
+                    let identity = identity(path).ok_or_else(|| Error::io("stat", std::io::Error::other("socket file vanished")))?;
+                    return Ok(ControlListener { fd, path: path.to_owned(), identity });
+                }
+                Err(Errno::ADDRINUSE) if !replaced_stale => {
+                    let st = rustix::fs::lstat(path).map_err(|e| Error::io("lstat", e))?;
+                    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+                        return Err(Error::AddressInUse(format!("{} (exists and is not a socket)", path.display())));
+                    }
+                    if ControlStream::connect(path).is_ok() {
+                        return Err(Error::AddressInUse(path.display().to_string()));
+                    }
+                    // Nobody listens: a dead server's leftover. Remove it and try once more.
+                    let _ = std::fs::remove_file(path);
+                    replaced_stale = true;
+                }
+                Err(Errno::ADDRINUSE) => return Err(Error::AddressInUse(path.display().to_string())),
+                Err(e) => return Err(Error::io("bind", e)),
+            }
+        }
+    }
+
+    /// Accepts one pending connection, or `None` when none is waiting.
+    pub fn accept(&self) -> Result<Option<ControlStream>> {
+        loop {
+            match rustix::net::accept_with(&self.fd, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
+                Ok(fd) => return Ok(Some(ControlStream { fd })),
+                Err(Errno::AGAIN) => return Ok(None),
+                // The peer gave up before we got to it: not our error, look at the next one.
+                Err(Errno::CONNABORTED) | Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::io("accept", e)),
+            }
+        }
+    }
+
+    /// The path we listen on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the socket file, if it is still the one we created.
+    pub fn unlink(&self) {
+        if identity(&self.path) == Some(self.identity) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// The raw fd, for event loops.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// What [`ControlStream::recv`] got.
+#[derive(Debug)]
+pub struct Received {
+    /// Bytes placed in the buffer; 0 means the peer closed the connection.
+    pub bytes: usize,
+    /// Fds that came with those bytes (close-on-exec, owned by us now).
+    pub fds: Vec<OwnedFd>,
+}
+
+/// A connected control socket.
+#[derive(Debug)]
+pub struct ControlStream {
+    fd: OwnedFd,
+}
+
+impl ControlStream {
+    /// Connects to a server's control socket. Fails at once when nobody listens.
+    pub fn connect(path: &Path) -> Result<Self> {
+        let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+            .map_err(|e| Error::io("socket", e))?;
+        rustix::net::connect(&fd, &addr).map_err(|e| Error::io("connect", e))?;
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl", e))?;
+        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK).map_err(|e| Error::io("fcntl", e))?;
+        Ok(ControlStream { fd })
+    }
+
+    /// A connected pair, for tests and for parents handing one end to a child process.
+    pub fn pair() -> Result<(Self, Self)> {
+        let (a, b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .map_err(|e| Error::io("socketpair", e))?;
+        Ok((ControlStream { fd: a }, ControlStream { fd: b }))
+    }
+
+    /// Wraps an fd that is a connected Unix stream socket (e.g. inherited from a parent).
+    pub fn from_fd(fd: OwnedFd) -> Result<Self> {
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl", e))?;
+        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK).map_err(|e| Error::io("fcntl", e))?;
+        Ok(ControlStream { fd })
+    }
+
+    /// The peer's pid, uid and gid.
+    pub fn peer_cred(&self) -> Result<PeerCred> {
+        let c = rustix::net::sockopt::socket_peercred(&self.fd).map_err(|e| Error::io("getsockopt(SO_PEERCRED)", e))?;
+        Ok(PeerCred { pid: c.pid.as_raw_nonzero().get(), uid: c.uid.as_raw(), gid: c.gid.as_raw() })
+    }
+
+    /// Sends `data`, with `fds` attached to its first byte. Returns the bytes sent: fewer than
+    /// `data.len()` (possibly 0) when the socket buffer is full; the caller sends the rest later,
+    /// without fds. Never raises SIGPIPE; a closed peer is [`Error::Closed`].
+    pub fn send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+        if fds.len() > MAX_FDS {
+            return Err(Error::InvalidArgument(format!("at most {MAX_FDS} fds per message")));
+        }
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(Error::InvalidArgument("fds do not fit the control buffer".into()));
+        }
+        loop {
+            match rustix::net::sendmsg(&self.fd, &[IoSlice::new(data)], &mut control, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+                Ok(n) => return Ok(n),
+                Err(Errno::AGAIN) => return Ok(0),
+                Err(Errno::INTR) => continue,
+                Err(Errno::PIPE) | Err(Errno::CONNRESET) => return Err(Error::Closed),
+                Err(e) => return Err(Error::io("sendmsg", e)),
+            }
+        }
+    }
+
+    /// Receives into `buf`. `None`: nothing to read now. `Some(bytes: 0)`: the peer closed.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Option<Received>> {
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let msg = loop {
+            match rustix::net::recvmsg(&self.fd, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT) {
+                Ok(m) => break m,
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(Errno::INTR) => continue,
+                Err(Errno::CONNRESET) => return Ok(Some(Received { bytes: 0, fds: Vec::new() })),
+                Err(e) => return Err(Error::io("recvmsg", e)),
+            }
+        };
+        // Take ownership of every fd first, so whatever happens next they are closed, not leaked.
+        let mut fds = Vec::new();
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = m {
+                fds.extend(received);
+            }
+        }
+        if msg.flags.contains(ReturnFlags::CTRUNC) {
+            return Err(Error::InvalidShm(format!("peer sent more than {MAX_FDS} fds")));
+        }
+        Ok(Some(Received { bytes: msg.bytes, fds }))
+    }
+
+    /// Shuts both directions down; the peer sees EOF at once, even if another process holds a
+    /// duplicate of this fd.
+    pub fn shutdown(&self) {
+        let _ = rustix::net::shutdown(&self.fd, rustix::net::Shutdown::Both);
+    }
+
+    /// The raw fd, for event loops.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Gives up the fd (for handing it to a child process).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+}
+
+impl AsFd for ControlStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{ChannelFds, Endpoint, Side};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lapce-ai-transport-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("ai.sock.ctl")
+    }
+
+    fn recv_blocking(s: &ControlStream, buf: &mut [u8]) -> Received {
+        for _ in 0..10_000 {
+            if let Some(r) = s.recv(buf).unwrap() {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        panic!("nothing received");
+    }
+
+    #[test]
+    fn socket_is_owner_only_and_peer_credentials_are_ours() {
+        let path = temp_path("perm");
+        let l = ControlListener::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let c = ControlStream::connect(&path).unwrap();
+        let s = loop {
+            if let Some(s) = l.accept().unwrap() {
+                break s;
+            }
+        };
+        let cred = s.peer_cred().unwrap();
+        assert_eq!(cred.pid as u32, std::process::id());
+        assert_eq!(cred.uid, rustix::process::getuid().as_raw());
+        assert_eq!(c.peer_cred().unwrap().pid as u32, std::process::id());
+        l.unlink();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn live_server_is_not_displaced_but_stale_socket_is_replaced() {
+        let path = temp_path("stale");
+        let live = ControlListener::bind(&path).unwrap();
+        assert!(matches!(ControlListener::bind(&path), Err(Error::AddressInUse(_))));
+        // Dropping without unlink leaves a stale file, as a killed server would.
+        drop(live);
+        assert!(path.exists());
+        let again = ControlListener::bind(&path).unwrap();
+        again.unlink();
+    }
+
+    #[test]
+    fn regular_file_at_path_is_never_removed() {
+        let path = temp_path("file");
+        std::fs::write(&path, b"precious").unwrap();
+        assert!(matches!(ControlListener::bind(&path), Err(Error::AddressInUse(_))));
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn unlink_leaves_a_successors_socket_alone() {
+        let path = temp_path("succ");
+        let first = ControlListener::bind(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let second = ControlListener::bind(&path).unwrap();
+        first.unlink();
+        assert!(path.exists(), "the first server must not remove the second's socket");
+        second.unlink();
+    }
+
+    #[test]
+    fn channel_fds_travel_over_scm_rights_and_work() {
+        let (a, b) = ControlStream::pair().unwrap();
+        let fds = ChannelFds::create(4096).unwrap();
+        let borrowed: Vec<BorrowedFd<'_>> = fds.0.iter().map(|f| f.as_fd()).collect();
+        assert_eq!(a.send(b"hello", &borrowed).unwrap(), 5);
+        let mut buf = [0u8; 16];
+        let got = recv_blocking(&b, &mut buf);
+        assert_eq!(&buf[..got.bytes], b"hello");
+        assert_eq!(got.fds.len(), 4);
+        let mut client = Endpoint::open(ChannelFds::from_vec(got.fds).unwrap(), Side::Client, 4096, 1 << 20).unwrap();
+        let mut server = Endpoint::open(fds, Side::Server, 4096, 1 << 20).unwrap();
+        server.send_blocking(b"through shm", None).unwrap();
+        assert_eq!(client.recv_blocking(None).unwrap().unwrap(), b"through shm");
+    }
+
+    #[test]
+    fn too_many_fds_are_refused_and_closed() {
+        let (a, b) = ControlStream::pair().unwrap();
+        // Send MAX_FDS now (allowed), then check the receiver caps what it accepts per message.
+        let bells: Vec<_> = (0..MAX_FDS).map(|_| crate::Doorbell::new().unwrap()).collect();
+        let borrowed: Vec<BorrowedFd<'_>> = bells.iter().map(|d| d.as_fd()).collect();
+        assert!(a.send(b"x", &borrowed).is_ok());
+        let mut buf = [0u8; 4];
+        assert_eq!(recv_blocking(&b, &mut buf).fds.len(), MAX_FDS);
+        assert!(a.send(b"x", &[borrowed[0]; MAX_FDS + 1]).is_err());
+    }
+
+    #[test]
+    fn eof_is_reported_when_the_peer_goes_away() {
+        let (a, b) = ControlStream::pair().unwrap();
+        drop(a);
+        let mut buf = [0u8; 4];
+        assert_eq!(recv_blocking(&b, &mut buf).bytes, 0);
+        assert!(matches!(b.send(b"x", &[]), Err(Error::Closed)));
+    }
+}

@@ -1,0 +1,61 @@
+use std::io;
+
+/// Everything that can go wrong in the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The peer wrote something into shared memory that breaks the ring's invariants.
+    /// The connection cannot be trusted any more and must be closed.
+    #[error("ring corrupted by peer: {0}")]
+    Corrupt(String),
+    /// A mapping or fd handed to us does not look like what the protocol promised.
+    #[error("invalid shared memory: {0}")]
+    InvalidShm(String),
+    /// A message exceeds the configured maximum size.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge {
+        /// Size of the offending message (so far, when it arrives in fragments).
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A bad argument from our own caller.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Another live server already listens on this control socket path.
+    #[error("a server is already listening on {0}")]
+    AddressInUse(String),
+    /// The channel was closed.
+    #[error("channel closed")]
+    Closed,
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(op: &'static str, err: impl Into<io::Error>) -> Self {
+        Error::Io { op, source: err.into() }
+    }
+
+    /// A short stable code for this error, for bindings that map errors to typed values.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "IO",
+            Error::Corrupt(_) => "RING_CORRUPT",
+            Error::InvalidShm(_) => "INVALID_SHM",
+            Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::AddressInUse(_) => "ADDRESS_IN_USE",
+            Error::Closed => "CLOSED",
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Transport core of lapce-ai-ipc: the pieces that must be fast or must touch the kernel.
+//!
+//! * [`shm`]: sealed `memfd` regions and their mappings. All raw shared-memory access lives here.
+//! * [`ring`]: a single-producer, single-consumer *message* ring inside such a region. The peer on
+//!   the other side of the mapping is untrusted: every index and length it writes is checked.
+//! * [`doorbell`]: one `eventfd` per direction, rung only when the peer said it is going to sleep.
+//! * [`endpoint`]: one side of a duplex channel (a ring each way and the two doorbells).
+//! * [`control`]: the Unix control socket: listener, connector, `SCM_RIGHTS` and `SO_PEERCRED`.
+//!
+//! The crate knows nothing of Node.js; `lapce_ai_ipc_binding` wraps it for Node-API.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod control;
+pub mod doorbell;
+pub mod endpoint;
+mod error;
+pub mod ring;
+pub mod shm;
+
+pub use control::{ControlListener, ControlStream, PeerCred, Received};
+pub use doorbell::Doorbell;
+pub use endpoint::{ChannelFds, Endpoint, EndpointStats, Side};
+pub use error::{Error, Result};
+pub use ring::{Consumer, Next, Producer};

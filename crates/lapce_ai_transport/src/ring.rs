@@ -1,0 +1,687 @@
+//! A single-producer, single-consumer message ring in shared memory.
+//!
+//! Layout of a ring region (all integers little-endian; see `docs/PROTOCOL.md`):
+//!
+//! | offset | size | field | written by |
+//! |---|---|---|---|
+//! | 0 | 4 | magic `LAIR` | creator |
+//! | 4 | 4 | layout version (1) | creator |
+//! | 8 | 4 | data capacity in bytes (power of two) | creator |
+//! | 64 | 8 | `head`: bytes ever published | producer |
+//! | 128 | 8 | `tail`: bytes ever released | consumer |
+//! | 192 | 4 | `consumer_sleeping` | consumer sets, producer clears |
+//! | 256 | 4 | `producer_waiting` (for space) | producer sets, consumer clears |
+//! | 320 | 4 | `closed` | producer |
+//! | 512 | capacity | records | producer |
+//!
+//! Each hot field has a 64-byte line to itself so the two processes do not false-share.
+//! A record is an 8-byte header (`len: u32`, `flags: u32`) and `len` payload bytes padded to 8.
+//! Records never wrap: when one does not fit before the end, a `PAD` record fills the rest.
+//! Messages larger than a quarter of the ring travel as fragments (`MORE` on all but the last,
+//! `CONT` on all but the first) and are reassembled by the consumer.
+//!
+//! Indices are free-running u64 byte counts, so `head - tail` is the fill level and no slot is
+//! wasted to tell full from empty.
+
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use crate::shm::Mapping;
+use crate::{Error, Result};
+
+/// Bytes before the data area.
+pub const HEADER_SIZE: usize = 512;
+/// `b"LAIR"` read as a little-endian u32.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"LAIR");
+/// Layout version written into every ring.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Smallest ring capacity accepted.
+pub const MIN_CAPACITY: usize = 4096;
+/// Largest ring capacity accepted (1 GiB).
+pub const MAX_CAPACITY: usize = 1 << 30;
+/// Size of a record header.
+pub const RECORD_HEADER: usize = 8;
+
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 4;
+const OFF_CAPACITY: usize = 8;
+const OFF_HEAD: usize = 64;
+const OFF_TAIL: usize = 128;
+const OFF_CONSUMER_SLEEPING: usize = 192;
+const OFF_PRODUCER_WAITING: usize = 256;
+const OFF_CLOSED: usize = 320;
+
+/// Record flag: filler up to the end of the data area.
+pub const FLAG_PAD: u32 = 1;
+/// Record flag: more fragments of this message follow.
+pub const FLAG_MORE: u32 = 2;
+/// Record flag: this record continues a message begun by an earlier fragment.
+pub const FLAG_CONT: u32 = 4;
+const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_MORE | FLAG_CONT;
+
+/// Size in bytes of a region holding a ring of `capacity` data bytes.
+pub fn region_size(capacity: usize) -> usize {
+    HEADER_SIZE + capacity
+}
+
+/// Checks a requested capacity.
+pub fn check_capacity(capacity: usize) -> Result<()> {
+    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+        return Err(Error::InvalidArgument(format!(
+            "ring capacity must be a power of two between {MIN_CAPACITY} and {MAX_CAPACITY}, got {capacity}"
+        )));
+    }
+    Ok(())
+}
+
+/// Largest payload of a single record in a ring of `capacity` bytes.
+///
+/// A quarter of the ring: small enough that a record always fits once the ring drains (any
+/// record up to half the ring fits either before or after the wrap point), and small enough
+/// that producer and consumer can work on different fragments of one large message at once.
+pub fn max_fragment(capacity: usize) -> usize {
+    capacity / 4 - RECORD_HEADER
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Writes a fresh ring header into a zeroed region. Only the creator does this, once.
+pub fn init_header(map: &Mapping, capacity: usize) -> Result<()> {
+    check_capacity(capacity)?;
+    if map.len() != region_size(capacity) {
+        return Err(Error::InvalidArgument("mapping size does not match capacity".into()));
+    }
+    map.write_u32(OFF_MAGIC, MAGIC);
+    map.write_u32(OFF_VERSION, LAYOUT_VERSION);
+    map.write_u32(OFF_CAPACITY, capacity as u32);
+    Ok(())
+}
+
+/// Checks the header of a ring we did not create.
+pub fn validate_header(map: &Mapping, capacity: usize) -> Result<()> {
+    check_capacity(capacity)?;
+    if map.len() != region_size(capacity) {
+        return Err(Error::InvalidShm(format!("ring region is {} bytes, expected {}", map.len(), region_size(capacity))));
+    }
+    let (magic, version, cap) = (map.read_u32(OFF_MAGIC), map.read_u32(OFF_VERSION), map.read_u32(OFF_CAPACITY));
+    if magic != MAGIC {
+        return Err(Error::InvalidShm(format!("bad ring magic {magic:#x}")));
+    }
+    if version != LAYOUT_VERSION {
+        return Err(Error::InvalidShm(format!("unsupported ring layout version {version}")));
+    }
+    if cap as usize != capacity {
+        return Err(Error::InvalidShm(format!("ring header says capacity {cap}, handshake said {capacity}")));
+    }
+    Ok(())
+}
+
+/// The writing side of a ring.
+#[derive(Debug)]
+pub struct Producer {
+    map: Arc<Mapping>,
+    capacity: usize,
+    /// Our own copy of `head`: the shared one is only ever written from here, never read back,
+    /// so the peer cannot steer where we write.
+    head: u64,
+    /// Last `tail` seen, to detect a peer moving it backwards.
+    tail: u64,
+    /// True between the first and last fragment of a message.
+    in_message: bool,
+    published: u64,
+}
+
+impl Producer {
+    /// Wraps the producer side of a ring whose header is valid. Starts from the shared indices,
+    /// which must be those of a fresh ring.
+    pub fn new(map: Arc<Mapping>, capacity: usize) -> Result<Self> {
+        validate_header(&map, capacity)?;
+        let head = map.atomic_u64(OFF_HEAD).load(Ordering::Acquire);
+        let tail = map.atomic_u64(OFF_TAIL).load(Ordering::Acquire);
+        if head != 0 || tail != 0 {
+            return Err(Error::InvalidShm("ring is not fresh".into()));
+        }
+        Ok(Producer { map, capacity, head: 0, tail: 0, in_message: false, published: 0 })
+    }
+
+    /// Largest payload of one record.
+    pub fn max_fragment(&self) -> usize {
+        max_fragment(self.capacity)
+    }
+
+    /// Reads and checks the consumer's `tail`. Returns the free space.
+    fn free(&mut self) -> Result<usize> {
+        let tail = self.map.atomic_u64(OFF_TAIL).load(Ordering::Acquire);
+        let advanced = tail.wrapping_sub(self.tail);
+        let used = self.head.wrapping_sub(tail);
+        if tail % 8 != 0 || used > self.capacity as u64 || advanced > self.capacity as u64 {
+            return Err(Error::Corrupt(format!("tail {tail} is impossible with head {} (last tail {})", self.head, self.tail)));
+        }
+        self.tail = tail;
+        Ok(self.capacity - used as usize)
+    }
+
+    /// Writes as much of `msg[*progress..]` as fits, one fragment at a time, and advances
+    /// `*progress`. Returns true once the whole message is in the ring (published or not).
+    ///
+    /// A message is never interleaved with another: callers finish one before starting the next.
+    /// Nothing is visible to the consumer until [`Producer::publish`].
+    pub fn write(&mut self, msg: &[u8], progress: &mut usize) -> Result<bool> {
+        let max = self.max_fragment();
+        if *progress > msg.len() || (*progress > 0) != self.in_message {
+            return Err(Error::InvalidArgument("message progress does not match the ring's state".into()));
+        }
+        let mut free = self.free()?;
+        loop {
+            let rest = msg.len() - *progress;
+            let len = rest.min(max);
+            let mut flags = 0;
+            if *progress > 0 {
+                flags |= FLAG_CONT;
+            }
+            if len < rest {
+                flags |= FLAG_MORE;
+            }
+            let record = RECORD_HEADER + align8(len);
+            let pos = (self.head as usize) & (self.capacity - 1);
+            let contiguous = self.capacity - pos;
+            let pad = if record > contiguous { contiguous } else { 0 };
+            if pad + record > free {
+                return Ok(false);
+            }
+            if pad > 0 {
+                self.put_header(pos, (pad - RECORD_HEADER) as u32, FLAG_PAD);
+                self.head += pad as u64;
+            }
+            let pos = (self.head as usize) & (self.capacity - 1);
+            self.put_header(pos, len as u32, flags);
+            self.map.write_bytes(HEADER_SIZE + pos + RECORD_HEADER, &msg[*progress..*progress + len]);
+            self.head += record as u64;
+            free -= pad + record;
+            *progress += len;
+            self.in_message = flags & FLAG_MORE != 0;
+            if !self.in_message {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn put_header(&self, pos: usize, len: u32, flags: u32) {
+        self.map.write_u32(HEADER_SIZE + pos, len);
+        self.map.write_u32(HEADER_SIZE + pos + 4, flags);
+    }
+
+    /// Makes everything written so far visible to the consumer. Returns true when the consumer
+    /// had announced it was going to sleep, in which case the caller must ring its doorbell;
+    /// the flag is cleared here so that one sleep costs at most one doorbell.
+    pub fn publish(&mut self) -> bool {
+        if self.head == self.published {
+            return false;
+        }
+        self.published = self.head;
+        self.map.atomic_u64(OFF_HEAD).store(self.head, Ordering::Release);
+        // Pairs with the SeqCst store/load in `Consumer::prepare_sleep`: either the consumer sees
+        // our new head before it sleeps, or we see its flag here. A wake-up cannot be lost.
+        fence(Ordering::SeqCst);
+        let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
+        flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
+    }
+
+    /// Announces that we are about to wait for space. Returns false (and withdraws the
+    /// announcement) if `needed` bytes are already free, in which case the caller must not sleep.
+    pub fn prepare_wait_for_space(&mut self, needed: usize) -> Result<bool> {
+        self.map.atomic_u32(OFF_PRODUCER_WAITING).store(1, Ordering::SeqCst);
+        if self.free()? >= needed.min(self.capacity) {
+            self.map.atomic_u32(OFF_PRODUCER_WAITING).store(0, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Free bytes the next fragment of a message with `remaining` bytes to go needs, counting
+    /// the padding it needs if it does not fit before the end of the ring.
+    pub fn space_needed(&self, remaining: usize) -> usize {
+        let record = RECORD_HEADER + align8(remaining.min(self.max_fragment()));
+        let contiguous = self.capacity - ((self.head as usize) & (self.capacity - 1));
+        if record > contiguous {
+            contiguous + record
+        } else {
+            record
+        }
+    }
+
+    /// Marks the ring closed: the consumer sees end-of-stream after draining it.
+    /// Returns true when the consumer sleeps and must be woken.
+    pub fn close(&mut self) -> bool {
+        self.map.atomic_u32(OFF_CLOSED).store(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
+        flag.swap(0, Ordering::AcqRel) != 0
+    }
+
+    /// Whether a message is half-written (some fragments in the ring, more to come).
+    pub fn in_message(&self) -> bool {
+        self.in_message
+    }
+}
+
+/// What [`Consumer::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A whole message in one record, still in the ring at `offset..offset+len` of the mapping.
+    /// It stays valid until [`Consumer::release`].
+    InPlace {
+        /// Byte offset of the payload from the start of the mapping.
+        offset: usize,
+        /// Payload length.
+        len: usize,
+    },
+    /// A message that arrived in fragments, reassembled into our own memory.
+    Assembled(Vec<u8>),
+}
+
+/// The reading side of a ring.
+#[derive(Debug)]
+pub struct Consumer {
+    map: Arc<Mapping>,
+    capacity: usize,
+    /// Bytes released back to the producer (our copy of the shared `tail`).
+    tail: u64,
+    /// Bytes looked at so far; `read..tail` are records handed out and not yet released.
+    read: u64,
+    assembling: Option<Vec<u8>>,
+    max_message: usize,
+    poisoned: bool,
+}
+
+impl Consumer {
+    /// Wraps the consumer side of a ring with a valid header. Messages larger than `max_message`
+    /// are refused with [`Error::MessageTooLarge`].
+    pub fn new(map: Arc<Mapping>, capacity: usize, max_message: usize) -> Result<Self> {
+        validate_header(&map, capacity)?;
+        Ok(Consumer { map, capacity, tail: 0, read: 0, assembling: None, max_message, poisoned: false })
+    }
+
+    fn corrupt(&mut self, what: String) -> Error {
+        // Once the ring is inconsistent nothing after the bad record can be trusted.
+        self.poisoned = true;
+        Error::Corrupt(what)
+    }
+
+    /// Returns the next message, or `None` when the ring is empty.
+    ///
+    /// In-place messages stay in the ring until [`Consumer::release`]; call it once done with
+    /// everything returned so far. After an error the consumer stays failed.
+    pub fn next(&mut self) -> Result<Option<Next>> {
+        if self.poisoned {
+            return Err(Error::Corrupt("ring already failed".into()));
+        }
+        loop {
+            let head = self.map.atomic_u64(OFF_HEAD).load(Ordering::Acquire);
+            let avail = head.wrapping_sub(self.read);
+            if head % 8 != 0 || head.wrapping_sub(self.tail) > self.capacity as u64 || avail > self.capacity as u64 {
+                return Err(self.corrupt(format!("head {head} is impossible with tail {}", self.tail)));
+            }
+            if avail == 0 {
+                return Ok(None);
+            }
+            let avail = avail as usize;
+            let pos = (self.read as usize) & (self.capacity - 1);
+            let len = self.map.read_u32(HEADER_SIZE + pos) as usize;
+            let flags = self.map.read_u32(HEADER_SIZE + pos + 4);
+            if flags & !KNOWN_FLAGS != 0 {
+                return Err(self.corrupt(format!("unknown record flags {flags:#x} at {pos}")));
+            }
+            if flags & FLAG_PAD != 0 {
+                let pad = self.capacity - pos;
+                if flags != FLAG_PAD || len != pad - RECORD_HEADER || pad > avail {
+                    return Err(self.corrupt(format!("bad padding record at {pos}")));
+                }
+                self.read += pad as u64;
+                continue;
+            }
+            let record = RECORD_HEADER + align8(len);
+            if len > max_fragment(self.capacity) || record > self.capacity - pos || record > avail {
+                return Err(self.corrupt(format!("record of {len} bytes at {pos} does not fit ({avail} published)")));
+            }
+            let payload = HEADER_SIZE + pos + RECORD_HEADER;
+            self.read += record as u64;
+            let (more, cont) = (flags & FLAG_MORE != 0, flags & FLAG_CONT != 0);
+            if cont != self.assembling.is_some() {
+                return Err(self.corrupt(format!("fragment out of sequence at {pos}")));
+            }
+            if !more && !cont {
+                if len > self.max_message {
+                    return Err(Error::MessageTooLarge { size: len, limit: self.max_message });
+                }
+                return Ok(Some(Next::InPlace { offset: payload, len }));
+            }
+            let buf = self.assembling.get_or_insert_with(Vec::new);
+            let size = buf.len() + len;
+            if size > self.max_message {
+                self.assembling = None;
+                self.poisoned = true;
+                return Err(Error::MessageTooLarge { size, limit: self.max_message });
+            }
+            let start = buf.len();
+            buf.resize(size, 0);
+            self.map.read_bytes(payload, &mut buf[start..]);
+            if !more {
+                return Ok(self.assembling.take().map(Next::Assembled));
+            }
+        }
+    }
+
+    /// Gives every record returned so far back to the producer. Returns true when the producer
+    /// was waiting for space and must be woken (the flag is cleared here).
+    pub fn release(&mut self) -> bool {
+        if self.read == self.tail {
+            return false;
+        }
+        self.tail = self.read;
+        self.map.atomic_u64(OFF_TAIL).store(self.tail, Ordering::Release);
+        // Pairs with `Producer::prepare_wait_for_space`, like `publish` with `prepare_sleep`.
+        fence(Ordering::SeqCst);
+        let flag = self.map.atomic_u32(OFF_PRODUCER_WAITING);
+        flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
+    }
+
+    /// Announces that we are about to sleep. Returns false (and withdraws the announcement) when
+    /// records are already waiting or the ring is closed, in which case the caller must not sleep.
+    pub fn prepare_sleep(&mut self) -> bool {
+        let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
+        flag.store(1, Ordering::SeqCst);
+        let head = self.map.atomic_u64(OFF_HEAD).load(Ordering::SeqCst);
+        if head != self.read || self.is_closed() {
+            flag.store(0, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Withdraws a sleep announcement after waking.
+    pub fn cancel_sleep(&mut self) {
+        self.map.atomic_u32(OFF_CONSUMER_SLEEPING).store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the producer closed the ring. Records published before closing are still readable.
+    pub fn is_closed(&self) -> bool {
+        self.map.atomic_u32(OFF_CLOSED).load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the producer published records we have not read yet.
+    pub fn has_pending(&self) -> bool {
+        self.map.atomic_u64(OFF_HEAD).load(Ordering::Acquire) != self.read
+    }
+
+    /// The mapping the in-place offsets refer to.
+    pub fn mapping(&self) -> &Arc<Mapping> {
+        &self.map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::{create_sealed_memfd, Mapping};
+    use std::os::fd::AsFd;
+
+    fn ring(capacity: usize, max_message: usize) -> (Producer, Consumer, Arc<Mapping>) {
+        let fd = create_sealed_memfd("test", region_size(capacity)).unwrap();
+        let a = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
+        init_header(&a, capacity).unwrap();
+        let b = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
+        (Producer::new(a.clone(), capacity).unwrap(), Consumer::new(b, capacity, max_message).unwrap(), a)
+    }
+
+    fn send(p: &mut Producer, msg: &[u8]) -> bool {
+        let mut progress = 0;
+        let done = p.write(msg, &mut progress).unwrap();
+        p.publish();
+        done
+    }
+
+    fn recv(c: &mut Consumer) -> Option<Vec<u8>> {
+        let out = match c.next().unwrap()? {
+            Next::InPlace { offset, len } => {
+                let mut v = vec![0; len];
+                c.mapping().read_bytes(offset, &mut v);
+                v
+            }
+            Next::Assembled(v) => v,
+        };
+        c.release();
+        Some(out)
+    }
+
+    #[test]
+    fn messages_round_trip_in_order_across_many_wraps() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        for i in 0..10_000u32 {
+            let msg: Vec<u8> = (0..(i % 300)).map(|j| (i + j) as u8).collect();
+            assert!(send(&mut p, &msg));
+            assert_eq!(recv(&mut c).unwrap(), msg, "message {i}");
+        }
+        assert!(recv(&mut c).is_none());
+    }
+
+    #[test]
+    fn full_ring_refuses_then_accepts_after_release() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        let msg = [7u8; 100];
+        let mut sent = 0;
+        while send(&mut p, &msg) {
+            sent += 1;
+        }
+        assert_eq!(sent, 4096 / 112, "records of 8+104 bytes fill the ring exactly");
+        assert_eq!(recv(&mut c).unwrap(), msg);
+        assert!(send(&mut p, &msg), "a released record makes room");
+        let mut got = 0;
+        while recv(&mut c).is_some() {
+            got += 1;
+        }
+        assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn empty_message_is_a_message() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        assert!(send(&mut p, b""));
+        assert_eq!(recv(&mut c), Some(vec![]));
+        assert_eq!(recv(&mut c), None);
+    }
+
+    #[test]
+    fn oversized_messages_are_fragmented_and_reassembled() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i * 31) as u8).collect();
+        let mut progress = 0;
+        let mut out = None;
+        let mut rounds = 0;
+        while out.is_none() {
+            p.write(&big, &mut progress).unwrap();
+            p.publish();
+            while let Some(next) = c.next().unwrap() {
+                match next {
+                    Next::Assembled(v) => out = Some(v),
+                    Next::InPlace { .. } => panic!("a 100 kB message cannot be in place in a 4 kB ring"),
+                }
+            }
+            c.release();
+            rounds += 1;
+        }
+        assert_eq!(out.unwrap(), big);
+        assert!(rounds > 20, "the message must have needed many rounds, took {rounds}");
+        assert!(!p.in_message());
+        assert!(send(&mut p, b"after"));
+        assert_eq!(recv(&mut c).unwrap(), b"after");
+    }
+
+    #[test]
+    fn too_large_message_is_refused_by_consumer() {
+        let (mut p, mut c, _) = ring(1 << 16, 1000);
+        assert!(send(&mut p, &[1u8; 2000]));
+        assert!(matches!(c.next(), Err(Error::MessageTooLarge { size: 2000, limit: 1000 })));
+    }
+
+    #[test]
+    fn sleep_announcement_is_withdrawn_when_data_is_waiting() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        let mut progress = 0;
+        p.write(b"x", &mut progress).unwrap();
+        assert!(!p.publish(), "consumer awake: doorbell suppressed");
+        assert!(!c.prepare_sleep(), "data waiting: must not sleep");
+        progress = 0;
+        p.write(b"y", &mut progress).unwrap();
+        assert!(!p.publish(), "announcement withdrawn: still suppressed");
+    }
+
+    #[test]
+    fn publish_reports_a_sleeping_consumer_once() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        assert!(c.prepare_sleep());
+        let mut progress = 0;
+        p.write(b"a", &mut progress).unwrap();
+        assert!(p.publish(), "consumer asleep: ring");
+        progress = 0;
+        p.write(b"b", &mut progress).unwrap();
+        assert!(!p.publish(), "already rung for this sleep");
+    }
+
+    #[test]
+    fn producer_waiting_for_space_is_woken_by_release() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        while send(&mut p, &[0u8; 500]) {}
+        assert!(p.prepare_wait_for_space(p.space_needed(500)).unwrap());
+        recv(&mut c).unwrap();
+        // `recv` released: the consumer must have seen the flag; the next release owes nothing.
+        assert!(!c.release());
+        assert!(!p.prepare_wait_for_space(p.space_needed(500)).unwrap(), "space is free now");
+    }
+
+    #[test]
+    fn closed_ring_drains_then_reports_closed() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        send(&mut p, b"last");
+        p.close();
+        assert!(c.is_closed());
+        assert_eq!(recv(&mut c).unwrap(), b"last");
+        assert!(!c.prepare_sleep(), "a closed ring is never slept on");
+    }
+
+    // ---- a hostile producer: scribble over the shared header and records ----
+
+    const OFF_DATA: usize = HEADER_SIZE;
+
+    fn scribbled(f: impl FnOnce(&Mapping)) -> Error {
+        let (mut p, mut c, map) = ring(4096, 1 << 20);
+        send(&mut p, b"hello");
+        f(&map);
+        loop {
+            match c.next() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("corruption went unnoticed"),
+                Err(e) => {
+                    // Once failed, the consumer stays failed.
+                    assert!(c.next().is_err());
+                    return e;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn head_beyond_capacity_is_detected() {
+        let e = scribbled(|m| m.atomic_u64(OFF_HEAD).store(1 << 40, Ordering::Release));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn unaligned_head_is_detected() {
+        let e = scribbled(|m| m.atomic_u64(OFF_HEAD).store(13, Ordering::Release));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn record_length_past_published_data_is_detected() {
+        let e = scribbled(|m| m.write_u32(OFF_DATA, 4000));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn huge_record_length_is_detected() {
+        let e = scribbled(|m| m.write_u32(OFF_DATA, u32::MAX));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn unknown_flags_are_detected() {
+        let e = scribbled(|m| m.write_u32(OFF_DATA + 4, 0x80));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn stray_continuation_is_detected() {
+        let e = scribbled(|m| m.write_u32(OFF_DATA + 4, FLAG_CONT));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn bogus_padding_is_detected() {
+        let e = scribbled(|m| m.write_u32(OFF_DATA + 4, FLAG_PAD));
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn random_garbage_never_escapes_the_mapping() {
+        // A cheap xorshift keeps the test deterministic without a dependency.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let (mut p, mut c, map) = ring(4096, 1 << 16);
+            for i in 0..(rnd() % 20) {
+                send(&mut p, &vec![i as u8; (rnd() % 700) as usize]);
+            }
+            for _ in 0..(rnd() % 8) {
+                let off = (rnd() as usize % (region_size(4096) / 4)) * 4;
+                map.write_u32(off, rnd() as u32);
+            }
+            // Whatever the garbage, reading must end in data, emptiness or a clean error.
+            for _ in 0..100 {
+                match c.next() {
+                    Ok(Some(Next::InPlace { offset, len })) => assert!(offset + len <= map.len()),
+                    Ok(Some(Next::Assembled(v))) => assert!(v.len() <= 1 << 16),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn producer_detects_a_tail_moved_backwards_or_past_head() {
+        let (mut p, _c, map) = ring(4096, 1 << 20);
+        send(&mut p, b"abc");
+        map.atomic_u64(OFF_TAIL).store(4096 * 8, Ordering::Release);
+        let mut progress = 0;
+        assert!(matches!(p.write(b"x", &mut progress), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn bad_header_is_refused() {
+        let capacity = 4096;
+        let fd = create_sealed_memfd("test", region_size(capacity)).unwrap();
+        let m = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
+        assert!(matches!(Consumer::new(m.clone(), capacity, 10), Err(Error::InvalidShm(_))), "zero magic");
+        init_header(&m, capacity).unwrap();
+        assert!(matches!(Consumer::new(m.clone(), 8192, 10), Err(_)), "capacity mismatch");
+        m.write_u32(OFF_VERSION, 99);
+        assert!(matches!(Consumer::new(m, capacity, 10), Err(Error::InvalidShm(_))), "version");
+    }
+}
