@@ -1,1 +1,13 @@
+//! Node-API binding of `lapce_ai_transport`.
+//!
+//! Thin on purpose: each class here wraps one transport type, converts arguments, and adds the
+//! one thing Node needs that a Rust user does not: waking the JS event loop when a doorbell or a
+//! control socket becomes readable ([`wake`]). Protocol, handshake and policy live in TypeScript.
+#![deny(unsafe_op_in_unsafe_fn)]
 
+mod control;
+mod endpoint;
+mod error;
+mod fds;
+mod raw;
+mod wake;

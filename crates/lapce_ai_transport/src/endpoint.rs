@@ -168,6 +168,19 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The outgoing ring's mapping, for runtimes that write records themselves (the Node binding
+    /// does, to avoid a native call per message). Such a writer follows `docs/PROTOCOL.md` and
+    /// calls [`Endpoint::ring_peer`] when it finds the peer asleep; [`Endpoint::write`] must then
+    /// not be used on this endpoint.
+    pub fn tx_mapping(&self) -> &Arc<Mapping> {
+        self.tx.mapping()
+    }
+
+    /// Rings the peer's doorbell (for external writers that found the peer asleep).
+    pub fn ring_peer(&mut self) -> Result<()> {
+        self.notify(true)
+    }
+
     /// The mapping that in-place messages point into.
     pub fn rx_mapping(&self) -> &Arc<Mapping> {
         self.rx.mapping()

@@ -7,8 +7,8 @@
 //! | 0 | 4 | magic `LAIR` | creator |
 //! | 4 | 4 | layout version (1) | creator |
 //! | 8 | 4 | data capacity in bytes (power of two) | creator |
-//! | 64 | 8 | `head`: bytes ever published | producer |
-//! | 128 | 8 | `tail`: bytes ever released | consumer |
+//! | 64 | 4 | `head`: bytes ever published, mod 2^32 | producer |
+//! | 128 | 4 | `tail`: bytes ever released, mod 2^32 | consumer |
 //! | 192 | 4 | `consumer_sleeping` | consumer sets, producer clears |
 //! | 256 | 4 | `producer_waiting` (for space) | producer sets, consumer clears |
 //! | 320 | 4 | `closed` | producer |
@@ -20,8 +20,10 @@
 //! Messages larger than a quarter of the ring travel as fragments (`MORE` on all but the last,
 //! `CONT` on all but the first) and are reassembled by the consumer.
 //!
-//! Indices are free-running u64 byte counts, so `head - tail` is the fill level and no slot is
-//! wasted to tell full from empty.
+//! Indices are free-running u32 byte counts (wrapping), so `head - tail` (mod 2^32) is the fill
+//! level and no slot is wasted to tell full from empty; capacities up to 1 GiB keep that
+//! difference unambiguous. 32 bits rather than 64 so that JavaScript can read and publish
+//! them with `Atomics` on an `Int32Array`, without BigInt.
 
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -125,25 +127,25 @@ pub struct Producer {
     capacity: usize,
     /// Our own copy of `head`: the shared one is only ever written from here, never read back,
     /// so the peer cannot steer where we write.
-    head: u64,
+    head: u32,
     /// Last `tail` seen, to detect a peer moving it backwards.
-    tail: u64,
+    tail: u32,
     /// True between the first and last fragment of a message.
     in_message: bool,
-    published: u64,
+    published: u32,
 }
 
 impl Producer {
     /// Wraps the producer side of a ring whose header is valid. Starts from the shared indices,
-    /// which must be those of a fresh ring.
+    /// which must be equal (an empty ring); a fresh ring starts at 0.
     pub fn new(map: Arc<Mapping>, capacity: usize) -> Result<Self> {
         validate_header(&map, capacity)?;
-        let head = map.atomic_u64(OFF_HEAD).load(Ordering::Acquire);
-        let tail = map.atomic_u64(OFF_TAIL).load(Ordering::Acquire);
-        if head != 0 || tail != 0 {
-            return Err(Error::InvalidShm("ring is not fresh".into()));
+        let head = map.atomic_u32(OFF_HEAD).load(Ordering::Acquire);
+        let tail = map.atomic_u32(OFF_TAIL).load(Ordering::Acquire);
+        if head != tail || head % 8 != 0 {
+            return Err(Error::InvalidShm("ring is not empty".into()));
         }
-        Ok(Producer { map, capacity, head: 0, tail: 0, in_message: false, published: 0 })
+        Ok(Producer { map, capacity, head, tail, in_message: false, published: head })
     }
 
     /// Largest payload of one record.
@@ -153,10 +155,10 @@ impl Producer {
 
     /// Reads and checks the consumer's `tail`. Returns the free space.
     fn free(&mut self) -> Result<usize> {
-        let tail = self.map.atomic_u64(OFF_TAIL).load(Ordering::Acquire);
+        let tail = self.map.atomic_u32(OFF_TAIL).load(Ordering::Acquire);
         let advanced = tail.wrapping_sub(self.tail);
         let used = self.head.wrapping_sub(tail);
-        if tail % 8 != 0 || used > self.capacity as u64 || advanced > self.capacity as u64 {
+        if tail % 8 != 0 || used as usize > self.capacity || advanced as usize > self.capacity {
             return Err(Error::Corrupt(format!("tail {tail} is impossible with head {} (last tail {})", self.head, self.tail)));
         }
         self.tail = tail;
@@ -193,12 +195,12 @@ impl Producer {
             }
             if pad > 0 {
                 self.put_header(pos, (pad - RECORD_HEADER) as u32, FLAG_PAD);
-                self.head += pad as u64;
+                self.head = self.head.wrapping_add(pad as u32);
             }
             let pos = (self.head as usize) & (self.capacity - 1);
             self.put_header(pos, len as u32, flags);
             self.map.write_bytes(HEADER_SIZE + pos + RECORD_HEADER, &msg[*progress..*progress + len]);
-            self.head += record as u64;
+            self.head = self.head.wrapping_add(record as u32);
             free -= pad + record;
             *progress += len;
             self.in_message = flags & FLAG_MORE != 0;
@@ -221,7 +223,7 @@ impl Producer {
             return false;
         }
         self.published = self.head;
-        self.map.atomic_u64(OFF_HEAD).store(self.head, Ordering::Release);
+        self.map.atomic_u32(OFF_HEAD).store(self.head, Ordering::Release);
         // Pairs with the SeqCst store/load in `Consumer::prepare_sleep`: either the consumer sees
         // our new head before it sleeps, or we see its flag here. A wake-up cannot be lost.
         fence(Ordering::SeqCst);
@@ -261,6 +263,12 @@ impl Producer {
         flag.swap(0, Ordering::AcqRel) != 0
     }
 
+    /// The mapping we write into (for bindings whose runtime writes records itself, following
+    /// the same layout; this `Producer` must then not be used to write).
+    pub fn mapping(&self) -> &Arc<Mapping> {
+        &self.map
+    }
+
     /// Whether a message is half-written (some fragments in the ring, more to come).
     pub fn in_message(&self) -> bool {
         self.in_message
@@ -288,20 +296,24 @@ pub struct Consumer {
     map: Arc<Mapping>,
     capacity: usize,
     /// Bytes released back to the producer (our copy of the shared `tail`).
-    tail: u64,
-    /// Bytes looked at so far; `read..tail` are records handed out and not yet released.
-    read: u64,
+    tail: u32,
+    /// Bytes looked at so far; `tail..read` are records handed out and not yet released.
+    read: u32,
     assembling: Option<Vec<u8>>,
     max_message: usize,
     poisoned: bool,
 }
 
 impl Consumer {
-    /// Wraps the consumer side of a ring with a valid header. Messages larger than `max_message`
-    /// are refused with [`Error::MessageTooLarge`].
+    /// Wraps the consumer side of a ring with a valid header, starting from its `tail`.
+    /// Messages larger than `max_message` are refused with [`Error::MessageTooLarge`].
     pub fn new(map: Arc<Mapping>, capacity: usize, max_message: usize) -> Result<Self> {
         validate_header(&map, capacity)?;
-        Ok(Consumer { map, capacity, tail: 0, read: 0, assembling: None, max_message, poisoned: false })
+        let tail = map.atomic_u32(OFF_TAIL).load(Ordering::Acquire);
+        if tail % 8 != 0 {
+            return Err(Error::InvalidShm("ring tail is not aligned".into()));
+        }
+        Ok(Consumer { map, capacity, tail, read: tail, assembling: None, max_message, poisoned: false })
     }
 
     fn corrupt(&mut self, what: String) -> Error {
@@ -319,9 +331,9 @@ impl Consumer {
             return Err(Error::Corrupt("ring already failed".into()));
         }
         loop {
-            let head = self.map.atomic_u64(OFF_HEAD).load(Ordering::Acquire);
+            let head = self.map.atomic_u32(OFF_HEAD).load(Ordering::Acquire);
             let avail = head.wrapping_sub(self.read);
-            if head % 8 != 0 || head.wrapping_sub(self.tail) > self.capacity as u64 || avail > self.capacity as u64 {
+            if head % 8 != 0 || head.wrapping_sub(self.tail) as usize > self.capacity || avail as usize > self.capacity {
                 return Err(self.corrupt(format!("head {head} is impossible with tail {}", self.tail)));
             }
             if avail == 0 {
@@ -339,7 +351,7 @@ impl Consumer {
                 if flags != FLAG_PAD || len != pad - RECORD_HEADER || pad > avail {
                     return Err(self.corrupt(format!("bad padding record at {pos}")));
                 }
-                self.read += pad as u64;
+                self.read = self.read.wrapping_add(pad as u32);
                 continue;
             }
             let record = RECORD_HEADER + align8(len);
@@ -347,7 +359,7 @@ impl Consumer {
                 return Err(self.corrupt(format!("record of {len} bytes at {pos} does not fit ({avail} published)")));
             }
             let payload = HEADER_SIZE + pos + RECORD_HEADER;
-            self.read += record as u64;
+            self.read = self.read.wrapping_add(record as u32);
             let (more, cont) = (flags & FLAG_MORE != 0, flags & FLAG_CONT != 0);
             if cont != self.assembling.is_some() {
                 return Err(self.corrupt(format!("fragment out of sequence at {pos}")));
@@ -381,7 +393,7 @@ impl Consumer {
             return false;
         }
         self.tail = self.read;
-        self.map.atomic_u64(OFF_TAIL).store(self.tail, Ordering::Release);
+        self.map.atomic_u32(OFF_TAIL).store(self.tail, Ordering::Release);
         // Pairs with `Producer::prepare_wait_for_space`, like `publish` with `prepare_sleep`.
         fence(Ordering::SeqCst);
         let flag = self.map.atomic_u32(OFF_PRODUCER_WAITING);
@@ -393,7 +405,7 @@ impl Consumer {
     pub fn prepare_sleep(&mut self) -> bool {
         let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
         flag.store(1, Ordering::SeqCst);
-        let head = self.map.atomic_u64(OFF_HEAD).load(Ordering::SeqCst);
+        let head = self.map.atomic_u32(OFF_HEAD).load(Ordering::SeqCst);
         if head != self.read || self.is_closed() {
             flag.store(0, Ordering::Relaxed);
             return false;
@@ -413,7 +425,7 @@ impl Consumer {
 
     /// Whether the producer published records we have not read yet.
     pub fn has_pending(&self) -> bool {
-        self.map.atomic_u64(OFF_HEAD).load(Ordering::Acquire) != self.read
+        self.map.atomic_u32(OFF_HEAD).load(Ordering::Acquire) != self.read
     }
 
     /// The mapping the in-place offsets refer to.
@@ -465,6 +477,24 @@ mod tests {
             assert_eq!(recv(&mut c).unwrap(), msg, "message {i}");
         }
         assert!(recv(&mut c).is_none());
+    }
+
+    #[test]
+    fn indices_wrap_around_u32() {
+        let capacity = 4096;
+        let fd = create_sealed_memfd("test", region_size(capacity)).unwrap();
+        let a = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
+        init_header(&a, capacity).unwrap();
+        let start = u32::MAX - 8 * 100 + 1;
+        a.atomic_u32(OFF_HEAD).store(start, Ordering::Relaxed);
+        a.atomic_u32(OFF_TAIL).store(start, Ordering::Relaxed);
+        let (mut p, mut c) = (Producer::new(a.clone(), capacity).unwrap(), Consumer::new(a.clone(), capacity, 1 << 20).unwrap());
+        for i in 0..1000u32 {
+            let msg = vec![i as u8; (i % 200) as usize];
+            assert!(send(&mut p, &msg));
+            assert_eq!(recv(&mut c).unwrap(), msg);
+        }
+        assert!(a.atomic_u32(OFF_HEAD).load(Ordering::Relaxed) < start, "head must have wrapped past 2^32");
     }
 
     #[test]
@@ -594,13 +624,13 @@ mod tests {
 
     #[test]
     fn head_beyond_capacity_is_detected() {
-        let e = scribbled(|m| m.atomic_u64(OFF_HEAD).store(1 << 40, Ordering::Release));
+        let e = scribbled(|m| m.atomic_u32(OFF_HEAD).store(1 << 30, Ordering::Release));
         assert!(matches!(e, Error::Corrupt(_)), "{e}");
     }
 
     #[test]
     fn unaligned_head_is_detected() {
-        let e = scribbled(|m| m.atomic_u64(OFF_HEAD).store(13, Ordering::Release));
+        let e = scribbled(|m| m.atomic_u32(OFF_HEAD).store(13, Ordering::Release));
         assert!(matches!(e, Error::Corrupt(_)), "{e}");
     }
 
@@ -668,7 +698,7 @@ mod tests {
     fn producer_detects_a_tail_moved_backwards_or_past_head() {
         let (mut p, _c, map) = ring(4096, 1 << 20);
         send(&mut p, b"abc");
-        map.atomic_u64(OFF_TAIL).store(4096 * 8, Ordering::Release);
+        map.atomic_u32(OFF_TAIL).store(4096 * 8, Ordering::Release);
         let mut progress = 0;
         assert!(matches!(p.write(b"x", &mut progress), Err(Error::Corrupt(_))));
     }

@@ -1,0 +1,179 @@
+//! `NativeListener` and `NativeControlStream`: the control socket, non-blocking, with the event
+//! loop told of readability by a [`Waker`].
+
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use lapce_ai_transport::{ControlListener, ControlStream};
+use napi::bindgen_prelude::{Function, Uint8ArraySlice};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::error::{invalid, js_err, Result};
+use crate::fds::NativeFds;
+use crate::wake::Waker;
+
+/// Credentials of the peer process (`SO_PEERCRED`).
+#[napi(object)]
+pub struct PeerCredentials {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A listening control socket.
+#[napi]
+pub struct NativeListener {
+    inner: Option<ControlListener>,
+    waker: Option<Waker>,
+}
+
+#[napi]
+impl NativeListener {
+    /// Binds `path` owner-only (0600). Replaces a dead server's socket file; refuses a live one
+    /// with code `ADDRESS_IN_USE`.
+    #[napi(factory)]
+    pub fn bind(path: String) -> Result<Self> {
+        let l = ControlListener::bind(Path::new(&path)).map_err(js_err)?;
+        Ok(NativeListener { inner: Some(l), waker: None })
+    }
+
+    /// Accepts one waiting connection, or returns null.
+    #[napi]
+    pub fn accept(&self) -> Result<Option<NativeControlStream>> {
+        let l = self.inner.as_ref().ok_or_else(|| invalid("listener closed"))?;
+        Ok(l.accept().map_err(js_err)?.map(|s| NativeControlStream { inner: Some(s), waker: None, received_fds: Vec::new() }))
+    }
+
+    /// Calls `callback` from the event loop whenever a connection is waiting.
+    #[napi]
+    pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>) -> Result<()> {
+        self.waker = None;
+        let fd = self.inner.as_ref().ok_or_else(|| invalid("listener closed"))?.raw_fd();
+        self.waker = Some(Waker::start(&env, "uv", fd, None, callback, "listener")?);
+        Ok(())
+    }
+
+    /// Stops listening; with `unlink`, removes the socket file if it is still ours.
+    #[napi]
+    pub fn close(&mut self, unlink: bool) {
+        self.waker = None;
+        if let Some(l) = self.inner.take() {
+            if unlink {
+                l.unlink();
+            }
+        }
+    }
+}
+
+/// A connected control socket.
+#[napi]
+pub struct NativeControlStream {
+    inner: Option<ControlStream>,
+    waker: Option<Waker>,
+    received_fds: Vec<OwnedFd>,
+}
+
+impl NativeControlStream {
+    fn stream(&self) -> Result<&ControlStream> {
+        self.inner.as_ref().ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "control socket closed".to_string()))
+    }
+}
+
+#[napi]
+impl NativeControlStream {
+    /// Connects to a listening control socket.
+    #[napi(factory)]
+    pub fn connect(path: String) -> Result<Self> {
+        let s = ControlStream::connect(Path::new(&path)).map_err(js_err)?;
+        Ok(NativeControlStream { inner: Some(s), waker: None, received_fds: Vec::new() })
+    }
+
+    /// Adopts an inherited fd that is a connected Unix stream socket.
+    #[napi(factory)]
+    pub fn from_fd(fd: i32) -> Result<Self> {
+        if fd < 0 {
+            return Err(invalid("negative fd"));
+        }
+        // SAFETY: the caller hands over an fd it owns (inherited, e.g. stdio[3]) and promises not
+        // to use it again.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(NativeControlStream { inner: Some(ControlStream::from_fd(owned).map_err(js_err)?), waker: None, received_fds: Vec::new() })
+    }
+
+    /// The raw fd (for handing to a child process's stdio).
+    #[napi(getter)]
+    pub fn fd(&self) -> Result<i32> {
+        Ok(self.stream()?.raw_fd())
+    }
+
+    /// The peer's pid, uid and gid, as the kernel recorded them at connect time.
+    #[napi]
+    pub fn peer_credentials(&self) -> Result<PeerCredentials> {
+        let c = self.stream()?.peer_cred().map_err(js_err)?;
+        Ok(PeerCredentials { pid: c.pid, uid: c.uid, gid: c.gid })
+    }
+
+    /// Sends bytes, with the fds of `fds` (which keeps them) attached to the first byte.
+    /// Returns how many bytes went out (fewer when the socket buffer is full).
+    #[napi]
+    pub fn send(&self, data: &[u8], fds: Option<&NativeFds>) -> Result<u32> {
+        let borrowed: Vec<BorrowedFd<'_>> = fds.map(|f| f.fds.iter().map(|fd| fd.as_fd()).collect()).unwrap_or_default();
+        Ok(self.stream()?.send(data, &borrowed).map_err(js_err)? as u32)
+    }
+
+    /// Reads into `buf` and returns the byte count: -1 when nothing is waiting, 0 when the peer
+    /// closed. Fds that arrived with the bytes wait in `takeFds()`.
+    #[napi]
+    pub fn recv(&mut self, mut buf: Uint8ArraySlice<'_>) -> Result<i32> {
+        let buf = crate::raw::u8_slice_mut(&mut buf);
+        let Some(r) = self.stream()?.recv(buf).map_err(js_err)? else { return Ok(-1) };
+        self.received_fds.extend(r.fds);
+        Ok(r.bytes as i32)
+    }
+
+    /// Fds received so far and not yet taken, or null.
+    #[napi]
+    pub fn take_fds(&mut self) -> Option<NativeFds> {
+        if self.received_fds.is_empty() {
+            None
+        } else {
+            Some(NativeFds { fds: std::mem::take(&mut self.received_fds) })
+        }
+    }
+
+    /// Calls `callback` from the event loop whenever the socket is readable or hung up.
+    #[napi]
+    pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>) -> Result<()> {
+        self.waker = None;
+        let fd = self.stream()?.raw_fd();
+        self.waker = Some(Waker::start(&env, "uv", fd, None, callback, "control")?);
+        Ok(())
+    }
+
+    /// Whether the watch keeps the process alive (default true).
+    #[napi]
+    pub fn set_ref(&self, keep_alive: bool) {
+        if let Some(w) = &self.waker {
+            w.set_ref(keep_alive);
+        }
+    }
+
+    /// Shuts the connection down (the peer sees EOF) and closes the fd and any fds received and
+    /// not taken. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        self.waker = None;
+        self.received_fds.clear();
+        if let Some(s) = self.inner.take() {
+            s.shutdown();
+        }
+    }
+}
+
+/// A connected pair of control sockets (for tests and for handing one end to a child).
+#[napi]
+pub fn control_socket_pair() -> Result<Vec<NativeControlStream>> {
+    let (a, b) = ControlStream::pair().map_err(js_err)?;
+    Ok(vec![NativeControlStream { inner: Some(a), waker: None, received_fds: Vec::new() }, NativeControlStream { inner: Some(b), waker: None, received_fds: Vec::new() }])
+}

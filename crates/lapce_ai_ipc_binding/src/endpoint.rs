@@ -1,0 +1,283 @@
+//! `NativeEndpoint`: one side of a shared-memory channel, as seen from JS.
+//!
+//! The hot path is shaped by Node-API costs measured on the reference machine (an empty call is
+//! about 12 ns, making a native Buffer about 2 µs, a JS view of an existing ArrayBuffer 21 ns):
+//! * receiving: one `poll()` call fills an `Int32Array` with (offset, length) pairs of many
+//!   messages, and JS reads them in place through views of a single external ArrayBuffer over
+//!   the ring, made once per mapping;
+//! * sending: `write()` takes the caller's bytes as a borrowed slice (no reference, no copy
+//!   until the one into the ring).
+
+use std::os::fd::AsFd;
+
+use lapce_ai_transport::{ChannelFds, Endpoint, Next, Side};
+use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::error::{invalid, js_err, Result};
+use crate::fds::NativeFds;
+use crate::raw::{detach_arraybuffer, external_arraybuffer, i32_slice_mut, JsRef, RawValue};
+use crate::wake::Waker;
+
+/// Counters of one endpoint (all monotonic).
+#[napi(object)]
+pub struct NativeEndpointStats {
+    pub messages_sent: f64,
+    pub bytes_sent: f64,
+    pub messages_received: f64,
+    pub bytes_received: f64,
+    pub doorbells_rung: f64,
+    pub doorbells_suppressed: f64,
+    pub ring_full: f64,
+}
+
+/// One side of an open channel. See `src/transport/channel.ts` for the JS class built on it.
+#[napi]
+pub struct NativeEndpoint {
+    inner: Option<Endpoint>,
+    assembled: std::collections::VecDeque<Vec<u8>>,
+    rx_buffer: Option<JsRef>,
+    tx_buffer: Option<JsRef>,
+    waker: Option<Waker>,
+    zero_copy: bool,
+}
+
+impl NativeEndpoint {
+    fn ep(&mut self) -> Result<&mut Endpoint> {
+        self.inner.as_mut().ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "channel closed".to_string()))
+    }
+}
+
+impl NativeEndpoint {
+    fn wrap_once(env: &Env, slot: &mut Option<JsRef>, zero_copy: &mut bool, mapping: &std::sync::Arc<lapce_ai_transport::shm::Mapping>) -> Result<Option<RawValue>> {
+        if let Some(r) = slot {
+            return Ok(Some(RawValue(r.value()?)));
+        }
+        if !*zero_copy {
+            return Ok(None);
+        }
+        match external_arraybuffer(env, mapping)? {
+            Some(v) => {
+                *slot = Some(JsRef::new(env.raw(), v)?);
+                Ok(Some(RawValue(v)))
+            }
+            None => {
+                *zero_copy = false;
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[napi]
+impl NativeEndpoint {
+    /// Opens one side of a channel from its four fds (taken from `fds`, which is left empty).
+    /// `side`: 0 for the server (creator), 1 for the client. `zeroCopy: false` forces the copying
+    /// receive path that runtimes without external buffers use.
+    #[napi(constructor)]
+    pub fn new(fds: &mut NativeFds, side: u32, capacity: u32, max_message: u32, zero_copy: Option<bool>) -> Result<Self> {
+        let side = match side {
+            0 => Side::Server,
+            1 => Side::Client,
+            _ => return Err(invalid("side must be 0 (server) or 1 (client)")),
+        };
+        let fds = ChannelFds::from_vec(fds.take()).map_err(js_err)?;
+        let ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
+        Ok(NativeEndpoint { inner: Some(ep), assembled: Default::default(), rx_buffer: None, tx_buffer: None, waker: None, zero_copy: zero_copy.unwrap_or(true) })
+    }
+
+    /// The incoming ring's whole region (header and records) as one ArrayBuffer, made once;
+    /// offsets from `poll()` index into it. `null` when the runtime refuses external buffers
+    /// (or zero copy is off): use `readCopy()` then.
+    #[napi(ts_return_type = "ArrayBuffer | null")]
+    pub fn rx_buffer(&mut self, env: Env) -> Result<Option<RawValue>> {
+        let mapping = self.ep()?.rx_mapping().clone();
+        Self::wrap_once(&env, &mut self.rx_buffer, &mut self.zero_copy, &mapping)
+    }
+
+    /// The outgoing ring's whole region as one ArrayBuffer, for JS to write records into (see
+    /// `docs/PROTOCOL.md`). `null` without external buffers: use `write()` then. Once JS writes
+    /// records itself, `write()` must not be used on this endpoint.
+    #[napi(ts_return_type = "ArrayBuffer | null")]
+    pub fn tx_buffer(&mut self, env: Env) -> Result<Option<RawValue>> {
+        let mapping = self.ep()?.tx_mapping().clone();
+        Self::wrap_once(&env, &mut self.tx_buffer, &mut self.zero_copy, &mapping)
+    }
+
+    /// Rings the peer's doorbell: a JS writer found the peer asleep after publishing.
+    #[napi]
+    pub fn ring_peer(&mut self) -> Result<()> {
+        self.ep()?.ring_peer().map_err(js_err)
+    }
+
+    /// Writes `data[progress..]` as far as the ring has room and returns the new progress;
+    /// the message is complete when that equals `data.length`. Never blocks, never drops.
+    #[napi]
+    pub fn write(&mut self, data: &[u8], progress: u32) -> Result<u32> {
+        let mut p = progress as usize;
+        self.ep()?.write(data, &mut p).map_err(js_err)?;
+        Ok(p as u32)
+    }
+
+    /// Releases every message returned by the previous `poll()`, then fills `out` with
+    /// (offset, length) pairs of waiting messages and returns how many. An offset of -1 marks a
+    /// message that arrived in fragments: take it with `takeAssembled()`. In-place messages stay
+    /// valid until the next `poll()` or `release()`. (Releasing here saves a native call per
+    /// batch; call `release()` before going idle.)
+    #[napi]
+    pub fn poll(&mut self, mut out: Int32ArraySlice<'_>) -> Result<u32> {
+        let out = i32_slice_mut(&mut out);
+        if !self.zero_copy {
+            return Err(invalid("poll() needs zero copy; use readCopy()"));
+        }
+        self.ep()?.release().map_err(js_err)?;
+        let slots = out.len() / 2;
+        let mut n = 0;
+        while n < slots {
+            let Some(next) = self.inner.as_mut().ok_or_else(|| invalid("closed"))?.next().map_err(js_err)? else { break };
+            match next {
+                Next::InPlace { offset, len } => {
+                    out[2 * n] = offset as i32;
+                    out[2 * n + 1] = len as i32;
+                }
+                Next::Assembled(v) => {
+                    out[2 * n] = -1;
+                    out[2 * n + 1] = v.len() as i32;
+                    self.assembled.push_back(v);
+                }
+            }
+            n += 1;
+        }
+        Ok(n as u32)
+    }
+
+    /// The oldest message reassembled from fragments, as a Buffer the caller owns.
+    #[napi]
+    pub fn take_assembled(&mut self) -> Result<Buffer> {
+        self.assembled.pop_front().map(Buffer::from).ok_or_else(|| invalid("no assembled message waiting"))
+    }
+
+    /// The next message copied into a new Buffer (and released), or null. The receive path
+    /// for runtimes without external buffers.
+    #[napi]
+    pub fn read_copy(&mut self) -> Result<Option<Buffer>> {
+        let ep = self.ep()?;
+        let Some(next) = ep.next().map_err(js_err)? else {
+            ep.release().map_err(js_err)?;
+            return Ok(None);
+        };
+        let out = match next {
+            Next::InPlace { offset, len } => {
+                let mut v = vec![0; len];
+                ep.rx_mapping().read_bytes(offset, &mut v);
+                v
+            }
+            Next::Assembled(v) => v,
+        };
+        ep.release().map_err(js_err)?;
+        Ok(Some(out.into()))
+    }
+
+    /// Gives every message returned so far back to the peer (and wakes it if it waits for space).
+    #[napi]
+    pub fn release(&mut self) -> Result<()> {
+        self.ep()?.release().map_err(js_err)
+    }
+
+    /// Announces sleep. `wantSpace`: bytes we wait to be free in the outgoing ring (0 if none).
+    /// False means there is already work: do not sleep.
+    #[napi]
+    pub fn prepare_sleep(&mut self, want_space: u32) -> Result<bool> {
+        self.ep()?.prepare_sleep(want_space as usize).map_err(js_err)
+    }
+
+    /// Resets the doorbell and withdraws the sleep announcement after a wake-up.
+    #[napi]
+    pub fn woke(&mut self) -> Result<()> {
+        self.ep()?.woke().map_err(js_err)
+    }
+
+    /// Free space the next fragment of a message with `remaining` bytes to go needs.
+    #[napi]
+    pub fn space_needed(&mut self, remaining: u32) -> Result<u32> {
+        Ok(self.ep()?.space_needed(remaining as usize) as u32)
+    }
+
+    /// Whether the peer closed its side (meaningful once `poll()` finds nothing).
+    #[napi]
+    pub fn peer_closed(&mut self) -> Result<bool> {
+        Ok(self.ep()?.peer_closed())
+    }
+
+    /// Whether a message is waiting.
+    #[napi]
+    pub fn has_pending(&mut self) -> Result<bool> {
+        Ok(self.ep()?.has_pending())
+    }
+
+    /// Calls `callback` from the event loop whenever this side's doorbell rings.
+    /// `mode`: "uv" (default, `uv_poll`) or "thread" (blocked thread + threadsafe function).
+    #[napi]
+    pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>, mode: Option<String>) -> Result<()> {
+        self.unwatch();
+        let ep = self.ep()?;
+        let bell = ep.own_doorbell();
+        let fd = bell.raw_fd();
+        let dup = rustix::io::dup(bell.as_fd()).map_err(|e| invalid(e.to_string()))?;
+        let mode = mode.as_deref().unwrap_or("uv");
+        self.waker = Some(Waker::start(&env, mode, fd, Some(dup), callback, "doorbell")?);
+        Ok(())
+    }
+
+    /// Whether the doorbell watch keeps the process alive (default true).
+    #[napi]
+    pub fn set_ref(&self, keep_alive: bool) {
+        if let Some(w) = &self.waker {
+            w.set_ref(keep_alive);
+        }
+    }
+
+    /// Stops the doorbell watch.
+    #[napi]
+    pub fn unwatch(&mut self) {
+        self.waker = None;
+    }
+
+    /// Counters so far.
+    #[napi]
+    pub fn stats(&self) -> NativeEndpointStats {
+        let s = self.inner.as_ref().map(|e| e.stats()).unwrap_or_default();
+        NativeEndpointStats {
+            messages_sent: s.messages_sent as f64,
+            bytes_sent: s.bytes_sent as f64,
+            messages_received: s.messages_received as f64,
+            bytes_received: s.bytes_received as f64,
+            doorbells_rung: s.doorbells_rung as f64,
+            doorbells_suppressed: s.doorbells_suppressed as f64,
+            ring_full: s.ring_full as f64,
+        }
+    }
+
+    /// Closes this side: the peer sees end-of-stream, the doorbell fds are closed, and the
+    /// ring ArrayBuffers are detached so no stale view can touch ring memory. Idempotent.
+    #[napi]
+    pub fn close(&mut self, env: Env) {
+        self.unwatch();
+        if let Some(mut ep) = self.inner.take() {
+            let _ = ep.close();
+        }
+        for r in [self.rx_buffer.take(), self.tx_buffer.take()].into_iter().flatten() {
+            if let Ok(v) = r.value() {
+                detach_arraybuffer(env.raw(), v);
+            }
+        }
+        self.assembled.clear();
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+}

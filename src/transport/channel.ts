@@ -1,0 +1,457 @@
+/**
+ * A {@link Channel} is one side of an open shared-memory connection: a ring each way and a
+ * doorbell, built from the fds a handshake passed (or {@link channelPair} in one process).
+ *
+ * Data path: `send()` writes the record into the outgoing ring from JS ({@link RingWriter});
+ * the peer's scheduler finds it on its next loop turn or is woken by its doorbell; it reads
+ * records in place through a view of the ring ({@link Channel.onMessage}) and releases them.
+ * @packageDocumentation
+ */
+import native = require('../native');
+import type { NativeEndpoint, NativeEndpointStats, NativeFds } from '../../index';
+import { fromNative, IpcError } from '../errors';
+import { activate, deactivate, IdleMode, Pollable, spinWindowMs } from './idle';
+import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
+import { RingWriter } from './ring-writer';
+
+/** Options of a channel. */
+export interface ChannelOptions {
+  /** Ring capacity per direction in bytes: a power of two, 4 KiB to 1 GiB. Default 1 MiB. */
+  capacity?: number;
+  /** Largest message accepted from the peer, in bytes. Default 64 MiB. */
+  maxMessage?: number;
+  /** When to poll and when to sleep; see {@link IdleMode}. Default `adaptive`. */
+  idle?: IdleMode;
+  /** Polling window of `adaptive` mode in µs. Default 200. */
+  spinMicros?: number;
+  /**
+   * How a sleeping side is woken: `uv` (libuv `uv_poll` on the doorbell, default) or `thread`
+   * (a blocked thread and a threadsafe function; slower, kept for measurement and as fallback).
+   */
+  wake?: 'uv' | 'thread';
+  /**
+   * Read and write the rings through views of the mapping (default). Runtimes that refuse
+   * external buffers (a V8 sandbox, as in Electron) fall back to copying automatically;
+   * `false` forces that path.
+   */
+  zeroCopy?: boolean;
+  /** Messages buffered for an async iterator before reading pauses (backpressure). Default 1024. */
+  highWaterMark?: number;
+}
+
+/** Resolved defaults. */
+export const DEFAULT_CAPACITY = 1 << 20;
+export const DEFAULT_MAX_MESSAGE = 64 << 20;
+
+/** Called with each message. In zero-copy mode `msg` is a view into the ring that is valid only
+ * until the handler returns: copy it (`msg.slice()`) to keep it. */
+export type MessageHandler = (msg: Uint8Array) => void;
+
+/** Counters of a channel (monotonic). */
+export interface ChannelStats {
+  messagesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  bytesReceived: number;
+  /** Doorbells rung because the peer slept. */
+  doorbellsRung: number;
+  /** Publishes that needed no doorbell because the peer was awake. */
+  doorbellsSuppressed: number;
+  /** Sends that found the ring full and had to wait. */
+  ringFullWaits: number;
+  /** Times this side was woken by its doorbell. */
+  wakeups: number;
+}
+
+interface PendingSend {
+  data: Uint8Array;
+  progress: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const BATCH = 256;
+
+/** One side of a shared-memory channel. */
+export class Channel implements Pollable {
+  /** Handler for incoming messages; see {@link MessageHandler}. */
+  private handler: MessageHandler | null = null;
+  private readonly ep: NativeEndpoint;
+  private readonly writer: RingWriter | null;
+  private readonly rx: ArrayBuffer | null;
+  private readonly rxCtl: Int32Array | null;
+  private readonly desc = new Int32Array(2 * BATCH);
+  private readonly queue: PendingSend[] = [];
+  private lastHead = -1;
+  private unreleased = false;
+  private isClosed = false;
+  private closeError: IpcError | undefined;
+  private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
+  private readonly iterBuffer: Uint8Array[] = [];
+  private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
+  private iterating = false;
+  private readonly highWaterMark: number;
+  private readonly counters = { messagesSent: 0, bytesSent: 0, doorbellsRung: 0, doorbellsSuppressed: 0, ringFullWaits: 0, wakeups: 0 };
+  /** @internal */ lastWork = 0;
+  /** @internal */ active = false;
+  /** @internal */ readonly spinMs: number;
+  /** Ring capacity per direction. */
+  readonly capacity: number;
+
+  /**
+   * Opens this side from the channel's four fds (taken from `fds`).
+   * @param side `server` for the side that created the fds, `client` for the one that received them.
+   */
+  constructor(fds: NativeFds, side: 'server' | 'client', options: ChannelOptions = {}) {
+    this.capacity = options.capacity ?? DEFAULT_CAPACITY;
+    this.spinMs = spinWindowMs(options.idle ?? 'adaptive', options.spinMicros);
+    this.highWaterMark = options.highWaterMark ?? 1024;
+    try {
+      this.ep = new native.NativeEndpoint(fds, side === 'server' ? 0 : 1, this.capacity, options.maxMessage ?? DEFAULT_MAX_MESSAGE, options.zeroCopy ?? true);
+    } catch (e) {
+      fds.close();
+      throw fromNative(e);
+    }
+    const rx = this.ep.rxBuffer();
+    const tx = rx ? this.ep.txBuffer() : null;
+    this.rx = rx && tx ? rx : null;
+    this.rxCtl = this.rx ? new Int32Array(this.rx, 0, HEADER_SIZE / 4) : null;
+    this.writer = this.rx && tx ? new RingWriter(tx, this.capacity) : null;
+    this.ep.watch(() => this.onWake(), options.wake ?? 'uv');
+    // Messages may already be waiting; look once.
+    activate(this);
+  }
+
+  /** Whether messages are read in place (false: the copying fallback is in use). */
+  get zeroCopy(): boolean {
+    return this.writer !== null;
+  }
+
+  /** Whether the channel is closed. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /**
+   * Sets the message handler (replacing any). Reading starts once a handler or an iterator is
+   * attached; until then messages wait in the ring, and the peer waits when it is full.
+   */
+  onMessage(handler: MessageHandler | null): void {
+    this.handler = handler;
+    if (handler && !this.isClosed) activate(this);
+  }
+
+  /** Registers a callback for when the channel closes (`err` set when it failed). */
+  onClose(cb: (err?: IpcError) => void): void {
+    if (this.isClosed) queueMicrotask(() => cb(this.closeError));
+    else this.closeHandlers.push(cb);
+  }
+
+  /**
+   * Sends one message. Resolves once it is in the ring (not when the peer has read it).
+   * When the ring is full the message waits, in order, and the promise resolves later: nothing
+   * is dropped and nothing else is buffered. `data` must not be modified until then.
+   * Messages larger than the ring travel in fragments and arrive whole.
+   */
+  send(data: Uint8Array): Promise<void> {
+    if (this.isClosed) return Promise.reject(this.closedError());
+    if (this.queue.length === 0) {
+      let progress: number;
+      try {
+        progress = this.writeNow(data, 0);
+      } catch (e) {
+        return Promise.reject(this.fail(e));
+      }
+      if (progress === data.length) {
+        this.counters.messagesSent++;
+        this.counters.bytesSent += data.length;
+        return RESOLVED;
+      }
+      this.counters.ringFullWaits++;
+      return this.enqueue(data, progress);
+    }
+    return this.enqueue(data, 0);
+  }
+
+  /**
+   * Sends `data` only if the whole message fits in the ring now and nothing is queued before
+   * it; returns whether it was sent. Never waits and never allocates.
+   */
+  trySend(data: Uint8Array): boolean {
+    if (this.isClosed) throw this.closedError();
+    if (this.queue.length > 0 || data.length > this.capacity / 4 - 8) return false;
+    if (this.writer) {
+      if (!this.writer.hasSpace(this.writer.spaceNeeded(data.length))) return false;
+    }
+    const progress = this.writeNow(data, 0);
+    if (progress !== data.length) throw new IpcError('PROTOCOL_ERROR', 'ring accepted part of a message that fit');
+    this.counters.messagesSent++;
+    this.counters.bytesSent += data.length;
+    return true;
+  }
+
+  private enqueue(data: Uint8Array, progress: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ data, progress, resolve, reject });
+      if (this.queue.length === 1) this.flushQueue();
+      activate(this);
+    });
+  }
+
+  /** Writes and publishes; returns the new progress. */
+  private writeNow(data: Uint8Array, progress: number): number {
+    const w = this.writer;
+    if (!w) return this.ep.write(data, progress);
+    const p = w.write(data, progress);
+    if (w.publish()) {
+      this.counters.doorbellsRung++;
+      this.ep.ringPeer();
+    } else if (p !== progress || data.length === 0) {
+      this.counters.doorbellsSuppressed++;
+    }
+    return p;
+  }
+
+  /**
+   * Writes queued messages in order as far as the ring allows. When it fills up, announces at
+   * once that we wait for space, so the reader releases as soon as it has read, instead of
+   * when it next goes idle.
+   */
+  private flushQueue(): boolean {
+    let progressed = false;
+    while (this.queue.length > 0) {
+      const item = this.queue[0];
+      const p = this.writeNow(item.data, item.progress);
+      if (p !== item.progress) progressed = true;
+      item.progress = p;
+      if (p < item.data.length) {
+        const w = this.writer;
+        // Space appeared between the write and the announcement: write again.
+        if (w && !w.prepareWaitForSpace(w.spaceNeeded(item.data.length - p))) continue;
+        break;
+      }
+      this.queue.shift();
+      this.counters.messagesSent++;
+      this.counters.bytesSent += item.data.length;
+      item.resolve();
+    }
+    return progressed;
+  }
+
+  private get reading(): boolean {
+    return this.handler !== null || (this.iterating && this.iterBuffer.length < this.highWaterMark);
+  }
+
+  private deliver(msg: Uint8Array, inPlace: boolean): void {
+    if (this.handler) {
+      this.handler(msg);
+      return;
+    }
+    const owned = inPlace ? msg.slice() : msg;
+    if (this.iterWaiter) {
+      const w = this.iterWaiter;
+      this.iterWaiter = null;
+      w.resolve({ value: owned, done: false });
+    } else {
+      this.iterBuffer.push(owned);
+    }
+  }
+
+  /** @internal Does the work that is waiting; called by the scheduler. */
+  step(): boolean {
+    if (this.isClosed) return false;
+    try {
+      let work = this.queue.length > 0 && this.flushQueue();
+      if (this.reading) {
+        if (this.rxCtl) {
+          const head = Atomics.load(this.rxCtl, OFF_HEAD / 4);
+          if (head !== this.lastHead) {
+            this.drainInPlace(head);
+            work = true;
+          } else if (this.unreleased && Atomics.load(this.rxCtl, OFF_PRODUCER_WAITING / 4) !== 0) {
+            // The writer waits for the space of what we already read.
+            this.ep.release();
+            this.unreleased = false;
+          } else if (Atomics.load(this.rxCtl, OFF_CLOSED / 4) !== 0) {
+            this.close();
+          }
+        } else {
+          let msg: Buffer | null;
+          while (!this.isClosed && this.reading && (msg = this.ep.readCopy()) !== null) {
+            this.deliver(msg, false);
+            work = true;
+          }
+        }
+      }
+      return work;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+  }
+
+  private drainInPlace(head: number): void {
+    const rx = this.rx as ArrayBuffer;
+    for (;;) {
+      const n = this.ep.poll(this.desc);
+      // Even with n = 0 the poll may have consumed fragments of a large message.
+      this.unreleased = true;
+      for (let i = 0; i < n; i++) {
+        const off = this.desc[2 * i];
+        const msg = off >= 0 ? new Uint8Array(rx, off, this.desc[2 * i + 1]) : this.ep.takeAssembled();
+        this.deliver(msg, off >= 0);
+        if (this.isClosed) return;
+      }
+      if (n < BATCH || !this.reading) {
+        // Everything up to `head` (read before polling) has been seen.
+        if (n < BATCH) this.lastHead = head;
+        else this.lastHead = -1;
+        return;
+      }
+      head = Atomics.load(this.rxCtl as Int32Array, OFF_HEAD / 4);
+    }
+  }
+
+  /** @internal Tries to sleep on the doorbell; false when work turned up. */
+  park(): boolean {
+    if (this.isClosed) return true;
+    try {
+      if (this.unreleased) {
+        this.ep.release();
+        this.unreleased = false;
+      }
+      if (!this.reading && this.queue.length === 0) return true;
+      if (!this.writer) {
+        const want = this.queue.length ? this.ep.spaceNeeded(this.queue[0].data.length - this.queue[0].progress) : 0;
+        return this.ep.prepareSleep(want);
+      }
+      if (this.reading && !this.ep.prepareSleep(0)) return false;
+      if (this.queue.length > 0) {
+        const item = this.queue[0];
+        if (!this.writer.prepareWaitForSpace(this.writer.spaceNeeded(item.data.length - item.progress))) {
+          this.ep.woke();
+          return false;
+        }
+      }
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return true;
+    }
+  }
+
+  private onWake(): void {
+    if (this.isClosed) return;
+    this.counters.wakeups++;
+    try {
+      this.ep.woke();
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    activate(this);
+    // Work now rather than a loop turn later: this is the latency a sleeping side pays.
+    if (this.step()) this.lastWork = performance.now();
+  }
+
+  private closedError(): IpcError {
+    return this.closeError ?? new IpcError('CHANNEL_CLOSED', 'channel closed', { retryable: true });
+  }
+
+  private fail(e: unknown): IpcError {
+    const err = fromNative(e);
+    this.close(err);
+    return err;
+  }
+
+  /**
+   * Closes this side now: the peer sees end-of-stream after what was already sent; queued sends
+   * reject; the rings' views are detached. Idempotent.
+   */
+  close(err?: IpcError): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeError = err;
+    deactivate(this);
+    this.ep.close();
+    const error = this.closedError();
+    for (const item of this.queue.splice(0)) item.reject(error);
+    if (this.iterWaiter) {
+      const w = this.iterWaiter;
+      this.iterWaiter = null;
+      if (err) w.reject(err);
+      else w.resolve({ value: undefined, done: true });
+    }
+    for (const cb of this.closeHandlers.splice(0)) cb(err);
+  }
+
+  /** Whether the doorbell watch keeps the process alive (default true). */
+  setKeepAlive(keepAlive: boolean): void {
+    if (!this.isClosed) this.ep.setRef(keepAlive);
+  }
+
+  /** Counters so far. */
+  stats(): ChannelStats {
+    const n: NativeEndpointStats = this.ep.stats();
+    return {
+      ...this.counters,
+      doorbellsRung: this.writer ? this.counters.doorbellsRung : n.doorbellsRung,
+      doorbellsSuppressed: this.writer ? this.counters.doorbellsSuppressed : n.doorbellsSuppressed,
+      messagesReceived: n.messagesReceived,
+      bytesReceived: n.bytesReceived,
+    };
+  }
+
+  /**
+   * Iterates over incoming messages (each an owned copy). Ends when the peer closes; throws if
+   * the channel fails. Reading pauses while `highWaterMark` messages wait unconsumed.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    this.iterating = true;
+    activate(this);
+    const self = this;
+    return {
+      next(): Promise<IteratorResult<Uint8Array>> {
+        const buffered = self.iterBuffer.shift();
+        if (buffered) {
+          if (self.iterBuffer.length < self.highWaterMark && !self.isClosed) activate(self);
+          return Promise.resolve({ value: buffered, done: false });
+        }
+        if (self.isClosed) {
+          return self.closeError ? Promise.reject(self.closeError) : Promise.resolve({ value: undefined, done: true });
+        }
+        activate(self);
+        return new Promise((resolve, reject) => {
+          self.iterWaiter = { resolve, reject };
+        });
+      },
+      return(): Promise<IteratorResult<Uint8Array>> {
+        self.iterating = false;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+}
+
+/** Two connected channels in one process (for tests, benchmarks and in-process use). */
+export function channelPair(options: ChannelOptions = {}): [server: Channel, client: Channel] {
+  const fds = native.createChannelFds(options.capacity ?? DEFAULT_CAPACITY);
+  // The client needs its own copies of the fds; passing them through a socketpair is how a
+  // real client gets them, so this also exercises SCM_RIGHTS.
+  const [a, b] = native.controlSocketPair();
+  try {
+    a.send(Buffer.from([0]), fds);
+    const buf = Buffer.alloc(1);
+    if (b.recv(buf) !== 1) throw new IpcError('IO', 'socketpair did not deliver the fds');
+    const clientFds = b.takeFds();
+    if (!clientFds) throw new IpcError('IO', 'socketpair did not deliver the fds');
+    return [new Channel(fds, 'server', options), new Channel(clientFds, 'client', options)];
+  } finally {
+    a.close();
+    b.close();
+  }
+}
