@@ -1,0 +1,120 @@
+/**
+ * Data integrity across two real processes: ring wrap-around, a full ring, messages larger than
+ * the ring (both directions), and empty messages.
+ */
+import test from 'ava';
+import { spawnBarePair, type BarePair } from '../../benches/lib/bare-pair';
+import { channelPair } from '../../src/transport/channel';
+import { closed, deferred, echoRoundTrip, makeMessage, PEER, sizeOf, within } from './helpers';
+
+const pairs: BarePair[] = [];
+async function pair(...args: Parameters<typeof spawnBarePair>): Promise<BarePair> {
+  const p = await spawnBarePair(...args);
+  pairs.push(p);
+  return p;
+}
+test.afterEach.always(async () => {
+  await Promise.all(pairs.splice(0).map((p) => p.close()));
+});
+
+test('messages of varying sizes wrap a 4 KiB ring many times, content intact', async (t) => {
+  const capacity = 4096;
+  const p = await pair(PEER, { channel: { capacity }, params: { role: 'echo' } });
+  const ch = p.channel!;
+  // Up to 3000 bytes: many records, padding at the wrap point, and fragments (> 1016 bytes).
+  const n = 6000;
+  let bytes = 0;
+  const got = await echoRoundTrip(ch, n, (i) => {
+    const m = makeMessage(i, sizeOf(i, 3000));
+    bytes += m.length;
+    return m;
+  });
+  t.is(got, n);
+  const s = ch.stats();
+  t.is(s.messagesSent, n);
+  t.is(s.messagesReceived, n);
+  t.is(s.bytesReceived, bytes);
+  // Each direction carried far more than the ring holds: it wrapped hundreds of times.
+  t.true(bytes > 200 * capacity, `only ${bytes} bytes went through`);
+  const child = (await p.link.request({ type: 'stats' })).stats as { messagesReceived: number; bytesReceived: number };
+  t.is(child.messagesReceived, n);
+  t.is(child.bytesReceived, bytes);
+});
+
+test('a full ring makes sends wait, in order, and drops nothing', async (t) => {
+  const capacity = 4096;
+  const n = 3000;
+  const max = 300;
+  const p = await pair(PEER, { channel: { capacity }, params: { role: 'verify', count: n, max } });
+  const ch = p.channel!;
+  const verified = p.link.next('verified', 30_000);
+  let resolved = 0;
+  const order: number[] = [];
+  const sends = [];
+  for (let i = 0; i < n; i++) {
+    sends.push(
+      ch.send(makeMessage(i, sizeOf(i, max))).then(() => {
+        resolved++;
+        order.push(i);
+      }),
+    );
+  }
+  // Let the event loop turn a few times: the peer reads nothing yet, so the ring stays full.
+  for (let k = 0; k < 5; k++) await new Promise((r) => setTimeout(r, 5));
+  t.true(resolved < n, 'some sends must be waiting for space');
+  t.true(resolved > 0, 'the sends that fit resolved at once');
+  const stalledAt = resolved;
+  t.true(ch.stats().ringFullWaits > 0);
+  t.true(ch.stats().messagesSent < n);
+  p.link.send({ type: 'start' });
+  await within(Promise.all(sends), 30_000, 'sends after the peer started reading');
+  t.true(stalledAt < n);
+  t.deepEqual(order, Array.from({ length: n }, (_, i) => i), 'send promises resolve in order');
+  const v = await verified;
+  t.is(v.error, null, String(v.error));
+  t.is(v.count, n);
+  const s = ch.stats();
+  t.is(s.messagesSent, n);
+  t.true(s.ringFullWaits > 0);
+});
+
+test('a 3 MB message crosses a 64 KiB ring in both directions, content intact', async (t) => {
+  const p = await pair(PEER, { channel: { capacity: 64 * 1024 }, params: { role: 'echo' } });
+  const sizes = [3_000_000, 17, 0, 65536, 16 * 1024 - 8, 16 * 1024 - 7, 3 * 1024 * 1024 + 5, 1];
+  const got = await echoRoundTrip(p.channel!, sizes.length, (i) => makeMessage(i + 1000, sizes[i]), { awaitEach: true });
+  t.is(got, sizes.length);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  t.is(p.channel!.stats().bytesReceived, total);
+});
+
+test('several oversized messages in flight at once, both directions', async (t) => {
+  const p = await pair(PEER, { channel: { capacity: 64 * 1024 }, params: { role: 'echo' } });
+  const got = await echoRoundTrip(p.channel!, 12, (i) => makeMessage(i, 200_000 + i * 50_001));
+  t.is(got, 12);
+});
+
+test('empty messages are messages, across processes', async (t) => {
+  const p = await pair(PEER, { channel: { capacity: 4096 }, params: { role: 'echo' } });
+  const ch = p.channel!;
+  const got = await echoRoundTrip(ch, 2000, (i) => (i % 3 === 0 ? makeMessage(i, 5) : new Uint8Array(0)));
+  t.is(got, 2000);
+  // 2000 messages, of which 1333 empty: an empty record is 8 bytes, so this also wrapped.
+  t.is(ch.stats().bytesReceived, Math.ceil(2000 / 3) * 5);
+});
+
+test('empty messages in one process (trySend and send)', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  const seen: number[] = [];
+  const done = deferred();
+  b.onMessage((m) => {
+    seen.push(m.length);
+    if (seen.length === 3) done.resolve();
+  });
+  t.true(a.trySend(new Uint8Array(0)));
+  await a.send(new Uint8Array(0));
+  await a.send(Buffer.from('x'));
+  await within(done.promise, 5000, 'three messages');
+  t.deepEqual(seen, [0, 0, 1]);
+  a.close();
+  t.is(await closed(b), undefined);
+});

@@ -1,0 +1,238 @@
+/**
+ * Control frames: the handshake and session signals on the control socket. Each is
+ * `u32 length` (of what follows) + `u8 type` + body, little-endian; see `docs/PROTOCOL.md`.
+ * @packageDocumentation
+ */
+import { IpcError } from '../errors';
+
+/** Control frame types. */
+export enum ControlType {
+  /** client → server: magic, version range, pid, features, name. */
+  Hello = 1,
+  /** server → client, with the channel's 4 fds: the session's parameters. */
+  Welcome = 2,
+  /** client → server: the fds are mapped and checked. */
+  Ready = 3,
+  /** either way: the handshake failed; reason code and text. */
+  Reject = 4,
+  /** server → client: stop starting new work; the server closes after `deadlineMs`. */
+  GoAway = 5,
+}
+
+/** `b"LAIC"` as a little-endian u32: the first bytes of every HELLO. */
+export const HELLO_MAGIC = 0x4349414c;
+/** Protocol versions this build speaks. */
+export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MAX = 1;
+/** Largest control frame accepted (a peer sending more is cut off). */
+export const MAX_CONTROL_FRAME = 4096;
+
+/** Feature bits exchanged in HELLO/WELCOME (none defined yet; unknown bits are ignored). */
+export const FEATURES_NONE = 0;
+
+/** Why a handshake was rejected. */
+export enum RejectReason {
+  BadMagic = 1,
+  NoCommonVersion = 2,
+  UidMismatch = 3,
+  PidMismatch = 4,
+  Timeout = 5,
+  Malformed = 6,
+  ServerFull = 7,
+  ShuttingDown = 8,
+  Internal = 9,
+  ClientRejected = 10,
+}
+
+/** Readable names of the reject reasons, as used in logs and metrics labels. */
+export const REJECT_NAMES: Record<number, string> = {
+  1: 'bad_magic',
+  2: 'no_common_version',
+  3: 'uid_mismatch',
+  4: 'pid_mismatch',
+  5: 'timeout',
+  6: 'malformed',
+  7: 'server_full',
+  8: 'shutting_down',
+  9: 'internal',
+  10: 'client_rejected',
+};
+
+export interface Hello {
+  magic: number;
+  minVersion: number;
+  maxVersion: number;
+  pid: number;
+  features: number;
+  name: string;
+}
+
+export interface Welcome {
+  version: number;
+  slot: number;
+  generation: number;
+  capacity: number;
+  maxMessage: number;
+  maxStreams: number;
+  features: number;
+  idleTimeoutMs: number;
+  serverPid: number;
+}
+
+export interface Ready {
+  slot: number;
+  generation: number;
+}
+
+export interface Reject {
+  reason: number;
+  message: string;
+}
+
+export interface GoAway {
+  deadlineMs: number;
+  message: string;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function frame(type: ControlType, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out.writeUInt32LE(1 + body.length, 0);
+  out[4] = type;
+  body.copy(out, 5);
+  return out;
+}
+
+function withText(fixed: Buffer, text: string): Buffer {
+  const t = Buffer.from(text.slice(0, 1000), 'utf8');
+  const len = Buffer.allocUnsafe(2);
+  len.writeUInt16LE(t.length, 0);
+  return Buffer.concat([fixed, len, t]);
+}
+
+function readText(body: Buffer, at: number, what: string): string {
+  if (body.length < at + 2) throw malformed(`${what}: missing text length`);
+  const n = body.readUInt16LE(at);
+  if (body.length !== at + 2 + n) throw malformed(`${what}: text length ${n} does not match frame`);
+  try {
+    return utf8.decode(body.subarray(at + 2));
+  } catch {
+    throw malformed(`${what}: text is not UTF-8`);
+  }
+}
+
+function malformed(msg: string): IpcError {
+  return new IpcError('PROTOCOL_ERROR', `malformed control frame: ${msg}`, { details: { reason: RejectReason.Malformed } });
+}
+
+function need(body: Buffer, n: number, what: string): void {
+  if (body.length < n) throw malformed(`${what} needs ${n} bytes, got ${body.length}`);
+}
+
+export function encodeHello(h: Hello): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt32LE(h.magic, 0);
+  b.writeUInt16LE(h.minVersion, 4);
+  b.writeUInt16LE(h.maxVersion, 6);
+  b.writeUInt32LE(h.pid, 8);
+  b.writeUInt32LE(h.features, 12);
+  return frame(ControlType.Hello, withText(b, h.name));
+}
+
+export function decodeHello(body: Buffer): Hello {
+  need(body, 18, 'HELLO');
+  return {
+    magic: body.readUInt32LE(0),
+    minVersion: body.readUInt16LE(4),
+    maxVersion: body.readUInt16LE(6),
+    pid: body.readUInt32LE(8),
+    features: body.readUInt32LE(12),
+    name: readText(body, 16, 'HELLO name'),
+  };
+}
+
+export function encodeWelcome(w: Welcome): Buffer {
+  const b = Buffer.alloc(36);
+  b.writeUInt16LE(w.version, 0);
+  b.writeUInt16LE(0, 2);
+  b.writeUInt32LE(w.slot, 4);
+  b.writeUInt32LE(w.generation, 8);
+  b.writeUInt32LE(w.capacity, 12);
+  b.writeUInt32LE(w.maxMessage, 16);
+  b.writeUInt32LE(w.maxStreams, 20);
+  b.writeUInt32LE(w.features, 24);
+  b.writeUInt32LE(w.idleTimeoutMs, 28);
+  b.writeUInt32LE(w.serverPid, 32);
+  return frame(ControlType.Welcome, b);
+}
+
+export function decodeWelcome(body: Buffer): Welcome {
+  if (body.length !== 36) throw malformed(`WELCOME must be 36 bytes, got ${body.length}`);
+  return {
+    version: body.readUInt16LE(0),
+    slot: body.readUInt32LE(4),
+    generation: body.readUInt32LE(8),
+    capacity: body.readUInt32LE(12),
+    maxMessage: body.readUInt32LE(16),
+    maxStreams: body.readUInt32LE(20),
+    features: body.readUInt32LE(24),
+    idleTimeoutMs: body.readUInt32LE(28),
+    serverPid: body.readUInt32LE(32),
+  };
+}
+
+export function encodeReady(r: Ready): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(r.slot, 0);
+  b.writeUInt32LE(r.generation, 4);
+  return frame(ControlType.Ready, b);
+}
+
+export function decodeReady(body: Buffer): Ready {
+  if (body.length !== 8) throw malformed(`READY must be 8 bytes, got ${body.length}`);
+  return { slot: body.readUInt32LE(0), generation: body.readUInt32LE(4) };
+}
+
+export function encodeReject(r: Reject): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(r.reason, 0);
+  return frame(ControlType.Reject, withText(b, r.message));
+}
+
+export function decodeReject(body: Buffer): Reject {
+  need(body, 4, 'REJECT');
+  return { reason: body.readUInt16LE(0), message: readText(body, 2, 'REJECT message') };
+}
+
+export function encodeGoAway(g: GoAway): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(g.deadlineMs, 0);
+  return frame(ControlType.GoAway, withText(b, g.message));
+}
+
+export function decodeGoAway(body: Buffer): GoAway {
+  need(body, 6, 'GOAWAY');
+  return { deadlineMs: body.readUInt32LE(0), message: readText(body, 4, 'GOAWAY message') };
+}
+
+/**
+ * Splits a byte stream into control frames. Feed it what the socket gives; it returns whole
+ * frames and keeps the rest. A length over {@link MAX_CONTROL_FRAME} or of 0 is an error.
+ */
+export class ControlFrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Array<{ type: ControlType; body: Buffer }> {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : Buffer.from(chunk);
+    const out: Array<{ type: ControlType; body: Buffer }> = [];
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32LE(0);
+      if (len === 0 || len > MAX_CONTROL_FRAME) throw malformed(`frame length ${len}`);
+      if (this.buf.length < 4 + len) break;
+      out.push({ type: this.buf[4] as ControlType, body: this.buf.subarray(5, 4 + len) });
+      this.buf = this.buf.subarray(4 + len);
+    }
+    return out;
+  }
+}

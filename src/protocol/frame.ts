@@ -1,0 +1,115 @@
+/**
+ * Data frames: what travels through the rings once a session is open. One ring message is one
+ * frame. Layout (little-endian), specified in `docs/PROTOCOL.md`:
+ *
+ * | offset | size | field |
+ * |---|---|---|
+ * | 0 | 1 | kind ({@link FrameKind}) |
+ * | 1 | 1 | flags (bit 0: payload is UTF-8 JSON) |
+ * | 2 | 2 | method length *m* (REQUEST and STREAM_OPEN; else 0) |
+ * | 4 | 4 | id: the client's request or stream id, never 0 |
+ * | 8 | *m* | method, UTF-8 |
+ * | 8+*m* | rest | payload |
+ * @packageDocumentation
+ */
+import { IpcError } from '../errors';
+
+/** Frame kinds. */
+export enum FrameKind {
+  /** client → server: call `method` once. */
+  Request = 1,
+  /** server → client: the result of request `id`. */
+  Response = 2,
+  /** server → client: request or stream `id` failed; payload is JSON `{code, message, retryable, details?}`. */
+  Error = 3,
+  /** client → server: start streaming `method`. */
+  StreamOpen = 4,
+  /** server → client: one item of stream `id`. */
+  StreamChunk = 5,
+  /** server → client: stream `id` finished. */
+  StreamEnd = 6,
+  /** client → server: abandon request or stream `id`. */
+  Cancel = 7,
+}
+
+/** Flag: the payload is UTF-8 JSON rather than opaque bytes. */
+export const FLAG_JSON = 1;
+/** Size of the fixed header. */
+export const FRAME_HEADER = 8;
+/** Longest method name. */
+export const MAX_METHOD = 255;
+
+/** A decoded frame. `payload` is a view into the input: copy it to keep it. */
+export interface Frame {
+  kind: FrameKind;
+  flags: number;
+  id: number;
+  method: string;
+  payload: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** A payload as the API takes it: bytes as they are, anything else as JSON. */
+export type Payload = Uint8Array | unknown;
+
+/** Encodes a payload; returns its bytes and whether they are JSON. */
+export function encodePayload(payload: Payload): { bytes: Uint8Array; json: boolean } {
+  if (payload instanceof Uint8Array) return { bytes: payload, json: false };
+  const text = JSON.stringify(payload === undefined ? null : payload);
+  return { bytes: encoder.encode(text), json: true };
+}
+
+/** Decodes a payload: JSON when flagged (parsed straight from the view), else an owned copy. */
+export function decodePayload(frame: Frame): unknown {
+  if (frame.flags & FLAG_JSON) {
+    try {
+      return JSON.parse(decoder.decode(frame.payload));
+    } catch (e) {
+      throw new IpcError('BAD_PAYLOAD', `payload is not valid JSON: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return Buffer.from(frame.payload);
+}
+
+/** Encodes a frame into one buffer. */
+export function encodeFrame(kind: FrameKind, id: number, method: string, payload: Payload = EMPTY): Uint8Array {
+  const m = method ? encoder.encode(method) : EMPTY;
+  if (m.length > MAX_METHOD) throw new IpcError('INVALID_ARGUMENT', `method name longer than ${MAX_METHOD} bytes`);
+  const { bytes, json } = payload === EMPTY ? { bytes: EMPTY, json: false } : encodePayload(payload);
+  const out = Buffer.allocUnsafe(FRAME_HEADER + m.length + bytes.length);
+  out[0] = kind;
+  out[1] = json ? FLAG_JSON : 0;
+  out.writeUInt16LE(m.length, 2);
+  out.writeUInt32LE(id >>> 0, 4);
+  out.set(m, FRAME_HEADER);
+  out.set(bytes, FRAME_HEADER + m.length);
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Decodes a frame (a view into `buf`); throws PROTOCOL_ERROR on anything malformed. */
+export function decodeFrame(buf: Uint8Array): Frame {
+  if (buf.length < FRAME_HEADER) throw new IpcError('PROTOCOL_ERROR', `frame of ${buf.length} bytes is shorter than its header`);
+  const kind = buf[0] as FrameKind;
+  const flags = buf[1];
+  const methodLen = buf[2] | (buf[3] << 8);
+  const id = (buf[4] | (buf[5] << 8) | (buf[6] << 16) | (buf[7] << 24)) >>> 0;
+  if (kind < FrameKind.Request || kind > FrameKind.Cancel) throw new IpcError('PROTOCOL_ERROR', `unknown frame kind ${kind}`);
+  if (flags & ~FLAG_JSON) throw new IpcError('PROTOCOL_ERROR', `unknown frame flags ${flags}`);
+  if (id === 0) throw new IpcError('PROTOCOL_ERROR', 'frame id 0 is reserved');
+  const hasMethod = kind === FrameKind.Request || kind === FrameKind.StreamOpen;
+  if (hasMethod ? methodLen === 0 : methodLen !== 0) throw new IpcError('PROTOCOL_ERROR', `bad method length ${methodLen} for frame kind ${kind}`);
+  if (FRAME_HEADER + methodLen > buf.length) throw new IpcError('PROTOCOL_ERROR', 'method runs past the end of the frame');
+  let method = '';
+  if (methodLen > 0) {
+    try {
+      method = decoder.decode(buf.subarray(FRAME_HEADER, FRAME_HEADER + methodLen));
+    } catch {
+      throw new IpcError('PROTOCOL_ERROR', 'method name is not UTF-8');
+    }
+  }
+  return { kind, flags, id, method, payload: buf.subarray(FRAME_HEADER + methodLen) };
+}
