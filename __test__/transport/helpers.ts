@@ -4,12 +4,21 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { type BarePair, spawnBarePair, type SpawnOptions } from '../../benches/lib/bare-pair';
 import type { Channel } from '../../src/transport/channel';
 import type { IpcError } from '../../src/errors';
 import { FLAG_CONT, FLAG_PAD, HEADER_SIZE, OFF_CONSUMER_SLEEPING, OFF_HEAD, OFF_PRODUCER_WAITING, OFF_TAIL } from '../../src/transport/layout';
 
 /** The child-process side of the cross-process tests. */
 export const PEER = path.join(__dirname, 'fixtures', 'peer.ts');
+
+/** Spawns a bare pair with the peer script, closed when the test ends. */
+export async function pair(t: ExecutionContext, script: string, options: SpawnOptions): Promise<BarePair> {
+  const p = await spawnBarePair(script, options);
+  t.teardown(() => p.close().then(() => undefined));
+  return p;
+}
 
 /** A small deterministic PRNG (xorshift32). */
 export function rng(seed: number): () => number {
@@ -34,7 +43,7 @@ export function sizeOf(i: number, max: number): number {
   let x = (Math.imul(i + 1, 0x9e3779b1) ^ (i >>> 3)) >>> 0;
   x ^= x >>> 15;
   x = Math.imul(x, 0x85ebca6b) >>> 0;
-  x ^= x >>> 13;
+  x = (x ^ (x >>> 13)) >>> 0;
   return x % (max + 1);
 }
 
@@ -206,11 +215,12 @@ export async function echoRoundTrip(
   ch: Channel,
   n: number,
   make: (i: number) => Uint8Array,
-  options: { timeoutMs?: number; pace?: (i: number) => Promise<void> | void; awaitEach?: boolean } = {},
+  options: { timeoutMs?: number; pace?: (i: number) => Promise<void> | void; awaitEach?: boolean; window?: number } = {},
 ): Promise<number> {
   const sent: Uint8Array[] = [];
   let received = 0;
   const done = deferred<void>();
+  let windowOpen: (() => void) | null = null;
   ch.onMessage((m) => {
     const want = sent[received];
     if (!want) return done.reject(new Error(`echo ${received} arrived before it was sent`));
@@ -220,12 +230,18 @@ export async function echoRoundTrip(
     }
     sent[received] = undefined as unknown as Uint8Array;
     if (++received === n) done.resolve();
+    if (windowOpen && sent.length - received < (options.window ?? Infinity)) {
+      const w = windowOpen;
+      windowOpen = null;
+      w();
+    }
   });
   ch.onClose((err) => done.reject(err ?? new Error(`channel closed after ${received} of ${n} echoes`)));
   const sender = (async () => {
     for (let i = 0; i < n; i++) {
       const p = options.pace?.(i);
       if (p) await p;
+      if (sent.length - received >= (options.window ?? Infinity)) await new Promise<void>((r) => (windowOpen = r));
       const m = make(i);
       sent.push(m);
       const s = ch.send(m);

@@ -3,23 +3,13 @@
  * the ring (both directions), and empty messages.
  */
 import test from 'ava';
-import { spawnBarePair, type BarePair } from '../../benches/lib/bare-pair';
 import { channelPair } from '../../src/transport/channel';
-import { closed, deferred, echoRoundTrip, makeMessage, PEER, sizeOf, within } from './helpers';
+import { closed, deferred, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
 
-const pairs: BarePair[] = [];
-async function pair(...args: Parameters<typeof spawnBarePair>): Promise<BarePair> {
-  const p = await spawnBarePair(...args);
-  pairs.push(p);
-  return p;
-}
-test.afterEach.always(async () => {
-  await Promise.all(pairs.splice(0).map((p) => p.close()));
-});
 
 test('messages of varying sizes wrap a 4 KiB ring many times, content intact', async (t) => {
   const capacity = 4096;
-  const p = await pair(PEER, { channel: { capacity }, params: { role: 'echo' } });
+  const p = await pair(t, PEER, { channel: { capacity }, params: { role: 'echo' } });
   const ch = p.channel!;
   // Up to 3000 bytes: many records, padding at the wrap point, and fragments (> 1016 bytes).
   const n = 6000;
@@ -45,7 +35,7 @@ test('a full ring makes sends wait, in order, and drops nothing', async (t) => {
   const capacity = 4096;
   const n = 3000;
   const max = 300;
-  const p = await pair(PEER, { channel: { capacity }, params: { role: 'verify', count: n, max } });
+  const p = await pair(t, PEER, { channel: { capacity }, params: { role: 'verify', count: n, max } });
   const ch = p.channel!;
   const verified = p.link.next('verified', 30_000);
   let resolved = 0;
@@ -79,7 +69,7 @@ test('a full ring makes sends wait, in order, and drops nothing', async (t) => {
 });
 
 test('a 3 MB message crosses a 64 KiB ring in both directions, content intact', async (t) => {
-  const p = await pair(PEER, { channel: { capacity: 64 * 1024 }, params: { role: 'echo' } });
+  const p = await pair(t, PEER, { channel: { capacity: 64 * 1024 }, params: { role: 'echo' } });
   const sizes = [3_000_000, 17, 0, 65536, 16 * 1024 - 8, 16 * 1024 - 7, 3 * 1024 * 1024 + 5, 1];
   const got = await echoRoundTrip(p.channel!, sizes.length, (i) => makeMessage(i + 1000, sizes[i]), { awaitEach: true });
   t.is(got, sizes.length);
@@ -88,19 +78,48 @@ test('a 3 MB message crosses a 64 KiB ring in both directions, content intact', 
 });
 
 test('several oversized messages in flight at once, both directions', async (t) => {
-  const p = await pair(PEER, { channel: { capacity: 64 * 1024 }, params: { role: 'echo' } });
+  const p = await pair(t, PEER, { channel: { capacity: 64 * 1024 }, params: { role: 'echo' } });
   const got = await echoRoundTrip(p.channel!, 12, (i) => makeMessage(i, 200_000 + i * 50_001));
   t.is(got, 12);
 });
 
 test('empty messages are messages, across processes', async (t) => {
-  const p = await pair(PEER, { channel: { capacity: 4096 }, params: { role: 'echo' } });
+  const p = await pair(t, PEER, { channel: { capacity: 4096 }, params: { role: 'echo' } });
   const ch = p.channel!;
-  const got = await echoRoundTrip(ch, 2000, (i) => (i % 3 === 0 ? makeMessage(i, 5) : new Uint8Array(0)));
+  // At most 100 in flight, so the rings never fill (a full ring loses empty messages: see
+  // the next test).
+  const got = await echoRoundTrip(ch, 2000, (i) => (i % 3 === 0 ? makeMessage(i, 5) : new Uint8Array(0)), { window: 100 });
   t.is(got, 2000);
   // 2000 messages, of which 1333 empty: an empty record is 8 bytes, so this also wrapped.
   t.is(ch.stats().bytesReceived, Math.ceil(2000 / 3) * 5);
 });
+
+// KNOWN BUG (reported): an empty message sent while the ring is full is reported sent and
+// silently dropped, in both the zero-copy and the copying path. `RingWriter.write()` and the
+// binding's `write()` return the progress, and for a 0-byte message "nothing fitted" and "done"
+// are both 0, so `Channel.send()` / `flushQueue()` resolve it without writing. `test.failing`
+// passes while the bug is there; once it is fixed this reports a pass-that-should-fail: make it
+// a plain `test` then.
+for (const zeroCopy of [true, false]) {
+  test.failing(`empty messages survive a full ring (zeroCopy ${zeroCopy})`, async (t) => {
+    const [a, b] = channelPair({ capacity: 4096, zeroCopy });
+    t.teardown(() => {
+      a.close();
+      b.close();
+    });
+    // 1000 empty records of 8 bytes do not fit in 4096 bytes: most sends must wait.
+    const sends = Array.from({ length: 1000 }, () => a.send(new Uint8Array(0)));
+    let n = 0;
+    const all = deferred();
+    b.onMessage(() => {
+      if (++n === 1000) all.resolve();
+    });
+    await Promise.all(sends);
+    await within(all.promise, 1000, `received ${n} of 1000 empty messages`).catch(() => undefined);
+    t.is(n, 1000);
+    t.true(a.stats().ringFullWaits > 0);
+  });
+}
 
 test('empty messages in one process (trySend and send)', async (t) => {
   const [a, b] = channelPair({ capacity: 4096 });

@@ -147,7 +147,7 @@ export class Session {
     } catch (e) {
       this.fail(ctx.id, toIpcError(e, ctx.signal));
     } finally {
-      this.host.metrics.requestSeconds.observe({ method: ctx.method }, (performance.now() - started) / 1000);
+      this.host.metrics.requestTimer(ctx.method).observe((performance.now() - started) / 1000);
       this.finish(ctx.id);
     }
   }

@@ -1,0 +1,123 @@
+/**
+ * File descriptors: passing a channel's fds to a real child process over SCM_RIGHTS, and never
+ * leaking one — not after closing many channels, not after a child is killed mid-stream.
+ * Serial: the tests count this process's open fds.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import type { LinkMessage } from '../../benches/lib/bare-pair';
+import { type ChannelOptions, channelPair } from '../../src/transport/channel';
+import { deferred, echoRoundTrip, fdCount, fdList, makeMessage, pair, PEER, settle, sizeOf, within } from './helpers';
+
+test.serial('the child receives the four fds over SCM_RIGHTS and talks back over them', async (t) => {
+  const p = await pair(t, PEER, { channel: { capacity: 8192 }, params: { role: 'echo' } });
+  const info = await p.link.next('fdinfo');
+  const before = info.before as { memfd: number; eventfd: number };
+  const received = info.received as { memfd: number; eventfd: number };
+  // Two sealed ring memfds and two eventfd doorbells arrived with the init message…
+  t.is(received.memfd - before.memfd, 2, JSON.stringify(info));
+  t.is(received.eventfd - before.eventfd, 2, JSON.stringify(info));
+  // …and the child closed the memfds once it had mapped them.
+  t.is((info.opened as { memfd: number }).memfd, before.memfd);
+  t.is(info.pid, p.child.pid);
+  // The kernel vouches for who is at the other end of the control socket.
+  const cred = p.link.stream.peerCredentials();
+  t.is(cred.pid, p.child.pid);
+  t.is(cred.uid, process.getuid!());
+  const n = 2000;
+  t.is(await echoRoundTrip(p.channel!, n, (i) => makeMessage(i, sizeOf(i, 5000))), n);
+});
+
+test.serial('no fd is left open after 50 channel pairs are closed', async (t) => {
+  // One pair first, so that anything opened once per process (libuv internals) is open already.
+  const [w0, w1] = channelPair({ capacity: 4096, wake: 'thread' });
+  w0.close();
+  w1.close();
+  await settle();
+  const before = fdCount();
+  const listBefore = fdList();
+  const variants: ChannelOptions[] = [
+    { capacity: 4096 },
+    { capacity: 65536, idle: 'sleep' },
+    { capacity: 4096, wake: 'thread' },
+    { capacity: 4096, zeroCopy: false },
+    { capacity: 4096, idle: 'poll' },
+  ];
+  for (let i = 0; i < 50; i++) {
+    const opts = variants[i % variants.length];
+    const [a, b] = channelPair(opts);
+    // Fds are really open while the pair is (each side: its two doorbells).
+    if (i === 0) t.true(fdCount() >= before + 4, `${fdCount()} fds open with a pair, ${before} before`);
+    b.onMessage((m) => void b.send(m.slice()));
+    t.is(await echoRoundTrip(a, 50, (k) => makeMessage(k, sizeOf(k, 3000))), 50);
+    if (i % 2) {
+      a.close();
+      b.close();
+    } else {
+      b.close();
+      a.close();
+    }
+  }
+  await settle();
+  const after = fdCount();
+  t.is(after, before, `leaked:\n${fdList().filter((l) => !listBefore.includes(l)).join('\n')}`);
+});
+
+test.serial('no fd is left open after a child is killed with SIGKILL mid-stream', async (t) => {
+  // A first child, so that what the first spawn opens for good (libuv's signal pipe) is open.
+  const warm = await pair(t, PEER, { channel: { capacity: 65536 }, params: { role: 'echo' } });
+  await warm.close();
+  await settle();
+  const before = fdCount();
+  const listBefore = fdList();
+  for (let round = 0; round < 3; round++) {
+    const p = await pair(t, PEER, { channel: { capacity: 65536 }, params: { role: 'stream', size: 1000 } });
+    const ch = p.channel!;
+    let n = 0;
+    const flowing = deferred();
+    ch.onMessage(() => {
+      if (++n === 5000) flowing.resolve();
+    });
+    await within(flowing.promise, 20_000, 'the child to stream 5000 messages');
+    const linkClosed = new Promise<void>((resolve) => p.link.once('close', () => resolve()));
+    p.child.kill('SIGKILL');
+    const exit = await within(p.exited, 10_000, 'the child to die');
+    t.is(exit.signal, 'SIGKILL');
+    // The control socket is what tells us the peer died.
+    await within(linkClosed, 10_000, 'EOF on the control socket');
+    ch.close();
+    await p.close();
+    t.true(n >= 5000);
+  }
+  await settle();
+  t.is(fdCount(), before, `leaked:\n${fdList().filter((l) => !listBefore.includes(l)).join('\n')}`);
+});
+
+test.serial('ring mappings are unmapped once closed channels are collected', async (t) => {
+  // Needs --expose-gc, which this worker does not have: run a node of our own.
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import=tsx', path.join(__dirname, 'fixtures', 'gc-maps.ts')], {
+    timeout: 30_000,
+  });
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as { before: number; open: number; afterGc: number };
+  t.true(r.open >= 4, `a pair maps its two rings on each side (${r.open} mappings seen)`);
+  t.is(r.afterGc, r.before, `ring mappings left after 50 closed pairs and gc(): ${r.afterGc}`);
+});
+
+test.serial('the parent sees EOF on the control socket when the child exits on its own', async (t) => {
+  const p = await pair(t, PEER, { channel: { capacity: 4096 }, params: { role: 'sendclose', count: 10, max: 100 } });
+  const sent: LinkMessage = await p.link.next('sent');
+  t.is((sent.stats as { messagesSent: number }).messagesSent, 10);
+  const closedLink = new Promise<void>((resolve) => p.link.once('close', () => resolve()));
+  // The child's channel closed after sending; ours sees end-of-stream…
+  const ended = new Promise<void>((resolve) => p.channel!.onClose(() => resolve()));
+  p.channel!.onMessage(() => undefined);
+  await within(ended, 10_000, 'end of stream');
+  // …and once we close our side too, the child has nothing left and exits: EOF.
+  p.channel!.close();
+  p.link.setRef(true);
+  const exitOrEof = Promise.race([closedLink, p.exited.then(() => undefined)]);
+  await within(exitOrEof, 10_000, 'the child to go away');
+  t.pass();
+});
