@@ -42,9 +42,34 @@ export interface CallOptions {
   timeout?: number;
 }
 
-type PendingCall =
-  | { kind: 'request'; resolve: (v: unknown) => void; reject: (e: IpcError) => void }
-  | { kind: 'stream'; onChunk: (v: unknown) => void; onEnd: (e?: IpcError) => void };
+/** A request waiting for its reply; settles once, then releases its timer and listener. */
+class PendingRequest {
+  readonly kind = 'request';
+  cleanups: Array<() => void> = [];
+  private settled = false;
+
+  constructor(
+    private readonly onResolve: (v: unknown) => void,
+    private readonly onReject: (e: IpcError) => void,
+  ) {}
+
+  resolve(v: unknown): void {
+    if (this.settle()) this.onResolve(v);
+  }
+
+  reject(e: IpcError): void {
+    if (this.settle()) this.onReject(e);
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    for (const c of this.cleanups) c();
+    return true;
+  }
+}
+
+type PendingCall = PendingRequest | { kind: 'stream'; onChunk: (v: unknown) => void; onEnd: (e?: IpcError) => void };
 
 interface Connection {
   conn: ControlConnection;
@@ -213,7 +238,7 @@ export class IpcClient extends EventEmitter {
     }
   }
 
-  private settle(call: Extract<PendingCall, { kind: 'request' }>, frame: Frame): void {
+  private settle(call: PendingRequest, frame: Frame): void {
     try {
       call.resolve(decodePayload(frame));
     } catch (e) {
@@ -238,42 +263,36 @@ export class IpcClient extends EventEmitter {
     const id = this.allocId();
     const frame = encodeFrame(FrameKind.Request, id, method, payload ?? null);
     return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      const call = new PendingRequest(resolve as (v: unknown) => void, reject);
+      this.calls.set(id, call);
+      if (options.signal || options.timeout !== undefined) this.guard(c, id, method, call, options);
+      // Without a promise when the ring has room, which is almost always.
+      if (!c.channel.trySend(frame)) {
+        c.channel.send(frame).catch((e: IpcError) => {
+          if (this.calls.delete(id)) call.reject(e);
+        });
+      }
+    });
+  }
+
+  /** Arms a call's timeout and abort signal. */
+  private guard(c: Connection, id: number, method: string, call: PendingRequest, options: CallOptions): void {
+    const { signal, timeout } = options;
+    if (signal) {
       const onAbort = (): void => {
         this.cancel(c, id);
-        done();
-        reject(new IpcError('CANCELLED', 'request cancelled', { cause: options.signal?.reason }));
+        call.reject(new IpcError('CANCELLED', 'request cancelled', { cause: signal.reason }));
       };
-      const done = (): void => {
-        if (timer) clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-      };
-      this.calls.set(id, {
-        kind: 'request',
-        resolve: (v) => {
-          done();
-          resolve(v as T);
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      });
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      if (options.timeout !== undefined) {
-        timer = setTimeout(() => {
-          this.cancel(c, id);
-          done();
-          reject(new IpcError('TIMEOUT', `${method} timed out after ${options.timeout} ms`, { retryable: true }));
-        }, options.timeout);
-      }
-      c.channel.send(frame).catch((e: IpcError) => {
-        if (this.calls.delete(id)) {
-          done();
-          reject(e);
-        }
-      });
-    });
+      signal.addEventListener('abort', onAbort, { once: true });
+      call.cleanups.push(() => signal.removeEventListener('abort', onAbort));
+    }
+    if (timeout !== undefined) {
+      const timer = setTimeout(() => {
+        this.cancel(c, id);
+        call.reject(new IpcError('TIMEOUT', `${method} timed out after ${timeout} ms`, { retryable: true }));
+      }, timeout);
+      call.cleanups.push(() => clearTimeout(timer));
+    }
   }
 
   /**

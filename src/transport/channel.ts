@@ -71,6 +71,10 @@ interface PendingSend {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+// Int32 indices of the header words read on every loop turn, as plain module constants.
+const HEAD = OFF_HEAD / 4;
+const CLOSED = OFF_CLOSED / 4;
+const PRODUCER_WAITING = OFF_PRODUCER_WAITING / 4;
 const BATCH = 256;
 
 /** One side of a shared-memory channel. */
@@ -265,15 +269,15 @@ export class Channel implements Pollable {
       let work = this.queue.length > 0 && this.flushQueue();
       if (this.reading) {
         if (this.rxCtl) {
-          const head = Atomics.load(this.rxCtl, OFF_HEAD / 4);
+          const head = Atomics.load(this.rxCtl, HEAD);
           if (head !== this.lastHead) {
             this.drainInPlace(head);
             work = true;
-          } else if (this.unreleased && Atomics.load(this.rxCtl, OFF_PRODUCER_WAITING / 4) !== 0) {
+          } else if (this.unreleased && Atomics.load(this.rxCtl, PRODUCER_WAITING) !== 0) {
             // The writer waits for the space of what we already read.
             this.ep.release();
             this.unreleased = false;
-          } else if (Atomics.load(this.rxCtl, OFF_CLOSED / 4) !== 0) {
+          } else if (Atomics.load(this.rxCtl, CLOSED) !== 0) {
             this.close();
           }
         } else {
@@ -309,7 +313,7 @@ export class Channel implements Pollable {
         else this.lastHead = -1;
         return;
       }
-      head = Atomics.load(this.rxCtl as Int32Array, OFF_HEAD / 4);
+      head = Atomics.load(this.rxCtl as Int32Array, HEAD);
     }
   }
 

@@ -29,6 +29,17 @@ import {
   RECORD_HEADER,
 } from './layout';
 
+// Int32 indices of header words and record constants, as plain module constants: the writer
+// runs once per message.
+const HEAD = OFF_HEAD / 4;
+const TAIL = OFF_TAIL / 4;
+const SLEEPING = OFF_CONSUMER_SLEEPING / 4;
+const WAITING = OFF_PRODUCER_WAITING / 4;
+const CLOSED = OFF_CLOSED / 4;
+const REC = RECORD_HEADER;
+const MORE = FLAG_MORE;
+const CONT = FLAG_CONT;
+
 /** Writes records into one ring; see the module comment. */
 export class RingWriter {
   private readonly ctl: Int32Array;
@@ -48,14 +59,14 @@ export class RingWriter {
     this.view = new DataView(region, HEADER_SIZE, capacity);
     this.mask = capacity - 1;
     this.maxFragment = maxFragment(capacity);
-    this.head = Atomics.load(this.ctl, OFF_HEAD / 4) >>> 0;
+    this.head = Atomics.load(this.ctl, HEAD) >>> 0;
     this.tail = this.head;
     this.published = this.head;
   }
 
   /** Free bytes, after checking the consumer's `tail` (which the peer controls). */
   private free(): number {
-    const tail = Atomics.load(this.ctl, OFF_TAIL / 4) >>> 0;
+    const tail = Atomics.load(this.ctl, TAIL) >>> 0;
     const used = (this.head - tail) >>> 0;
     const advanced = (tail - this.tail) >>> 0;
     if ((tail & 7) !== 0 || used > this.capacity || advanced > this.capacity) {
@@ -74,14 +85,14 @@ export class RingWriter {
     for (;;) {
       const rest = msg.length - progress;
       const len = rest < this.maxFragment ? rest : this.maxFragment;
-      const flags = (progress > 0 ? FLAG_CONT : 0) | (len < rest ? FLAG_MORE : 0);
-      const record = RECORD_HEADER + align8(len);
+      const flags = (progress > 0 ? CONT : 0) | (len < rest ? MORE : 0);
+      const record = REC + align8(len);
       let pos = this.head & this.mask;
       const contiguous = this.capacity - pos;
       const pad = record > contiguous ? contiguous : 0;
       if (pad + record > free) return progress;
       if (pad > 0) {
-        this.view.setUint32(pos, pad - RECORD_HEADER, true);
+        this.view.setUint32(pos, pad - REC, true);
         this.view.setUint32(pos + 4, FLAG_PAD, true);
         this.head = (this.head + pad) >>> 0;
         pos = 0;
@@ -89,12 +100,12 @@ export class RingWriter {
       this.view.setUint32(pos, len, true);
       this.view.setUint32(pos + 4, flags, true);
       if (len > 0) {
-        this.bytes.set(len === msg.length ? msg : msg.subarray(progress, progress + len), pos + RECORD_HEADER);
+        this.bytes.set(len === msg.length ? msg : msg.subarray(progress, progress + len), pos + REC);
       }
       this.head = (this.head + record) >>> 0;
       free -= pad + record;
       progress += len;
-      this.inMessage = (flags & FLAG_MORE) !== 0;
+      this.inMessage = (flags & MORE) !== 0;
       if (!this.inMessage) return progress;
     }
   }
@@ -106,8 +117,8 @@ export class RingWriter {
   publish(): boolean {
     if (this.head === this.published) return false;
     this.published = this.head;
-    Atomics.exchange(this.ctl, OFF_HEAD / 4, this.head | 0);
-    return Atomics.load(this.ctl, OFF_CONSUMER_SLEEPING / 4) !== 0 && Atomics.exchange(this.ctl, OFF_CONSUMER_SLEEPING / 4, 0) !== 0;
+    Atomics.exchange(this.ctl, HEAD, this.head | 0);
+    return Atomics.load(this.ctl, SLEEPING) !== 0 && Atomics.exchange(this.ctl, SLEEPING, 0) !== 0;
   }
 
   /** Whether nothing written is left unpublished. */
@@ -117,7 +128,7 @@ export class RingWriter {
 
   /** Free space the next fragment of a message with `remaining` bytes to go needs. */
   spaceNeeded(remaining: number): number {
-    const record = RECORD_HEADER + align8(remaining < this.maxFragment ? remaining : this.maxFragment);
+    const record = REC + align8(remaining < this.maxFragment ? remaining : this.maxFragment);
     const contiguous = this.capacity - (this.head & this.mask);
     return record > contiguous ? contiguous + record : record;
   }
@@ -133,9 +144,9 @@ export class RingWriter {
    * full barrier, pairing with the consumer's release-then-check in Rust.
    */
   prepareWaitForSpace(needed: number): boolean {
-    Atomics.exchange(this.ctl, OFF_PRODUCER_WAITING / 4, 1);
+    Atomics.exchange(this.ctl, WAITING, 1);
     if (this.free() >= needed) {
-      Atomics.store(this.ctl, OFF_PRODUCER_WAITING / 4, 0);
+      Atomics.store(this.ctl, WAITING, 0);
       return false;
     }
     return true;
@@ -143,6 +154,6 @@ export class RingWriter {
 
   /** Whether this ring was marked closed (by us, through the native endpoint). */
   get closed(): boolean {
-    return Atomics.load(this.ctl, OFF_CLOSED / 4) !== 0;
+    return Atomics.load(this.ctl, CLOSED) !== 0;
   }
 }
