@@ -258,10 +258,13 @@ export class IpcClient extends EventEmitter {
    * CONNECTION_LOST within milliseconds of losing the server.
    */
   async request<T = unknown>(method: string, payload?: Payload, options: CallOptions = {}): Promise<T> {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) throw new IpcError('CANCELLED', 'request cancelled', { cause: options.signal.reason });
     const c = await this.connection();
     const id = this.allocId();
     const frame = encodeFrame(FrameKind.Request, id, method, payload ?? null);
+    if (frame.length > c.channel.maxMessage) {
+      throw new IpcError('MESSAGE_TOO_LARGE', `request of ${frame.length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`);
+    }
     return new Promise<T>((resolve, reject) => {
       const call = new PendingRequest(resolve as (v: unknown) => void, reject);
       this.calls.set(id, call);
@@ -332,7 +335,7 @@ export class IpcClient extends EventEmitter {
       finish(new IpcError('CANCELLED', 'stream cancelled', { cause: options.signal?.reason }));
     };
     const opened = (async () => {
-      options.signal?.throwIfAborted();
+      if (options.signal?.aborted) throw new IpcError('CANCELLED', 'stream cancelled', { cause: options.signal.reason });
       conn = await this.connection();
       id = this.allocId();
       this.calls.set(id, {

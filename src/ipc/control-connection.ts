@@ -9,7 +9,7 @@
 import native = require('../native');
 import type { NativeControlStream, NativeFds, PeerCredentials } from '../../index';
 import { fromNative, IpcError } from '../errors';
-import { ControlFrameReader, ControlType } from '../protocol/control';
+import { ControlFrameReader, ControlType, encodeReject, RejectReason } from '../protocol/control';
 
 /** A received control frame; `fds` are those that arrived with it (caller owns them). */
 export interface ControlFrame {
@@ -103,6 +103,8 @@ export class ControlConnection {
         frames = this.reader.push(this.readBuf.subarray(0, n));
       } catch (e) {
         fds?.close();
+        // Garbage (a bad length): tell the peer why before hanging up, as the protocol promises.
+        try { this.stream.send(encodeReject({ reason: RejectReason.Malformed, message: (e as Error).message }), null); } catch { /* gone */ }
         this.close(e as IpcError);
         return;
       }

@@ -98,7 +98,12 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
   let fds: NativeFds | undefined;
   let channel: Channel | undefined;
   try {
-    const first = await nextFrame(conn, p.timeoutMs);
+    const first = await nextFrame(conn, p.timeoutMs).catch((e: IpcError) => {
+      // Closing before saying anything is what a liveness probe does (a second server checking
+      // whether this path is live): not a failed handshake.
+      if (e.code === 'CONNECTION_LOST') throw new IpcError('CONNECTION_LOST', e.message, { details: { beforeHello: true } });
+      throw e;
+    });
     first.fds?.close();
     if (first.type !== ControlType.Hello) throw new HandshakeError(RejectReason.Malformed, `expected HELLO, got control frame type ${first.type}`);
     let hello: Hello;

@@ -14,7 +14,7 @@ import { IpcError } from '../errors';
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const uid = os.userInfo().uid;
   const runtime = env.XDG_RUNTIME_DIR;
-  return runtime ? path.join(runtime, 'lapce-ai', 'ai.sock') : path.join(os.tmpdir(), `lapce-ai-${uid}`, 'ai.sock');
+  return runtime ? path.join(runtime, 'lapce-ai', 'ai.sock') : path.join('/tmp', `lapce-ai-${uid}`, 'ai.sock');
 }
 
 /** The control socket's path for a socket path. */

@@ -164,6 +164,7 @@ export class IpcServer {
   private refuse(conn: ControlConnection, reason: RejectReason, message: string): void {
     const name = REJECT_NAMES[reason];
     this.metricsRegistry.connectionsRejected.inc({ reason: name });
+    this.metricsRegistry.handshakeFailures.inc({ reason: name });
     this.logger.warn({ reason: name }, message);
     try {
       conn.send(encodeReject({ reason, message }));
@@ -194,6 +195,10 @@ export class IpcServer {
       this.open(conn, acc.slot, acc.generation, acc.hello.pid, acc.uid, acc.hello.name, acc.channel);
     } catch (e) {
       this.pending.delete(conn);
+      if (e instanceof IpcError && e.details?.beforeHello) {
+        this.logger.debug('connection closed before HELLO (a liveness probe?)');
+        return;
+      }
       const reason = e instanceof HandshakeError ? e.reasonName : 'connection_lost';
       this.metricsRegistry.handshakeFailures.inc({ reason });
       this.logger.warn({ reason, err: (e as Error).message }, 'handshake failed');

@@ -205,14 +205,18 @@ export class Session {
         this.finished();
         return;
       }
-      this.reply(frame);
+      this.reply(call.id, frame);
     }
     this.finished();
   }
 
   /** Sends a frame without allocating a promise when the ring has room (the common case). */
-  private reply(frame: Uint8Array): void {
+  private reply(id: number, frame: Uint8Array): void {
     if (this.channel.closed) return;
+    if (frame.length > this.channel.maxMessage) {
+      this.fail(id, new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`));
+      return;
+    }
     if (!this.channel.trySend(frame)) {
       this.channel.send(frame).catch(() => {
         /* the session is closing; the client learns from the control socket */
@@ -246,7 +250,7 @@ export class Session {
 
   private fail(id: number, err: IpcError): void {
     this.host.metrics.errors.inc({ code: err.code });
-    this.reply(encodeFrame(FrameKind.Error, id, '', err.toJSON()));
+    this.reply(id, encodeFrame(FrameKind.Error, id, '', err.toJSON()));
   }
 
   private finished(): void {

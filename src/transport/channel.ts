@@ -91,6 +91,7 @@ export class Channel implements Pollable {
   private unreleased = false;
   private isClosed = false;
   private closeError: IpcError | undefined;
+  private finalStats: NativeEndpointStats | null = null;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
   private readonly iterBuffer: Uint8Array[] = [];
   private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
@@ -102,6 +103,8 @@ export class Channel implements Pollable {
   /** @internal */ readonly spinMs: number;
   /** Ring capacity per direction. */
   readonly capacity: number;
+  /** Largest message either side may send (the peer refuses larger ones). */
+  readonly maxMessage: number;
 
   /**
    * Opens this side from the channel's four fds (taken from `fds`).
@@ -109,10 +112,11 @@ export class Channel implements Pollable {
    */
   constructor(fds: NativeFds, side: 'server' | 'client', options: ChannelOptions = {}) {
     this.capacity = options.capacity ?? DEFAULT_CAPACITY;
+    this.maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
     this.spinMs = spinWindowMs(options.idle ?? 'adaptive', options.spinMicros);
     this.highWaterMark = options.highWaterMark ?? 1024;
     try {
-      this.ep = new native.NativeEndpoint(fds, side === 'server' ? 0 : 1, this.capacity, options.maxMessage ?? DEFAULT_MAX_MESSAGE, options.zeroCopy ?? true);
+      this.ep = new native.NativeEndpoint(fds, side === 'server' ? 0 : 1, this.capacity, this.maxMessage, options.zeroCopy ?? true);
     } catch (e) {
       fds.close();
       throw fromNative(e);
@@ -160,6 +164,7 @@ export class Channel implements Pollable {
    */
   send(data: Uint8Array): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
+    if (data.length > this.maxMessage) return Promise.reject(this.tooLarge(data.length));
     if (this.queue.length === 0) {
       let progress: number;
       try {
@@ -184,6 +189,7 @@ export class Channel implements Pollable {
    */
   trySend(data: Uint8Array): boolean {
     if (this.isClosed) throw this.closedError();
+    if (data.length > this.maxMessage) throw this.tooLarge(data.length);
     if (this.queue.length > 0 || data.length > this.capacity / 4 - 8) return false;
     if (this.writer) {
       if (!this.writer.hasSpace(this.writer.spaceNeeded(data.length))) return false;
@@ -359,6 +365,10 @@ export class Channel implements Pollable {
     if (this.step()) this.lastWork = performance.now();
   }
 
+  private tooLarge(size: number): IpcError {
+    return new IpcError('MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds the limit of ${this.maxMessage} bytes`);
+  }
+
   private closedError(): IpcError {
     return this.closeError ?? new IpcError('CHANNEL_CLOSED', 'channel closed', { retryable: true });
   }
@@ -378,6 +388,8 @@ export class Channel implements Pollable {
     this.isClosed = true;
     this.closeError = err;
     deactivate(this);
+    // The native counters go with the endpoint; keep their last values for stats().
+    this.finalStats = this.ep.stats();
     this.ep.close();
     const error = this.closedError();
     for (const item of this.queue.splice(0)) item.reject(error);
@@ -397,7 +409,7 @@ export class Channel implements Pollable {
 
   /** Counters so far. */
   stats(): ChannelStats {
-    const n: NativeEndpointStats = this.ep.stats();
+    const n: NativeEndpointStats = this.finalStats ?? this.ep.stats();
     return {
       ...this.counters,
       doorbellsRung: this.writer ? this.counters.doorbellsRung : n.doorbellsRung,
