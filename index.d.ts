@@ -66,7 +66,9 @@ export declare class NativeEndpoint {
   ringPeer(): void
   /**
    * Writes `data[progress..]` as far as the ring has room and returns the new progress;
-   * the message is complete when that equals `data.length`. Never blocks, never drops.
+   * the message is complete when that equals `data.length`. Returns -1 when not even its
+   * first record fit (so an empty message can tell "not sent" from "sent"). Never blocks,
+   * never drops.
    */
   write(data: Uint8Array, progress: number): number
   /**
@@ -171,3 +173,9 @@ export interface PeerCredentials {
   uid: number
   gid: number
 }
+
+/**
+ * Gives up the CPU once (`sched_yield`): the adaptive idle strategy's middle step, so two
+ * polling processes that share a CPU let each other run.
+ */
+export declare function yieldCpu(): void

@@ -841,3 +841,4 @@ module.exports.NativeFds = nativeBinding.NativeFds
 module.exports.NativeListener = nativeBinding.NativeListener
 module.exports.controlSocketPair = nativeBinding.controlSocketPair
 module.exports.createChannelFds = nativeBinding.createChannelFds
+module.exports.yieldCpu = nativeBinding.yieldCpu

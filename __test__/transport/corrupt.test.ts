@@ -39,7 +39,7 @@ function bystander(t: ExecutionContext): { check: (n?: number) => Promise<void> 
   });
   return {
     async check(n = 200) {
-      t.is(await echoRoundTrip(a, n, (i) => makeMessage(i, i % 300)), n);
+      t.is(await echoRoundTrip(a, n, (i) => makeMessage(i, 1 + (i % 300))), n);
       t.false(a.closed);
     },
   };
@@ -130,7 +130,7 @@ for (const variant of ['len-huge', 'head-beyond', 'garbage'] as Corruption[]) {
     const evil = await pair(t, PEER, { channel: { capacity: 4096 }, params: { role: 'corrupt', good: 3 } });
     const ch = evil.channel!;
     const whenClosed = closed(ch);
-    const echoing = echoRoundTrip(echo.channel!, 3000, (i) => makeMessage(i, i % 500), { window: 50 });
+    const echoing = echoRoundTrip(echo.channel!, 3000, (i) => makeMessage(i, 1 + (i % 500)), { window: 50 });
     t.deepEqual(await receive(ch, 3), [0, 1, 2]);
     await evil.link.request({ type: 'corrupt', variant, seed: 7 });
     const err = await within(whenClosed, 10_000, 'the corrupted channel to close');

@@ -94,14 +94,11 @@ test('empty messages are messages, across processes', async (t) => {
   t.is(ch.stats().bytesReceived, Math.ceil(2000 / 3) * 5);
 });
 
-// KNOWN BUG (reported): an empty message sent while the ring is full is reported sent and
-// silently dropped, in both the zero-copy and the copying path. `RingWriter.write()` and the
-// binding's `write()` return the progress, and for a 0-byte message "nothing fitted" and "done"
-// are both 0, so `Channel.send()` / `flushQueue()` resolve it without writing. `test.failing`
-// passes while the bug is there; once it is fixed this reports a pass-that-should-fail: make it
-// a plain `test` then.
+// Regression: an empty message sent while the ring was full used to be reported sent and
+// dropped, because "nothing fitted" and "done" were both progress 0. Writers now return -1
+// when nothing fit.
 for (const zeroCopy of [true, false]) {
-  test.failing(`empty messages survive a full ring (zeroCopy ${zeroCopy})`, async (t) => {
+  test(`empty messages survive a full ring (zeroCopy ${zeroCopy})`, async (t) => {
     const [a, b] = channelPair({ capacity: 4096, zeroCopy });
     t.teardown(() => {
       a.close();

@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { pathToFileURL } from 'node:url';
 import native = require('../../src/native');
 import type { NativeControlStream, NativeFds } from '../../index';
 import { Channel, type ChannelOptions, DEFAULT_CAPACITY } from '../../src/transport/channel';
@@ -32,6 +33,9 @@ export class ControlLink extends EventEmitter {
   private readonly decoder = new StringDecoder('utf8');
   private readonly buf = Buffer.alloc(64 * 1024);
   private partial = '';
+  private fds: NativeFds | null = null;
+  private held = false;
+  private readonly backlog: LinkMessage[] = [];
   private outbox: Buffer[] = [];
   private flushScheduled = false;
   private isClosed = false;
@@ -147,7 +151,9 @@ export class ControlLink extends EventEmitter {
 
   /** Fds that arrived so far (with the `init` line). */
   takeFds(): NativeFds | null {
-    return this.stream.takeFds();
+    const f = this.fds;
+    this.fds = null;
+    return f;
   }
 
   /** Whether the link keeps the process alive. */
@@ -170,30 +176,54 @@ export class ControlLink extends EventEmitter {
         this.close();
         return;
       }
+      // Take fds at once: closing the stream (say, on EOF right after) would close them.
+      const fds = this.stream.takeFds();
+      if (fds) {
+        if (this.fds) fds.close();
+        else this.fds = fds;
+      }
       const text = this.partial + this.decoder.write(this.buf.subarray(0, n));
       const lines = text.split('\n');
       this.partial = lines.pop() ?? '';
       for (const line of lines) {
         if (!line) continue;
         const msg = JSON.parse(line) as LinkMessage;
-        if (typeof msg.re === 'number') {
-          const p = this.pending.get(msg.re);
-          if (p) {
-            this.pending.delete(msg.re);
-            p.resolve(msg);
-            continue;
-          }
-        }
-        this.emit('message', msg);
+        if (this.held) this.backlog.push(msg);
+        else this.dispatch(msg);
         if (this.isClosed) return;
       }
     }
+  }
+
+  private dispatch(msg: LinkMessage): void {
+    if (typeof msg.re === 'number') {
+      const p = this.pending.get(msg.re);
+      if (p) {
+        this.pending.delete(msg.re);
+        p.resolve(msg);
+        return;
+      }
+    }
+    this.emit('message', msg);
+  }
+
+  /** Holds incoming messages back (queued, in order) until {@link ControlLink.release}. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Delivers the messages held back, then new ones as they come. */
+  release(): void {
+    this.held = false;
+    while (this.backlog.length > 0 && !this.held) this.dispatch(this.backlog.shift()!);
   }
 
   /** Closes the link (the peer sees EOF). Idempotent. */
   close(err?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    // Fds not taken yet stay takeable (init and EOF may arrive together); NativeFds closes
+    // them when collected otherwise.
     this.stream.close();
     const e = err ?? new Error('control link closed');
     for (const p of this.pending.values()) p.reject(e);
@@ -209,6 +239,9 @@ export interface CpuTime {
 }
 
 let counter = 0;
+
+/** tsx's loader by absolute URL, so children start whatever the working directory. */
+const TSX = pathToFileURL(require.resolve('tsx')).href;
 
 /** A fresh control socket path (short enough for `sun_path`). */
 export function socketPath(tag = 'bare'): string {
@@ -265,7 +298,7 @@ export async function spawnBarePair(script: string, options: SpawnOptions = {}):
   const listener = native.NativeListener.bind(sock);
   const stdio: StdioOptions = ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'];
   if (options.ipc) (stdio as unknown[]).push('ipc');
-  const child = spawn(process.execPath, ['--import=tsx', script, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [`--import=${TSX}`, script, ...(options.args ?? [])], {
     stdio,
     env: { ...process.env, [SOCKET_ENV]: sock },
     ...(options.ipc ? { serialization: options.ipc } : {}),
@@ -376,7 +409,20 @@ export async function connectToParent(): Promise<ChildSide> {
     // moment to finish cleanly, then make sure it does not linger.
     setTimeout(() => process.exit(0), 2000).unref();
   });
-  const init = await link.next('init');
+  // Commands may arrive right behind `init`, in the same read, before the caller has had a
+  // chance to listen for them: hold them back until the caller's continuation (a microtask) has
+  // run, that is until the next macrotask.
+  const init = await new Promise<LinkMessage>((resolve, reject) => {
+    const onMsg = (m: LinkMessage) => {
+      if (m.type !== 'init') return;
+      link.off('message', onMsg);
+      link.hold();
+      setImmediate(() => link.release());
+      resolve(m);
+    };
+    link.on('message', onMsg);
+    link.once('close', () => reject(new Error('control link closed before init')));
+  });
   const fds = init.channel ? link.takeFds() : null;
   if (init.channel && (!fds || fds.count !== 4)) throw new Error(`expected 4 fds with init, got ${fds?.count ?? 0}`);
   return { link, channelOptions: (init.channel as ChannelOptions | null) ?? null, params: (init.params as Record<string, unknown>) ?? {}, fds };

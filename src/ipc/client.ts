@@ -159,7 +159,7 @@ export class IpcClient extends EventEmitter {
       else call.onEnd(err);
     }
     if (!this.isClosed) this.emit('disconnect', err);
-    if (this.reconnect && !this.isClosed) this.connecting = this.reconnectLoop();
+    if (this.reconnect && !this.isClosed) (this.connecting = this.reconnectLoop()).catch(() => undefined); // callers see the failure; never unhandled
   }
 
   private async reconnectLoop(): Promise<Connection> {

@@ -97,7 +97,7 @@ export class Channel implements Pollable {
   private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
   private iterating = false;
   private readonly highWaterMark: number;
-  private readonly counters = { messagesSent: 0, bytesSent: 0, doorbellsRung: 0, doorbellsSuppressed: 0, ringFullWaits: 0, wakeups: 0 };
+  private readonly counters = { messagesSent: 0, bytesSent: 0, doorbellsSuppressed: 0, ringFullWaits: 0, wakeups: 0 };
   /** @internal */ lastWork = 0;
   /** @internal */ active = false;
   /** @internal */ readonly spinMs: number;
@@ -178,7 +178,7 @@ export class Channel implements Pollable {
         return RESOLVED;
       }
       this.counters.ringFullWaits++;
-      return this.enqueue(data, progress);
+      return this.enqueue(data, Math.max(progress, 0));
     }
     return this.enqueue(data, 0);
   }
@@ -191,11 +191,9 @@ export class Channel implements Pollable {
     if (this.isClosed) throw this.closedError();
     if (data.length > this.maxMessage) throw this.tooLarge(data.length);
     if (this.queue.length > 0 || data.length > this.capacity / 4 - 8) return false;
-    if (this.writer) {
-      if (!this.writer.hasSpace(this.writer.spaceNeeded(data.length))) return false;
-    }
-    const progress = this.writeNow(data, 0);
-    if (progress !== data.length) throw new IpcError('PROTOCOL_ERROR', 'ring accepted part of a message that fit');
+    if (this.writer && !this.writer.hasSpace(this.writer.spaceNeeded(data.length))) return false;
+    // One record (checked above): it either fits whole or not at all.
+    if (this.writeNow(data, 0) === -1) return false;
     this.counters.messagesSent++;
     this.counters.bytesSent += data.length;
     return true;
@@ -209,17 +207,13 @@ export class Channel implements Pollable {
     });
   }
 
-  /** Writes and publishes; returns the new progress. */
+  /** Writes and publishes; returns the new progress, or -1 when nothing fit (see RingWriter.write). */
   private writeNow(data: Uint8Array, progress: number): number {
     const w = this.writer;
     if (!w) return this.ep.write(data, progress);
     const p = w.write(data, progress);
-    if (w.publish()) {
-      this.counters.doorbellsRung++;
-      this.ep.ringPeer();
-    } else if (p !== progress || data.length === 0) {
-      this.counters.doorbellsSuppressed++;
-    }
+    if (w.publish()) this.ep.ringPeer();
+    else if (p !== progress && p !== -1) this.counters.doorbellsSuppressed++;
     return p;
   }
 
@@ -233,14 +227,19 @@ export class Channel implements Pollable {
     while (this.queue.length > 0) {
       const item = this.queue[0];
       const p = this.writeNow(item.data, item.progress);
-      if (p !== item.progress) progressed = true;
-      item.progress = p;
-      if (p < item.data.length) {
+      if (p === -1 || p < item.data.length) {
+        if (p > item.progress) {
+          progressed = true;
+          item.progress = p;
+        }
         const w = this.writer;
-        // Space appeared between the write and the announcement: write again.
-        if (w && !w.prepareWaitForSpace(w.spaceNeeded(item.data.length - p))) continue;
+        if (!w) break;
+        // Even a side that never sleeps announces it: the flag is also what makes the reader
+        // release what it has read. Space appeared meanwhile: write again.
+        if (!w.prepareWaitForSpace(w.spaceNeeded(item.data.length - item.progress))) continue;
         break;
       }
+      progressed = true;
       this.queue.shift();
       this.counters.messagesSent++;
       this.counters.bytesSent += item.data.length;
@@ -292,6 +291,7 @@ export class Channel implements Pollable {
             this.deliver(msg, false);
             work = true;
           }
+          if (!work && !this.isClosed && this.ep.peerClosed() && !this.ep.hasPending()) this.close();
         }
       }
       return work;
@@ -412,8 +412,9 @@ export class Channel implements Pollable {
     const n: NativeEndpointStats = this.finalStats ?? this.ep.stats();
     return {
       ...this.counters,
-      doorbellsRung: this.writer ? this.counters.doorbellsRung : n.doorbellsRung,
-      doorbellsSuppressed: this.writer ? this.counters.doorbellsSuppressed : n.doorbellsSuppressed,
+      // Every doorbell goes through the native side (ringPeer, release, native writes).
+      doorbellsRung: n.doorbellsRung,
+      doorbellsSuppressed: this.counters.doorbellsSuppressed + n.doorbellsSuppressed,
       messagesReceived: n.messagesReceived,
       bytesReceived: n.bytesReceived,
     };

@@ -10,6 +10,7 @@
  * per loop turn.
  * @packageDocumentation
  */
+import native = require('../native');
 
 /**
  * - `adaptive` (default): poll each loop turn while messages flow, sleep after
@@ -18,6 +19,9 @@
  * - `sleep`: sleep as soon as there is no work (least CPU; every message pays a wake-up).
  */
 export type IdleMode = 'adaptive' | 'poll' | 'sleep';
+
+/** How long a side polls without work before it starts yielding the CPU each turn, ms. */
+const YIELD_AFTER_MS = 0.02;
 
 /** Default polling window of `adaptive` mode, in microseconds. */
 export const DEFAULT_SPIN_MICROS = 200;
@@ -42,15 +46,24 @@ let scheduled = false;
 function tick(): void {
   scheduled = false;
   const now = performance.now();
+  let idleFor = Infinity;
   for (const p of active) {
     if (p.step()) {
       p.lastWork = now;
+      idleFor = 0;
     } else if (now - p.lastWork >= p.spinMs && p.park()) {
       p.active = false;
       active.delete(p);
+    } else {
+      idleFor = Math.min(idleFor, now - p.lastWork);
     }
   }
-  if (active.size > 0) schedule();
+  if (active.size > 0) {
+    // Spin, then yield, then park: after a while without work, give the CPU away once per turn,
+    // so that a peer sharing this CPU gets to run instead of waiting for our window to end.
+    if (idleFor >= YIELD_AFTER_MS && idleFor !== Infinity) native.yieldCpu();
+    schedule();
+  }
 }
 
 function schedule(): void {

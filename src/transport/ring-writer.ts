@@ -78,7 +78,9 @@ export class RingWriter {
 
   /**
    * Writes as much of `msg` from `progress` on as fits, a fragment at a time, and returns the
-   * new progress (`msg.length` once the message is complete). Not visible until {@link publish}.
+   * new progress (`msg.length` once the message is complete), or -1 when not even its first
+   * record fit (so that an empty message can tell "not sent" from "sent"). Not visible until
+   * {@link publish}.
    */
   write(msg: Uint8Array, progress: number): number {
     let free = this.free();
@@ -90,7 +92,7 @@ export class RingWriter {
       let pos = this.head & this.mask;
       const contiguous = this.capacity - pos;
       const pad = record > contiguous ? contiguous : 0;
-      if (pad + record > free) return progress;
+      if (pad + record > free) return progress === 0 ? -1 : progress;
       if (pad > 0) {
         this.view.setUint32(pos, pad - REC, true);
         this.view.setUint32(pos + 4, FLAG_PAD, true);

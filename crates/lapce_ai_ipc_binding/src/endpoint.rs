@@ -112,12 +112,14 @@ impl NativeEndpoint {
     }
 
     /// Writes `data[progress..]` as far as the ring has room and returns the new progress;
-    /// the message is complete when that equals `data.length`. Never blocks, never drops.
+    /// the message is complete when that equals `data.length`. Returns -1 when not even its
+    /// first record fit (so an empty message can tell "not sent" from "sent"). Never blocks,
+    /// never drops.
     #[napi]
-    pub fn write(&mut self, data: &[u8], progress: u32) -> Result<u32> {
+    pub fn write(&mut self, data: &[u8], progress: u32) -> Result<i32> {
         let mut p = progress as usize;
-        self.ep()?.write(data, &mut p).map_err(js_err)?;
-        Ok(p as u32)
+        let done = self.ep()?.write(data, &mut p).map_err(js_err)?;
+        Ok(if !done && p == 0 { -1 } else { p as i32 })
     }
 
     /// Releases every message returned by the previous `poll()`, then fills `out` with

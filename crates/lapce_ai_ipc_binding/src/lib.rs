@@ -11,3 +11,10 @@ mod error;
 mod fds;
 mod raw;
 mod wake;
+
+/// Gives up the CPU once (`sched_yield`): the adaptive idle strategy's middle step, so two
+/// polling processes that share a CPU let each other run.
+#[napi_derive::napi]
+pub fn yield_cpu() {
+    std::thread::yield_now();
+}

@@ -370,16 +370,16 @@ impl Consumer {
                 }
                 return Ok(Some(Next::InPlace { offset: payload, len }));
             }
-            let buf = self.assembling.get_or_insert_with(Vec::new);
+            // A fragmented message is at least a ring's quarter; start at a whole ring so that
+            // most messages grow the buffer once or not at all.
+            let buf = self.assembling.get_or_insert_with(|| Vec::with_capacity(self.capacity.min(self.max_message)));
             let size = buf.len() + len;
             if size > self.max_message {
                 self.assembling = None;
                 self.poisoned = true;
                 return Err(Error::MessageTooLarge { size, limit: self.max_message });
             }
-            let start = buf.len();
-            buf.resize(size, 0);
-            self.map.read_bytes(payload, &mut buf[start..]);
+            self.map.append_to(payload, len, buf);
             if !more {
                 return Ok(self.assembling.take().map(Next::Assembled));
             }

@@ -140,6 +140,21 @@ impl Mapping {
         unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
+    /// Appends `len` bytes of the mapping starting at `off` to `dst`, copying once (no
+    /// zero-fill first: reassembling large messages is a memcpy-bound path).
+    pub fn append_to(&self, off: usize, len: usize, dst: &mut Vec<u8>) {
+        self.check(off, len, 1);
+        dst.reserve(len);
+        let start = dst.len();
+        // SAFETY: the source range is in bounds (checked); `reserve` made room for `len` more
+        // bytes in `dst`, which is private memory, so the ranges cannot overlap; after the copy
+        // those bytes are initialised, so extending the length over them is sound.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr().add(start), len);
+            dst.set_len(start + len);
+        }
+    }
+
     /// Copies `src` into the mapping at `off`.
     pub fn write_bytes(&self, off: usize, src: &[u8]) {
         self.check(off, src.len(), 1);

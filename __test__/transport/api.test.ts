@@ -1,0 +1,140 @@
+/**
+ * The Channel API across two real processes: the copying fallback, the async iterator (end of
+ * stream, errors, backpressure).
+ */
+import test from 'ava';
+import type { IpcError } from '../../src/errors';
+import { type ChannelStats, channelPair } from '../../src/transport/channel';
+import { checkMessage, closed, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
+
+for (const [ours, theirs] of [
+  [false, false],
+  [false, true],
+  [true, false],
+] as const) {
+  test(`copying fallback works both directions (zeroCopy: parent ${ours}, child ${theirs})`, async (t) => {
+    const p = await pair(t, PEER, {
+      channel: { capacity: 64 * 1024, zeroCopy: ours },
+      childChannel: { zeroCopy: theirs },
+      params: { role: 'echo' },
+    });
+    const info = await p.link.next('fdinfo');
+    t.is(p.channel!.zeroCopy, ours);
+    t.is(info.zeroCopy, theirs);
+    // Small messages, and some larger than a quarter of the ring (reassembled from fragments).
+    const n = 1500;
+    const got = await echoRoundTrip(p.channel!, n, (i) => makeMessage(i, i % 50 === 0 ? 70_000 + i : sizeOf(i, 2000)));
+    t.is(got, n);
+    const child = (await p.link.request({ type: 'stats' })).stats as ChannelStats;
+    t.is(child.messagesReceived, n);
+    t.is(child.messagesSent, n);
+  });
+}
+
+test('the async iterator ends when the peer closes, after every message', async (t) => {
+  const n = 500;
+  const max = 2500;
+  const p = await pair(t, PEER, { channel: { capacity: 4096 }, params: { role: 'sendclose', count: n, max } });
+  let i = 0;
+  const errors: string[] = [];
+  const loop = (async () => {
+    for await (const m of p.channel!) {
+      const e = checkMessage(m, i, sizeOf(i, max));
+      if (e) errors.push(e);
+      i++;
+    }
+  })();
+  await within(loop, 20_000, `the iterator to end (${i} of ${n} so far)`);
+  t.deepEqual(errors, []);
+  t.is(i, n);
+  t.true(p.channel!.closed);
+  // Iterating a closed channel ends at once.
+  const again = await p.channel![Symbol.asyncIterator]().next();
+  t.true(again.done);
+});
+
+test('the async iterator throws the error a corrupted peer caused', async (t) => {
+  const p = await pair(t, PEER, { channel: { capacity: 4096 }, params: { role: 'corrupt', good: 3 } });
+  let seen = 0;
+  const loop = (async () => {
+    for await (const m of p.channel!) {
+      t.is(m[0], seen);
+      if (++seen === 3) p.link.request({ type: 'corrupt', variant: 'len-huge' }).catch(() => undefined);
+    }
+  })();
+  const err = (await t.throwsAsync(within(loop, 10_000, 'the iterator to fail'))) as IpcError;
+  t.is(err.code, 'RING_CORRUPT');
+  t.is(seen, 3);
+});
+
+test('a slow async-iterator consumer holds the sender back; memory stays bounded; all arrive', async (t) => {
+  const n = 20_000;
+  const size = 1000;
+  const highWaterMark = 16;
+  const capacity = 64 * 1024;
+  const p = await pair(t, PEER, { channel: { capacity, highWaterMark }, params: { role: 'flood', count: n, size } });
+  const ch = p.channel!;
+  const flooded = p.link.next('flooded', 60_000);
+  let i = 0;
+  let maxBacklog = 0;
+  let maxBacklogBytes = 0;
+  let error: string | null = null;
+  for await (const m of ch) {
+    error ??= checkMessage(m, i, size);
+    i++;
+    // Received from the ring but not yet consumed: what the channel buffers for us.
+    const s = ch.stats();
+    maxBacklog = Math.max(maxBacklog, s.messagesReceived - i);
+    maxBacklogBytes = Math.max(maxBacklogBytes, s.bytesReceived - i * size);
+    if (i % 500 === 0) await new Promise((r) => setTimeout(r, 1));
+    else await new Promise((r) => setImmediate(r));
+    if (i === n) break;
+  }
+  t.is(error, null);
+  t.is(i, n);
+  const sender = (await flooded).stats as ChannelStats;
+  t.is(sender.messagesSent, n);
+  t.true(sender.ringFullWaits > 0, 'the sender had to wait for the slow reader');
+  // Reading pauses at the high-water mark; one poll batch (up to 256 messages, never more
+  // bytes than the ring holds) may overshoot it.
+  t.true(maxBacklog <= highWaterMark + 256, `backlog reached ${maxBacklog} messages`);
+  t.true(maxBacklogBytes <= highWaterMark * size + capacity, `backlog reached ${maxBacklogBytes} bytes`);
+  t.log(`largest backlog: ${maxBacklog} messages (highWaterMark ${highWaterMark}); sender waited ${sender.ringFullWaits} times`);
+});
+
+// ---- the copying fallback -----------------------------------------------------------------
+// Regression: trySend() used to throw on a full ring in the copying fallback instead of
+// returning false (inside an onMessage handler that closed the channel).
+test('copying fallback: trySend returns false on a full ring', (t) => {
+  const [a, b] = channelPair({ capacity: 4096, zeroCopy: false });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  let sent = 0;
+  t.notThrows(() => {
+    while (a.trySend(new Uint8Array(100))) sent++;
+  });
+  t.true(sent > 0 && sent < 4096 / 100);
+  t.false(a.closed);
+});
+
+// Regression: the copying fallback used to miss the peer closing (only the zero-copy branch read
+// the `closed` word), so the iterator never ended and the channel polled a core at 100%.
+test('copying fallback: the peer closing closes the channel (and ends the iterator)', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096, zeroCopy: false });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  await a.send(makeMessage(1, 10));
+  const got: Uint8Array[] = [];
+  const loop = (async () => {
+    for await (const m of b) got.push(m);
+  })();
+  a.close();
+  await within(loop, 1000, 'the iterator to end').catch(() => undefined);
+  t.is(got.length, 1);
+  t.true(b.closed, 'the channel noticed that the peer closed');
+  t.is(await within(closed(b), 100, 'onClose'), undefined);
+});
