@@ -362,8 +362,8 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   addLatency('rtt.net', '64 B round trip, net Unix socket (baseline)', netRtt);
   addLatency('rtt.ipc', '64 B round trip, child_process IPC json', ipcRtt, { baseline: 'rtt.net.p50' });
   // Both sides poll while messages flow, so this should keep two cores busy. Much less means
-  // the processes shared one CPU: each side then polls out its whole adaptive window before it
-  // parks and lets the other run, and a round trip costs about twice the window.
+  // the processes shared one CPU: each side then has to yield (after 20 µs idle) or park before
+  // the other runs, and a round trip costs tens of µs.
   const adaptiveCores = (adaptive.cpu.parentMs + adaptive.cpu.childMs) / adaptive.cpu.wallMs;
   addLatency('rtt.adaptive', '64 B round trip, channel adaptive (default)', adaptive, {
     baseline: 'rtt.net.p50',
@@ -386,7 +386,7 @@ async function run(ctx: BenchContext): Promise<Row[]> {
       ['pin.net.cross', 'net Unix socket, on two CPUs', () => rttNet(n, warm, 'cross-cpu')],
       ['pin.sleep.same', 'channel sleep, both on one CPU', () => rttChannel({ idle: 'sleep' }, n, warm, 'same-cpu'), { baseline: 'pin.net.same.p50', target: { op: '<=', value: 25 } }],
       ['pin.sleep.cross', 'channel sleep, on two CPUs', () => rttChannel({ idle: 'sleep' }, n, warm, 'cross-cpu'), { baseline: 'pin.net.cross.p50', target: { op: '<=', value: 25 } }],
-      ['pin.adaptive.same', 'channel adaptive, both on one CPU', () => rttChannel({}, Math.round(n / 5), warm, 'same-cpu'), { baseline: 'pin.net.same.p50', note: 'each side polls out its 200 µs window before the other can run' }],
+      ['pin.adaptive.same', 'channel adaptive, both on one CPU', () => rttChannel({}, Math.round(n / 5), warm, 'same-cpu'), { baseline: 'pin.net.same.p50', note: 'while polling idle, each side yields the CPU after 20 µs so the other can run' }],
       ['pin.adaptive.cross', 'channel adaptive, on two CPUs', () => rttChannel({}, n, warm, 'cross-cpu'), { baseline: 'pin.net.cross.p50', target: { op: '<=', value: 5 } }],
     ];
     for (const [id, what, measure, extra] of placed) addLatency(id, `64 B round trip, ${what}`, await measure(), extra);
