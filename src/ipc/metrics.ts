@@ -9,6 +9,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChannelStats } from '../transport/channel';
+import { HistogramSeries, LabeledHistogram } from './request-histogram';
 
 /** Sums of channel counters, for live and already closed sessions. */
 export interface TrafficSource {
@@ -25,7 +26,7 @@ export class ServerMetrics {
   readonly handshakes: Counter;
   readonly handshakeFailures: Counter<'reason'>;
   readonly handshakeSeconds: Histogram;
-  readonly requestSeconds: Histogram<'method'>;
+  readonly requestSeconds: LabeledHistogram;
   readonly streamsActive: Gauge;
   readonly streamFirstChunkSeconds: Histogram<'method'>;
   readonly errors: Counter<'code'>;
@@ -44,13 +45,13 @@ export class ServerMetrics {
       buckets: [50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 0.05, 0.5, 2],
       registers,
     });
-    this.requestSeconds = new Histogram({
-      name: 'lapce_ipc_request_seconds',
-      help: 'Request handling time, from frame in to response out, by method',
-      labelNames: ['method'],
-      buckets: [10e-6, 50e-6, 100e-6, 500e-6, 1e-3, 5e-3, 0.025, 0.1, 0.5, 2.5, 10],
-      registers,
-    });
+    this.requestSeconds = new LabeledHistogram(
+      'lapce_ipc_request_seconds',
+      'Request handling time, from frame in to response out, by method',
+      'method',
+      [10e-6, 50e-6, 100e-6, 500e-6, 1e-3, 5e-3, 0.025, 0.1, 0.5, 2.5, 10],
+      registry,
+    );
     this.streamsActive = new Gauge({ name: 'lapce_ipc_streams_active', help: 'Streams in progress', registers });
     this.streamFirstChunkSeconds = new Histogram({
       name: 'lapce_ipc_stream_first_chunk_seconds',
@@ -94,16 +95,9 @@ export class ServerMetrics {
     fromTraffic('lapce_ipc_wakeups_total', 'Times the server was woken by a client doorbell', (t) => t.wakeups);
   }
 
-  private readonly requestTimers = new Map<string, { observe(v: number): void }>();
-
-  /** The latency histogram of one method, with its label resolved once (labels cost a hash per call). */
-  requestTimer(method: string): { observe(v: number): void } {
-    let t = this.requestTimers.get(method);
-    if (!t) {
-      t = this.requestSeconds.labels({ method });
-      this.requestTimers.set(method, t);
-    }
-    return t;
+  /** The latency histogram of one method (resolve once per method; observing is cheap). */
+  requestTimer(method: string): HistogramSeries {
+    return this.requestSeconds.labels(method);
   }
 
   /** Prometheus text exposition. */

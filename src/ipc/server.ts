@@ -231,6 +231,7 @@ export class IpcServer {
       metrics: this.metricsRegistry,
       logger: this.logger,
       maxStreams: this.opts.maxStreamsPerConnection,
+      trackActivity: this.opts.idleTimeoutMs > 0,
     });
     this.slots[slot].session = session;
     this.sessions.set(session, { conn, end: (why) => end(why) });

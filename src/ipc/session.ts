@@ -46,6 +46,8 @@ export interface SessionHost {
   metrics: ServerMetrics;
   logger: Logger;
   maxStreams: number;
+  /** Whether sessions track their last activity (only an idle timeout needs it). */
+  trackActivity: boolean;
 }
 
 /**
@@ -111,7 +113,7 @@ export class Session {
   }
 
   private onFrame(msg: Uint8Array): void {
-    this.lastActivity = Date.now();
+    if (this.host.trackActivity) this.lastActivity = Date.now();
     let frame: Frame;
     try {
       frame = decodeFrame(msg);

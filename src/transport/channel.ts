@@ -92,6 +92,8 @@ export class Channel implements Pollable {
   private isClosed = false;
   private closeError: IpcError | undefined;
   private finalStats: NativeEndpointStats | null = null;
+  /** True while a batch of incoming messages is being delivered (see writeNow). */
+  private corked = false;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
   private readonly iterBuffer: Uint8Array[] = [];
   private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
@@ -212,9 +214,17 @@ export class Channel implements Pollable {
     const w = this.writer;
     if (!w) return this.ep.write(data, progress);
     const p = w.write(data, progress);
-    if (w.publish()) this.ep.ringPeer();
-    else if (p !== progress && p !== -1) this.counters.doorbellsSuppressed++;
+    // Replies sent from inside a batch of incoming messages are published once, after the
+    // batch; a ring that filled up is published at once so the peer can make room.
+    if (!this.corked || p !== data.length) this.publish();
     return p;
+  }
+
+  private publish(): void {
+    const w = this.writer as RingWriter;
+    if (w.idle) return;
+    if (w.publish()) this.ep.ringPeer();
+    else this.counters.doorbellsSuppressed++;
   }
 
   /**
@@ -302,6 +312,16 @@ export class Channel implements Pollable {
   }
 
   private drainInPlace(head: number): void {
+    this.corked = true;
+    try {
+      this.drainBatches(head);
+    } finally {
+      this.corked = false;
+      if (!this.isClosed) this.publish();
+    }
+  }
+
+  private drainBatches(head: number): void {
     const rx = this.rx as ArrayBuffer;
     for (;;) {
       const n = this.ep.poll(this.desc);

@@ -80,6 +80,11 @@ impl Doorbell {
         }
     }
 
+    /// Gives up the fd (to pass it to a peer).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// The raw fd, for event loops that watch it (libuv's `uv_poll`).
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -89,6 +89,17 @@ fn align8(n: usize) -> usize {
     (n + 7) & !7
 }
 
+/// The first bytes of a fresh ring's header (magic, layout version, capacity); the rest of a
+/// fresh header is zero. The creator writes them once, before anyone maps the ring.
+pub fn header_prefix(capacity: usize) -> Result<[u8; 12]> {
+    check_capacity(capacity)?;
+    let mut h = [0u8; 12];
+    h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    h[4..8].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&(capacity as u32).to_le_bytes());
+    Ok(h)
+}
+
 /// Writes a fresh ring header into a zeroed region. Only the creator does this, once.
 pub fn init_header(map: &Mapping, capacity: usize) -> Result<()> {
     check_capacity(capacity)?;
