@@ -22,6 +22,7 @@ import { IpcClient } from '../src/ipc/client';
 import type { IpcServerOptions } from '../src/ipc/server';
 import { spawnBarePair } from './lib/bare-pair';
 import { JsonChild } from './lib/ipc-proc';
+import { channelPingPong } from './lib/pingpong';
 import { type BenchContext, type CpuReport, formatTable, percentile, type Row, type Suite } from './lib/report';
 
 const SERVER = path.join(__dirname, 'lib', 'ipc-server.ts');
@@ -154,24 +155,7 @@ async function bare(n: number, warm: number, pipeN: number, depth: number): Prom
     await p.link.request({ type: 'pong' });
     const ch = p.channel!;
     const msg = new Uint8Array(64);
-    const pingPong = (count: number): Promise<Float64Array> =>
-      new Promise((resolve, reject) => {
-        const samples = new Float64Array(count);
-        let i = 0;
-        let t0 = 0;
-        ch.onMessage(() => {
-          samples[i++] = performance.now() - t0;
-          if (i === count) {
-            ch.onMessage(null);
-            resolve(samples);
-            return;
-          }
-          t0 = performance.now();
-          ch.send(msg).catch(reject);
-        });
-        t0 = performance.now();
-        ch.send(msg).catch(reject);
-      });
+    const pingPong = (count: number): Promise<Float64Array> => channelPingPong(ch, count, msg);
     await pingPong(warm);
     let a = mark(child);
     const rtt = summarize(await pingPong(n), cpuSince(a, child));

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { type BarePair, socketPath, spawnBarePair } from './lib/bare-pair';
 import { type BenchContext, type CpuReport, percentile, type Row, type Suite } from './lib/report';
 import { FrameParser } from './lib/frames';
+import { channelPingPong } from './lib/pingpong';
 import type { ChannelOptions } from '../src/transport/channel';
 
 const CHILD = path.join(__dirname, 'lib', 'transport-child.ts');
@@ -145,27 +146,7 @@ export function rttChannel(opts: ChannelOptions, n: number, warm: number, placem
   return withChild({ channel: opts }, async (p) => {
     await p.link.request({ type: 'pong' });
     const ch = p.channel!;
-    const msg = new Uint8Array(64);
-    return pingPong(p, n, warm, (count) => {
-      return new Promise<Float64Array>((resolve, reject) => {
-        const samples = new Float64Array(count);
-        let i = 0;
-        let t0 = 0;
-        ch.onMessage(() => {
-          samples[i++] = performance.now() - t0;
-          if (i === count) {
-            ch.onMessage(null);
-            resolve(samples);
-            return;
-          }
-          t0 = performance.now();
-          if (!ch.trySend(msg)) ch.send(msg).catch(reject);
-        });
-        ch.onClose((e) => reject(e ?? new Error('channel closed')));
-        t0 = performance.now();
-        ch.send(msg).catch(reject);
-      });
-    });
+    return pingPong(p, n, warm, (count) => channelPingPong(ch, count));
   }, placement);
 }
 
