@@ -13,5 +13,10 @@ export { IpcClient, type IpcClientOptions, type CallOptions, type ReconnectOptio
 export type { HandlerContext, PeerInfo, RequestHandler, StreamHandler } from './ipc/session';
 export { defaultSocketPath, controlPath } from './ipc/paths';
 export { Channel, channelPair, type ChannelOptions, type ChannelStats, type MessageHandler } from './transport/channel';
-export type { IdleMode } from './transport/idle';
+export type { IdleMode, Pollable } from './transport/idle';
+export type { Payload } from './protocol/frame';
+export type { Welcome } from './protocol/control';
+export type { ServerMetrics } from './ipc/metrics';
+export type { LabeledHistogram, HistogramSeries, MetricValue } from './ipc/request-histogram';
+export type { NativeFds, NativeEndpointStats, PeerCredentials } from '../index';
 export * from './ai';

@@ -105,7 +105,7 @@ const NETWORK_CODES = new Set([
   'FailedToOpenSocket',
 ])
 
-type HeaderBag = Headers | Record<string, string | undefined> | undefined
+export type HeaderBag = Headers | Record<string, string | undefined> | undefined
 
 function header(headers: HeaderBag, name: string): string | undefined {
   if (!headers) return undefined

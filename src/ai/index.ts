@@ -49,6 +49,7 @@ export {
 } from './config'
 export { resolveRoute, type Route } from './routing'
 export { classifyError, parseRetryAfter, geminiRetryDelayMs, redact } from './errors'
+export type { ClassifyContext, HeaderBag } from './errors'
 export { backoffDelay } from './retry'
 export { chatMetrics, METRIC_NAMES, type ChatMetrics } from './metrics'
 export { createProvider, createEchoProvider, echoReply, type ChatProvider, type ProviderDeps } from './providers'

@@ -32,7 +32,8 @@ export class HistogramSeries {
   }
 }
 
-interface MetricValue {
+/** One sample of the histogram, in prom-client's shape. */
+export interface MetricValue {
   labels: Record<string, string | number>;
   value: number;
   metricName: string;
