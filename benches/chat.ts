@@ -33,45 +33,45 @@
  *
  * Run alone: `node --import=tsx benches/chat.ts [--quick]`; in the suite runner as `chat`.
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import pino from 'pino'
-import { type ChatEvent, loadConfig } from '../src/ai'
-import { CHAT_METHOD, createChatBackend } from '../src/backend'
-import { IpcClient } from '../src/ipc/client'
-import { IpcServer } from '../src/ipc/server'
-import type { MockScript } from '../__test__/ai/mocks/harness'
-import { startOpenAIMock } from '../__test__/ai/mocks/openai'
-import { type BenchContext, type CpuReport, formatTable, percentile, type Row, type Suite } from './lib/report'
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { type ChatEvent, loadConfig } from '../src/ai';
+import { CHAT_METHOD, createChatBackend } from '../src/backend';
+import { IpcClient } from '../src/ipc/client';
+import { IpcServer } from '../src/ipc/server';
+import type { MockScript } from '../__test__/ai/mocks/harness';
+import { startOpenAIMock } from '../__test__/ai/mocks/openai';
+import { type BenchContext, type CpuReport, formatTable, percentile, type Row, type Suite } from './lib/report';
 
-const FLOOD_CHUNKS = 10_000
-const PACE_MS = 5
-const ROLE_ENV = 'LAPCE_CHAT_BENCH_ROLE'
-const PAYLOAD = { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'flood me' }] }
+const FLOOD_CHUNKS = 10_000;
+const PACE_MS = 5;
+const ROLE_ENV = 'LAPCE_CHAT_BENCH_ROLE';
+const PAYLOAD = { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'flood me' }] };
 
 /** Nanoseconds on CLOCK_MONOTONIC: comparable between the processes of one machine. */
-const nowNs = (): number => Number(process.hrtime.bigint())
+const nowNs = (): number => Number(process.hrtime.bigint());
 const cpuMsSince = (start: NodeJS.CpuUsage): number => {
-  const d = process.cpuUsage(start)
-  return (d.user + d.system) / 1000
-}
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+};
 
 /** Messages from this process to a child. */
 type Command =
   | { cmd: 'inproc' } // router: consume one chat in-process
   | { cmd: 'stamps' } // router: hand-off stamps and CPU time of the last chat
   | { cmd: 'enqueue'; script: MockScript } // mock: script the next request
-  | { cmd: 'stop' }
+  | { cmd: 'stop' };
 
 /** One chat as its consumer saw it. */
 interface Run {
-  chunks: number
-  wallMs: number
+  chunks: number;
+  wallMs: number;
   /** Per-chunk delay, µs, router hand-off → consumer. */
-  delaysUs: number[]
-  cpu: CpuReport
+  delaysUs: number[];
+  cpu: CpuReport;
 }
 
 // ─── child: the router ───────────────────────────────────────────────────────
@@ -81,131 +81,144 @@ interface Run {
  * stamped as the router hands it over; the stamps of the last chat wait for the parent.
  */
 async function routerProcess(origin: string, socketPath: string): Promise<void> {
-  const logger = pino({ level: 'silent' })
+  const logger = pino({ level: 'silent' });
   const config = loadConfig({
     env: {},
     overrides: { default: 'openai', providers: { openai: { baseURL: `${origin}/v1`, apiKey: 'sk-bench' } }, retry: { maxAttempts: 1 } },
-  })
-  const server = new IpcServer({ socketPath, logger })
-  const backend = createChatBackend({ config, logger, registry: server.registry })
-  let stamps: number[] = []
-  let cpuMs = 0
+  });
+  const server = new IpcServer({ socketPath, logger });
+  const backend = createChatBackend({ config, logger, registry: server.registry });
+  let stamps: number[] = [];
+  let cpuMs = 0;
 
   async function* stamped(payload: unknown, signal: AbortSignal): AsyncGenerator<ChatEvent> {
-    stamps = []
-    const cpu = process.cpuUsage()
+    stamps = [];
+    const cpu = process.cpuUsage();
     try {
       for await (const ev of backend.chat(payload, { signal })) {
-        if (ev.type === 'delta') stamps.push(nowNs())
-        yield ev
+        if (ev.type === 'delta') stamps.push(nowNs());
+        yield ev;
       }
     } finally {
-      cpuMs = cpuMsSince(cpu)
+      cpuMs = cpuMsSince(cpu);
     }
   }
-  server.handleStream(CHAT_METHOD, (payload, ctx) => stamped(payload, ctx.signal))
-  await server.listen()
+  server.handleStream(CHAT_METHOD, (payload, ctx) => stamped(payload, ctx.signal));
+  await server.listen();
 
   process.on('message', async (m: Command & { id: number }) => {
     if (m.cmd === 'inproc') {
-      const received: number[] = []
-      const t0 = nowNs()
-      for await (const ev of stamped(PAYLOAD, new AbortController().signal)) if (ev.type === 'delta') received.push(nowNs())
-      const wallMs = (nowNs() - t0) / 1e6
-      const run: Run = { chunks: received.length, wallMs, delaysUs: received.map((t, i) => (t - stamps[i]) / 1000), cpu: { parentMs: 0, childMs: cpuMs, wallMs } }
-      process.send!({ id: m.id, run })
+      const received: number[] = [];
+      const t0 = nowNs();
+      for await (const ev of stamped(PAYLOAD, new AbortController().signal)) if (ev.type === 'delta') received.push(nowNs());
+      const wallMs = (nowNs() - t0) / 1e6;
+      const run: Run = {
+        chunks: received.length,
+        wallMs,
+        delaysUs: received.map((t, i) => (t - stamps[i]) / 1000),
+        cpu: { parentMs: 0, childMs: cpuMs, wallMs },
+      };
+      process.send!({ id: m.id, run });
     } else if (m.cmd === 'stamps') {
-      process.send!({ id: m.id, stamps, cpuMs })
+      process.send!({ id: m.id, stamps, cpuMs });
     } else if (m.cmd === 'stop') {
-      await server.close({ deadlineMs: 1000 })
-      process.send!({ id: m.id })
-      process.disconnect()
+      await server.close({ deadlineMs: 1000 });
+      process.send!({ id: m.id });
+      process.disconnect();
     }
-  })
-  process.send!({ ready: true })
+  });
+  process.send!({ ready: true });
 }
 
 // ─── child: the mock provider ────────────────────────────────────────────────
 
 /** The mock OpenAI API: floods by default, scripted by `enqueue`. */
 async function mockProcess(): Promise<void> {
-  const mock = await startOpenAIMock({ apiKey: 'sk-bench', defaultScript: { kind: 'flood', count: FLOOD_CHUNKS } })
+  const mock = await startOpenAIMock({ apiKey: 'sk-bench', defaultScript: { kind: 'flood', count: FLOOD_CHUNKS } });
   process.on('message', async (m: Command & { id: number }) => {
-    if (m.cmd === 'enqueue') mock.enqueue(m.script)
-    if (m.cmd === 'stop') await mock.close()
-    process.send!({ id: m.id })
-    if (m.cmd === 'stop') process.disconnect()
-  })
-  process.send!({ ready: true, origin: mock.origin })
+    if (m.cmd === 'enqueue') mock.enqueue(m.script);
+    if (m.cmd === 'stop') await mock.close();
+    process.send!({ id: m.id });
+    if (m.cmd === 'stop') process.disconnect();
+  });
+  process.send!({ ready: true, origin: mock.origin });
 }
 
 // ─── parent ──────────────────────────────────────────────────────────────────
 
 /** A child process of this benchmark, called over the fork channel. */
 class Child {
-  private nextId = 1
-  private readonly waiting = new Map<number, (m: any) => void>()
+  private nextId = 1;
+  private readonly waiting = new Map<number, (m: any) => void>();
   private constructor(
     readonly child: ChildProcess,
     /** What the child said when it was ready. */
     readonly hello: Record<string, unknown>,
   ) {
     child.on('message', (m: any) => {
-      const w = this.waiting.get(m.id)
+      const w = this.waiting.get(m.id);
       if (w) {
-        this.waiting.delete(m.id)
-        w(m)
+        this.waiting.delete(m.id);
+        w(m);
       }
-    })
+    });
   }
 
   /** Fork this file in `role`; resolves once the child says it is ready. */
   static async start(role: 'router' | 'mock', env: Record<string, string> = {}): Promise<Child> {
     // Same node flags as ours (`--import=tsx`), so the child runs this file from source.
-    const child = fork(__filename, [], { env: { ...process.env, ...env, [ROLE_ENV]: role }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(__filename, [], {
+      env: { ...process.env, ...env, [ROLE_ENV]: role },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      child.once('message', (m: Record<string, unknown>) => resolve(m))
-      child.once('exit', (code) => reject(new Error(`${role} process exited (${code}) before it was ready`)))
-    })
-    return new Child(child, hello)
+      child.once('message', (m: Record<string, unknown>) => resolve(m));
+      child.once('exit', (code) => reject(new Error(`${role} process exited (${code}) before it was ready`)));
+    });
+    return new Child(child, hello);
   }
 
   call<T = unknown>(command: Command): Promise<T> {
-    const id = this.nextId++
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, resolve)
-      this.child.send({ ...command, id }, (err) => err && reject(err))
-    })
+      this.waiting.set(id, resolve);
+      this.child.send({ ...command, id }, (err) => err && reject(err));
+    });
   }
 }
 
 /** One chat through an IpcClient in this process. */
 async function ipcRun(client: IpcClient, router: Child): Promise<Run> {
-  const received: number[] = []
-  const cpu = process.cpuUsage()
-  const t0 = nowNs()
-  for await (const ev of client.stream<ChatEvent>(CHAT_METHOD, PAYLOAD)) if (ev.type === 'delta') received.push(nowNs())
-  const wallMs = (nowNs() - t0) / 1e6
-  const parentMs = cpuMsSince(cpu)
-  const { stamps, cpuMs } = await router.call<{ stamps: number[]; cpuMs: number }>({ cmd: 'stamps' })
-  if (stamps.length !== received.length) throw new Error(`the router sent ${stamps.length} deltas, the client got ${received.length}`)
-  return { chunks: received.length, wallMs, delaysUs: received.map((t, i) => (t - stamps[i]) / 1000), cpu: { parentMs, childMs: cpuMs, wallMs } }
+  const received: number[] = [];
+  const cpu = process.cpuUsage();
+  const t0 = nowNs();
+  for await (const ev of client.stream<ChatEvent>(CHAT_METHOD, PAYLOAD)) if (ev.type === 'delta') received.push(nowNs());
+  const wallMs = (nowNs() - t0) / 1e6;
+  const parentMs = cpuMsSince(cpu);
+  const { stamps, cpuMs } = await router.call<{ stamps: number[]; cpuMs: number }>({ cmd: 'stamps' });
+  if (stamps.length !== received.length) throw new Error(`the router sent ${stamps.length} deltas, the client got ${received.length}`);
+  return {
+    chunks: received.length,
+    wallMs,
+    delaysUs: received.map((t, i) => (t - stamps[i]) / 1000),
+    cpu: { parentMs, childMs: cpuMs, wallMs },
+  };
 }
 
 /** Several runs pooled: median throughput, delay percentiles over every chunk, mean CPU. */
 interface Pooled {
-  chunksPerSec: number
-  p50: number
-  p99: number
-  min: number
-  cpu: CpuReport
-  n: number
+  chunksPerSec: number;
+  p50: number;
+  p99: number;
+  min: number;
+  cpu: CpuReport;
+  n: number;
 }
 
 function pool(runs: Run[]): Pooled {
-  const cps = runs.map((r) => r.chunks / (r.wallMs / 1000)).sort((a, b) => a - b)
-  const delays = runs.flatMap((r) => r.delaysUs).sort((a, b) => a - b)
-  const mean = (f: (c: CpuReport) => number) => runs.reduce((n, r) => n + f(r.cpu), 0) / runs.length
+  const cps = runs.map((r) => r.chunks / (r.wallMs / 1000)).sort((a, b) => a - b);
+  const delays = runs.flatMap((r) => r.delaysUs).sort((a, b) => a - b);
+  const mean = (f: (c: CpuReport) => number) => runs.reduce((n, r) => n + f(r.cpu), 0) / runs.length;
   return {
     chunksPerSec: cps[Math.floor(cps.length / 2)],
     p50: percentile(delays, 50),
@@ -213,15 +226,22 @@ function pool(runs: Run[]): Pooled {
     min: delays[0],
     cpu: { parentMs: mean((c) => c.parentMs), childMs: mean((c) => c.childMs), wallMs: mean((c) => c.wallMs) },
     n: delays.length,
-  }
+  };
 }
 
 /** Rows for one scenario: in-process baselines, then the IPC figures against them. */
 function rowsFor(id: string, name: string, r: { inproc: Pooled; ipc: Pooled }, opts: { throughput: boolean; note: string }): Row[] {
-  const rows: Row[] = []
+  const rows: Row[] = [];
   if (opts.throughput) {
     rows.push(
-      { id: `chat.${id}.inproc.rate`, what: `${name}: chunks/s, in-process (baseline)`, value: r.inproc.chunksPerSec, unit: 'chunks/s', better: 'higher', cpu: r.inproc.cpu },
+      {
+        id: `chat.${id}.inproc.rate`,
+        what: `${name}: chunks/s, in-process (baseline)`,
+        value: r.inproc.chunksPerSec,
+        unit: 'chunks/s',
+        better: 'higher',
+        cpu: r.inproc.cpu,
+      },
       {
         id: `chat.${id}.ipc.rate`,
         what: `${name}: chunks/s, IPC client in another process`,
@@ -232,11 +252,17 @@ function rowsFor(id: string, name: string, r: { inproc: Pooled; ipc: Pooled }, o
         cpu: r.ipc.cpu,
         note: 'median run',
       },
-    )
+    );
   }
   for (const p of ['p50', 'p99'] as const) {
     rows.push(
-      { id: `chat.${id}.inproc.${p}`, what: `${name}: per-chunk delay, in-process (baseline), ${p}`, value: r.inproc[p], unit: 'µs', better: 'lower' },
+      {
+        id: `chat.${id}.inproc.${p}`,
+        what: `${name}: per-chunk delay, in-process (baseline), ${p}`,
+        value: r.inproc[p],
+        unit: 'µs',
+        better: 'lower',
+      },
       {
         id: `chat.${id}.ipc.${p}`,
         what: `${name}: per-chunk delay, IPC client, ${p}`,
@@ -246,9 +272,9 @@ function rowsFor(id: string, name: string, r: { inproc: Pooled; ipc: Pooled }, o
         baseline: `chat.${id}.inproc.${p}`,
         note: `added by IPC ${(r.ipc[p] - r.inproc[p]).toFixed(1)} µs; ${opts.note}; ${r.ipc.n} chunks`,
       },
-    )
+    );
   }
-  return rows
+  return rows;
 }
 
 /**
@@ -256,40 +282,41 @@ function rowsFor(id: string, name: string, r: { inproc: Pooled; ipc: Pooled }, o
  * modes so that drift (other load, frequency) hits both alike.
  */
 export async function run(ctx: Pick<BenchContext, 'quick'> & Partial<Pick<BenchContext, 'log'>>): Promise<Row[]> {
-  const log = ctx.log ?? (() => {})
-  const runs = ctx.quick ? 1 : 5
-  const pacedCount = ctx.quick ? 50 : 200
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lapce-chat-bench-'))
-  const socketPath = path.join(dir, 'ai.sock')
-  const mock = await Child.start('mock')
-  const router = await Child.start('router', { BENCH_ORIGIN: String(mock.hello.origin), BENCH_SOCKET: socketPath })
-  const client = await IpcClient.connect(socketPath, { name: 'chat-bench' })
+  const log = ctx.log ?? (() => {});
+  const runs = ctx.quick ? 1 : 5;
+  const pacedCount = ctx.quick ? 50 : 200;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lapce-chat-bench-'));
+  const socketPath = path.join(dir, 'ai.sock');
+  const mock = await Child.start('mock');
+  const router = await Child.start('router', { BENCH_ORIGIN: String(mock.hello.origin), BENCH_SOCKET: socketPath });
+  const client = await IpcClient.connect(socketPath, { name: 'chat-bench' });
   try {
     const measure = async (script: MockScript | undefined, n: number, ipcClient = client) => {
-      const inproc: Run[] = []
-      const ipc: Run[] = []
+      const inproc: Run[] = [];
+      const ipc: Run[] = [];
       for (let i = 0; i < n; i++) {
-        if (script) await mock.call({ cmd: 'enqueue', script })
-        inproc.push((await router.call<{ run: Run }>({ cmd: 'inproc' })).run)
-        if (script) await mock.call({ cmd: 'enqueue', script })
-        ipc.push(await ipcRun(ipcClient, router))
+        if (script) await mock.call({ cmd: 'enqueue', script });
+        inproc.push((await router.call<{ run: Run }>({ cmd: 'inproc' })).run);
+        if (script) await mock.call({ cmd: 'enqueue', script });
+        ipc.push(await ipcRun(ipcClient, router));
       }
-      return { inproc: pool(inproc), ipc: pool(ipc) }
-    }
+      return { inproc: pool(inproc), ipc: pool(ipc) };
+    };
 
-    log('chat: warm-up')
-    await measure({ kind: 'flood', count: 2000 }, 1)
-    log(`chat: flood of ${FLOOD_CHUNKS} chunks × ${runs} per mode`)
-    const flood = await measure(undefined, runs)
-    const paced: MockScript = { kind: 'stream', chunks: Array.from({ length: pacedCount }, () => 'x'), delayMs: PACE_MS }
-    log(`chat: paced stream of ${pacedCount} chunks × ${runs} per mode`)
-    const slow = await measure(paced, runs)
+    log('chat: warm-up');
+    await measure({ kind: 'flood', count: 2000 }, 1);
+    log(`chat: flood of ${FLOOD_CHUNKS} chunks × ${runs} per mode`);
+    const flood = await measure(undefined, runs);
+    const paced: MockScript = { kind: 'stream', chunks: Array.from({ length: pacedCount }, () => 'x'), delayMs: PACE_MS };
+    log(`chat: paced stream of ${pacedCount} chunks × ${runs} per mode`);
+    const slow = await measure(paced, runs);
     // A client that never sleeps keeps a core busy while it is open: connect it only for this.
-    const polling = await IpcClient.connect(socketPath, { name: 'chat-bench-poll', channel: { idle: 'poll' } })
-    const slowPolling = await measure(paced, runs, polling).finally(() => polling.close())
-    if (Math.min(flood.ipc.min, slow.ipc.min, slowPolling.ipc.min) < 0) throw new Error('negative delay: the processes do not share a clock')
+    const polling = await IpcClient.connect(socketPath, { name: 'chat-bench-poll', channel: { idle: 'poll' } });
+    const slowPolling = await measure(paced, runs, polling).finally(() => polling.close());
+    if (Math.min(flood.ipc.min, slow.ipc.min, slowPolling.ipc.min) < 0)
+      throw new Error('negative delay: the processes do not share a clock');
 
-    const pacedName = `paced, 1 chunk/${PACE_MS} ms`
+    const pacedName = `paced, 1 chunk/${PACE_MS} ms`;
     return [
       ...rowsFor('flood', `flood of ${FLOOD_CHUNKS / 1000}k`, flood, {
         throughput: true,
@@ -297,41 +324,53 @@ export async function run(ctx: Pick<BenchContext, 'quick'> & Partial<Pick<BenchC
         // tail is then the scheduler's time slice as much as the IPC path.
         note: `includes time queued behind earlier chunks, and descheduled (${os.cpus().length} CPUs for 3 busy processes)`,
       }),
-      ...rowsFor('paced', pacedName, slow, { throughput: false, note: 'no queueing; the client (default idle mode) sleeps between chunks and is woken by its doorbell' }),
-      ...rowsFor('paced-poll', `${pacedName}, polling client`, slowPolling, { throughput: false, note: "client with idle: 'poll', never sleeps: the path without the wake-up" }),
-    ]
+      ...rowsFor('paced', pacedName, slow, {
+        throughput: false,
+        note: 'no queueing; the client (default idle mode) sleeps between chunks and is woken by its doorbell',
+      }),
+      ...rowsFor('paced-poll', `${pacedName}, polling client`, slowPolling, {
+        throughput: false,
+        note: "client with idle: 'poll', never sleeps: the path without the wake-up",
+      }),
+    ];
   } finally {
-    client.close()
-    await router.call({ cmd: 'stop' })
-    await mock.call({ cmd: 'stop' })
-    rmSync(dir, { recursive: true, force: true })
+    client.close();
+    await router.call({ cmd: 'stop' });
+    await mock.call({ cmd: 'stop' });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** The suite, for `benches/run.ts`. */
 export const suite: Suite = {
   name: 'chat',
-  description: 'chat reply streamed from a mock provider through the router: IPC client in another process vs consumer in the router\'s process; delay = router hand-off → consumer',
+  description:
+    "chat reply streamed from a mock provider through the router: IPC client in another process vs consumer in the router's process; delay = router hand-off → consumer",
   run,
-}
+};
 
 // ─── entry points ────────────────────────────────────────────────────────────
 
-const role = process.env[ROLE_ENV]
+const role = process.env[ROLE_ENV];
 if (role === 'router' || role === 'mock') {
-  ;(role === 'router' ? routerProcess(process.env.BENCH_ORIGIN!, process.env.BENCH_SOCKET!) : mockProcess()).catch((e) => {
-    console.error(`chat bench ${role} process failed:`, e)
-    process.exitCode = 1
-    process.disconnect?.()
-  })
+  (role === 'router' ? routerProcess(process.env.BENCH_ORIGIN!, process.env.BENCH_SOCKET!) : mockProcess()).catch((e) => {
+    console.error(`chat bench ${role} process failed:`, e);
+    process.exitCode = 1;
+    process.disconnect?.();
+  });
 } else if (require.main === module) {
-  const quick = process.argv.includes('--quick')
-  console.log(`chat benchmark — ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ' (quick)' : ''}\n`)
+  const quick = process.argv.includes('--quick');
+  console.log(
+    `chat benchmark — ${process.version}, ${os.cpus().length} CPUs, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}${quick ? ' (quick)' : ''}\n`,
+  );
   run({ quick, log: (m) => process.stderr.write(`  … ${m}\n`) }).then(
     (rows) => console.log(formatTable(`chat: ${suite.description}`, rows)),
     (e) => {
-      console.error(e)
-      process.exitCode = 1
+      console.error(e);
+      process.exitCode = 1;
     },
-  )
+  );
 }

@@ -44,7 +44,11 @@ function freshSocket(): { socketPath: string; cleanup: () => void } {
   return { socketPath: path.join(dir, 'ai.sock'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
-async function withServer<T>(options: Omit<IpcServerOptions, 'socketPath' | 'logger'>, nodeArgs: string[], f: (server: JsonChild, socketPath: string) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  options: Omit<IpcServerOptions, 'socketPath' | 'logger'>,
+  nodeArgs: string[],
+  f: (server: JsonChild, socketPath: string) => Promise<T>,
+): Promise<T> {
   const { socketPath, cleanup } = freshSocket();
   const server = JsonChild.spawn(SERVER, { LAPCE_BENCH_IPC_SERVER: JSON.stringify({ ...options, socketPath }) }, nodeArgs);
   try {
@@ -125,7 +129,13 @@ async function requestRtt(server: JsonChild, client: IpcClient, payload: unknown
 }
 
 /** Requests with `depth` in flight at all times; returns requests per second. */
-async function pipelined(server: JsonChild, client: IpcClient, payload: unknown, n: number, depth: number): Promise<{ rate: number; cpu: CpuReport }> {
+async function pipelined(
+  server: JsonChild,
+  client: IpcClient,
+  payload: unknown,
+  n: number,
+  depth: number,
+): Promise<{ rate: number; cpu: CpuReport }> {
   const run = (count: number): Promise<void> =>
     new Promise((resolve, reject) => {
       let sent = 0;
@@ -148,7 +158,12 @@ async function pipelined(server: JsonChild, client: IpcClient, payload: unknown,
 }
 
 /** The bare transport: Channel ping-pong and pipelined echo of 64 B with a child echoing. */
-async function bare(n: number, warm: number, pipeN: number, depth: number): Promise<{ rtt: Latency; pipe: { rate: number; cpu: CpuReport } }> {
+async function bare(
+  n: number,
+  warm: number,
+  pipeN: number,
+  depth: number,
+): Promise<{ rtt: Latency; pipe: { rate: number; cpu: CpuReport } }> {
   const p = await spawnBarePair(BARE_CHILD, { stdio: 'inherit' });
   const child = { cpuMicros: () => childCpuMicros(p.child.pid!) };
   try {
@@ -193,7 +208,11 @@ function childCpuMicros(pid: number): number {
 }
 
 /** Server VmRSS before and after `conns` idle connections from `procs` client processes. */
-async function rssPerConnection(conns: number, procs: number, log: (m: string) => void): Promise<{ perConnKb: number; beforeKb: number; afterKb: number; closedKb: number; clientPerConnKb: number }> {
+async function rssPerConnection(
+  conns: number,
+  procs: number,
+  log: (m: string) => void,
+): Promise<{ perConnKb: number; beforeKb: number; afterKb: number; closedKb: number; clientPerConnKb: number }> {
   return withServer({}, ['--expose-gc'], async (server, socketPath) => {
     // Warm up: one session opened and closed, so one-time costs are not counted per connection.
     const warm = await IpcClient.connect(socketPath);
@@ -215,7 +234,13 @@ async function rssPerConnection(conns: number, procs: number, log: (m: string) =
       await Promise.all(clients.map((c) => c.cmd('close')));
       await waitFor(async () => (await server.cmd('state')).connections === 0);
       const closedKb = (await server.cmd('gc')).rssKb as number;
-      return { perConnKb: (afterKb - beforeKb) / conns, beforeKb, afterKb, closedKb, clientPerConnKb: (clientAfter - clientBefore) / conns };
+      return {
+        perConnKb: (afterKb - beforeKb) / conns,
+        beforeKb,
+        afterKb,
+        closedKb,
+        clientPerConnKb: (clientAfter - clientBefore) / conns,
+      };
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
@@ -272,8 +297,23 @@ async function run(ctx: BenchContext): Promise<Row[]> {
       ctx.log(`request round trips x ${rttN} (64 B JSON, 64 B bytes)`);
       const rj = await requestRtt(server, client, JSON64, rttN, rttWarm);
       const rb = await requestRtt(server, client, BYTES64, rttN, rttWarm);
-      rows.push({ id: 'rtt.bare.p50', what: '64 B round trip, bare Channel ping-pong (baseline), p50', value: b.rtt.p50, unit: 'µs', better: 'lower', cpu: b.rtt.cpu, note: `${b.rtt.n} round trips` });
-      rows.push({ id: 'rtt.bare.p99', what: '64 B round trip, bare Channel ping-pong (baseline), p99', value: b.rtt.p99, unit: 'µs', better: 'lower', cpu: b.rtt.cpu });
+      rows.push({
+        id: 'rtt.bare.p50',
+        what: '64 B round trip, bare Channel ping-pong (baseline), p50',
+        value: b.rtt.p50,
+        unit: 'µs',
+        better: 'lower',
+        cpu: b.rtt.cpu,
+        note: `${b.rtt.n} round trips`,
+      });
+      rows.push({
+        id: 'rtt.bare.p99',
+        what: '64 B round trip, bare Channel ping-pong (baseline), p99',
+        value: b.rtt.p99,
+        unit: 'µs',
+        better: 'lower',
+        cpu: b.rtt.cpu,
+      });
       rows.push({
         id: 'rtt.ipc.json.p50',
         what: 'request/response 64 B JSON, IpcClient↔IpcServer, p50',
@@ -284,7 +324,15 @@ async function run(ctx: BenchContext): Promise<Row[]> {
         cpu: rj.cpu,
         note: `protocol layer adds ${(rj.p50 - b.rtt.p50).toFixed(1)} µs at p50`,
       });
-      rows.push({ id: 'rtt.ipc.json.p99', what: 'request/response 64 B JSON, p99', value: rj.p99, unit: 'µs', better: 'lower', baseline: 'rtt.bare.p99', cpu: rj.cpu });
+      rows.push({
+        id: 'rtt.ipc.json.p99',
+        what: 'request/response 64 B JSON, p99',
+        value: rj.p99,
+        unit: 'µs',
+        better: 'lower',
+        baseline: 'rtt.bare.p99',
+        cpu: rj.cpu,
+      });
       rows.push({
         id: 'rtt.ipc.bytes.p50',
         what: 'request/response 64 B bytes, IpcClient↔IpcServer, p50',
@@ -295,13 +343,29 @@ async function run(ctx: BenchContext): Promise<Row[]> {
         cpu: rb.cpu,
         note: `protocol layer adds ${(rb.p50 - b.rtt.p50).toFixed(1)} µs at p50`,
       });
-      rows.push({ id: 'rtt.ipc.bytes.p99', what: 'request/response 64 B bytes, p99', value: rb.p99, unit: 'µs', better: 'lower', baseline: 'rtt.bare.p99', cpu: rb.cpu });
+      rows.push({
+        id: 'rtt.ipc.bytes.p99',
+        what: 'request/response 64 B bytes, p99',
+        value: rb.p99,
+        unit: 'µs',
+        better: 'lower',
+        baseline: 'rtt.bare.p99',
+        cpu: rb.cpu,
+      });
 
       ctx.log(`pipelined requests x ${pipeN}, ${DEPTH} in flight (JSON, bytes)`);
       const pj = await pipelined(server, client, JSON64, pipeN, DEPTH);
       const pb = await pipelined(server, client, BYTES64, pipeN, DEPTH);
       const M = (r: number) => r / 1e6;
-      rows.push({ id: 'pipe.bare', what: `64 B echo, bare Channel, ${DEPTH} in flight (baseline)`, value: M(b.pipe.rate), unit: 'M msg/s', better: 'higher', cpu: b.pipe.cpu, note: `round trips per second; ${perReq(b.pipe.cpu, pipeN)}` });
+      rows.push({
+        id: 'pipe.bare',
+        what: `64 B echo, bare Channel, ${DEPTH} in flight (baseline)`,
+        value: M(b.pipe.rate),
+        unit: 'M msg/s',
+        better: 'higher',
+        cpu: b.pipe.cpu,
+        note: `round trips per second; ${perReq(b.pipe.cpu, pipeN)}`,
+      });
       rows.push({
         id: 'pipe.ipc.json',
         what: `requests/s, 64 B JSON, ${DEPTH} in flight`,
@@ -336,8 +400,23 @@ async function run(ctx: BenchContext): Promise<Row[]> {
     try {
       ctx.log(`request round trips x ${rttN}, idle 'sleep' on both sides`);
       const rs = await requestRtt(server, client, JSON64, rttN, rttWarm);
-      rows.push({ id: 'rtt.ipc.sleep.p50', what: "request/response 64 B JSON, idle 'sleep' both sides, p50", value: rs.p50, unit: 'µs', better: 'lower', cpu: rs.cpu, note: 'every hop is a doorbell wake-up' });
-      rows.push({ id: 'rtt.ipc.sleep.p99', what: "request/response 64 B JSON, idle 'sleep' both sides, p99", value: rs.p99, unit: 'µs', better: 'lower', cpu: rs.cpu });
+      rows.push({
+        id: 'rtt.ipc.sleep.p50',
+        what: "request/response 64 B JSON, idle 'sleep' both sides, p50",
+        value: rs.p50,
+        unit: 'µs',
+        better: 'lower',
+        cpu: rs.cpu,
+        note: 'every hop is a doorbell wake-up',
+      });
+      rows.push({
+        id: 'rtt.ipc.sleep.p99',
+        what: "request/response 64 B JSON, idle 'sleep' both sides, p99",
+        value: rs.p99,
+        unit: 'µs',
+        better: 'lower',
+        cpu: rs.cpu,
+      });
     } finally {
       client.close();
     }
@@ -357,7 +436,14 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   });
   // Polling needs a core per process: on a machine busy with other work the figures above
   // degrade (each hop can cost a whole polling window), so say how busy it was.
-  rows.push({ id: 'ipc.loadavg', what: '1-minute load average at start / end of this suite', value: Number(load()), unit: '', better: 'lower', note: `start ${loadStart}, end ${load()}, ${os.availableParallelism()} CPUs` });
+  rows.push({
+    id: 'ipc.loadavg',
+    what: '1-minute load average at start / end of this suite',
+    value: Number(load()),
+    unit: '',
+    better: 'lower',
+    note: `start ${loadStart}, end ${load()}, ${os.availableParallelism()} CPUs`,
+  });
   return rows;
 }
 

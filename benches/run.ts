@@ -65,7 +65,9 @@ async function main(): Promise<void> {
     quick: args.quick,
     suites: {} as Record<string, { description: string; rows: Array<Row & { ratio: number | null; met: boolean | null }> }>,
   };
-  console.log(`lapce-ai-ipc benchmarks — ${results.node}, ${results.cpu}, load ${results.loadavg.map((l) => l.toFixed(2)).join(' ')}${args.quick ? ' (quick)' : ''}\n`);
+  console.log(
+    `lapce-ai-ipc benchmarks — ${results.node}, ${results.cpu}, load ${results.loadavg.map((l) => l.toFixed(2)).join(' ')}${args.quick ? ' (quick)' : ''}\n`,
+  );
   let failed = false;
   for (const name of args.suites) {
     const suite = await SUITES[name]();

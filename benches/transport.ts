@@ -71,7 +71,11 @@ function pin(pid: number, cpu: number): string {
 }
 
 /** Spawns the bench child (optionally pinned), runs `f`, and always closes the pair. */
-async function withChild<T>(options: Parameters<typeof spawnBarePair>[1], f: (p: BarePair) => Promise<T>, placement: Placement = 'free'): Promise<T> {
+async function withChild<T>(
+  options: Parameters<typeof spawnBarePair>[1],
+  f: (p: BarePair) => Promise<T>,
+  placement: Placement = 'free',
+): Promise<T> {
   let restore: string | null = null;
   if (placement !== 'free') restore = pin(process.pid, 0);
   try {
@@ -143,65 +147,77 @@ async function pingPong(p: BarePair, n: number, warm: number, run: (n: number) =
 }
 
 export function rttChannel(opts: ChannelOptions, n: number, warm: number, placement: Placement = 'free'): Promise<Latency> {
-  return withChild({ channel: opts }, async (p) => {
-    await p.link.request({ type: 'pong' });
-    const ch = p.channel!;
-    return pingPong(p, n, warm, (count) => channelPingPong(ch, count));
-  }, placement);
+  return withChild(
+    { channel: opts },
+    async (p) => {
+      await p.link.request({ type: 'pong' });
+      const ch = p.channel!;
+      return pingPong(p, n, warm, (count) => channelPingPong(ch, count));
+    },
+    placement,
+  );
 }
 
 export function rttNet(n: number, warm: number, placement: Placement = 'free'): Promise<Latency> {
-  return withChild({ server: 'none' }, async (p) => {
-    const { sock, close } = await unixServer((file) => p.link.request({ type: 'net-pong', path: file }));
-    try {
-      const frame = Buffer.alloc(4 + 64);
-      frame.writeUInt32LE(64, 0);
-      let onFrame: () => void = () => undefined;
-      const parser = new FrameParser(() => onFrame(), true);
-      sock.on('data', (d: Buffer) => parser.push(d));
-      return await pingPong(p, n, warm, (count) => {
+  return withChild(
+    { server: 'none' },
+    async (p) => {
+      const { sock, close } = await unixServer((file) => p.link.request({ type: 'net-pong', path: file }));
+      try {
+        const frame = Buffer.alloc(4 + 64);
+        frame.writeUInt32LE(64, 0);
+        let onFrame: () => void = () => undefined;
+        const parser = new FrameParser(() => onFrame(), true);
+        sock.on('data', (d: Buffer) => parser.push(d));
+        return await pingPong(p, n, warm, (count) => {
+          return new Promise<Float64Array>((resolve) => {
+            const samples = new Float64Array(count);
+            let i = 0;
+            let t0 = 0;
+            onFrame = () => {
+              samples[i++] = performance.now() - t0;
+              if (i === count) return resolve(samples);
+              t0 = performance.now();
+              sock.write(frame);
+            };
+            t0 = performance.now();
+            sock.write(frame);
+          });
+        });
+      } finally {
+        close();
+      }
+    },
+    placement,
+  );
+}
+
+export function rttIpc(n: number, warm: number, placement: Placement = 'free'): Promise<Latency> {
+  return withChild(
+    { server: 'none', ipc: 'json' },
+    async (p) => {
+      await p.link.request({ type: 'ipc-pong' });
+      const payload = 'x'.repeat(64);
+      let onMsg: () => void = () => undefined;
+      p.child.on('message', () => onMsg());
+      return pingPong(p, n, warm, (count) => {
         return new Promise<Float64Array>((resolve) => {
           const samples = new Float64Array(count);
           let i = 0;
           let t0 = 0;
-          onFrame = () => {
+          onMsg = () => {
             samples[i++] = performance.now() - t0;
             if (i === count) return resolve(samples);
             t0 = performance.now();
-            sock.write(frame);
+            p.child.send(payload);
           };
           t0 = performance.now();
-          sock.write(frame);
+          p.child.send(payload);
         });
       });
-    } finally {
-      close();
-    }
-  }, placement);
-}
-
-export function rttIpc(n: number, warm: number, placement: Placement = 'free'): Promise<Latency> {
-  return withChild({ server: 'none', ipc: 'json' }, async (p) => {
-    await p.link.request({ type: 'ipc-pong' });
-    const payload = 'x'.repeat(64);
-    let onMsg: () => void = () => undefined;
-    p.child.on('message', () => onMsg());
-    return pingPong(p, n, warm, (count) => {
-      return new Promise<Float64Array>((resolve) => {
-        const samples = new Float64Array(count);
-        let i = 0;
-        let t0 = 0;
-        onMsg = () => {
-          samples[i++] = performance.now() - t0;
-          if (i === count) return resolve(samples);
-          t0 = performance.now();
-          p.child.send(payload);
-        };
-        t0 = performance.now();
-        p.child.send(payload);
-      });
-    });
-  }, placement);
+    },
+    placement,
+  );
 }
 
 // ---- one-way streams --------------------------------------------------------------------
@@ -316,9 +332,30 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   const rttWarm = Math.round(2_000 * q);
   const rows: Row[] = [];
   const addLatency = (id: string, what: string, l: Latency, extra: Partial<Row> = {}, p99Note = '') => {
-    const spread = l.rounds && l.rounds.length > 1 ? `median of ${l.rounds.length} rounds of ${l.n} (p50s ${l.rounds.map((r) => r.toFixed(1)).join(' / ')})` : `${l.n} round trips`;
-    rows.push({ id: `${id}.p50`, what: `${what}, p50`, value: l.p50, unit: 'µs', better: 'lower', cpu: l.cpu, ...extra, note: [spread, extra.note].filter(Boolean).join('; ') });
-    rows.push({ id: `${id}.p99`, what: `${what}, p99`, value: l.p99, unit: 'µs', better: 'lower', cpu: l.cpu, baseline: extra.baseline?.replace('.p50', '.p99'), note: p99Note });
+    const spread =
+      l.rounds && l.rounds.length > 1
+        ? `median of ${l.rounds.length} rounds of ${l.n} (p50s ${l.rounds.map((r) => r.toFixed(1)).join(' / ')})`
+        : `${l.n} round trips`;
+    rows.push({
+      id: `${id}.p50`,
+      what: `${what}, p50`,
+      value: l.p50,
+      unit: 'µs',
+      better: 'lower',
+      cpu: l.cpu,
+      ...extra,
+      note: [spread, extra.note].filter(Boolean).join('; '),
+    });
+    rows.push({
+      id: `${id}.p99`,
+      what: `${what}, p99`,
+      value: l.p99,
+      unit: 'µs',
+      better: 'lower',
+      cpu: l.cpu,
+      baseline: extra.baseline?.replace('.p50', '.p99'),
+      note: p99Note,
+    });
   };
 
   // 1. Round trips. The configurations take turns, round after round, so that each samples the
@@ -349,11 +386,26 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   addLatency('rtt.adaptive', '64 B round trip, channel adaptive (default)', adaptive, {
     baseline: 'rtt.net.p50',
     target: { op: '<=', value: 5 },
-    note: adaptiveCores < 1.4 ? `only ${adaptiveCores.toFixed(2)} cores busy: the processes shared a CPU, so each polled out its 200 µs window before yielding` : '',
+    note:
+      adaptiveCores < 1.4
+        ? `only ${adaptiveCores.toFixed(2)} cores busy: the processes shared a CPU, so each polled out its 200 µs window before yielding`
+        : '',
   });
   addLatency('rtt.poll', '64 B round trip, channel poll', poll, { baseline: 'rtt.net.p50' });
-  addLatency('rtt.sleep', '64 B round trip, channel sleep (from sleep)', sleep, { baseline: 'rtt.net.p50', target: { op: '<=', value: 25 } }, 'every hop pays a wake-up');
-  addLatency('rtt.thread', "64 B round trip, channel sleep, wake 'thread'", thread, { baseline: 'rtt.net.p50' }, `${us(thread.p50 - sleep.p50)} more than uv_poll at p50`);
+  addLatency(
+    'rtt.sleep',
+    '64 B round trip, channel sleep (from sleep)',
+    sleep,
+    { baseline: 'rtt.net.p50', target: { op: '<=', value: 25 } },
+    'every hop pays a wake-up',
+  );
+  addLatency(
+    'rtt.thread',
+    "64 B round trip, channel sleep, wake 'thread'",
+    thread,
+    { baseline: 'rtt.net.p50' },
+    `${us(thread.p50 - sleep.p50)} more than uv_poll at p50`,
+  );
 
   // 1b. Where the two processes run decides what a wake-up costs (same CPU: a context switch;
   // another CPU: waking an idle CPU, which in a VM is an inter-processor interrupt and a VM
@@ -365,10 +417,30 @@ async function run(ctx: BenchContext): Promise<Row[]> {
     const placed: Array<[string, string, () => Promise<Latency>, Partial<Row>?]> = [
       ['pin.net.same', 'net Unix socket, both on one CPU', () => rttNet(n, warm, 'same-cpu')],
       ['pin.net.cross', 'net Unix socket, on two CPUs', () => rttNet(n, warm, 'cross-cpu')],
-      ['pin.sleep.same', 'channel sleep, both on one CPU', () => rttChannel({ idle: 'sleep' }, n, warm, 'same-cpu'), { baseline: 'pin.net.same.p50', target: { op: '<=', value: 25 } }],
-      ['pin.sleep.cross', 'channel sleep, on two CPUs', () => rttChannel({ idle: 'sleep' }, n, warm, 'cross-cpu'), { baseline: 'pin.net.cross.p50', target: { op: '<=', value: 25 } }],
-      ['pin.adaptive.same', 'channel adaptive, both on one CPU', () => rttChannel({}, Math.round(n / 5), warm, 'same-cpu'), { baseline: 'pin.net.same.p50', note: 'while polling idle, each side yields the CPU after 20 µs so the other can run' }],
-      ['pin.adaptive.cross', 'channel adaptive, on two CPUs', () => rttChannel({}, n, warm, 'cross-cpu'), { baseline: 'pin.net.cross.p50', target: { op: '<=', value: 5 } }],
+      [
+        'pin.sleep.same',
+        'channel sleep, both on one CPU',
+        () => rttChannel({ idle: 'sleep' }, n, warm, 'same-cpu'),
+        { baseline: 'pin.net.same.p50', target: { op: '<=', value: 25 } },
+      ],
+      [
+        'pin.sleep.cross',
+        'channel sleep, on two CPUs',
+        () => rttChannel({ idle: 'sleep' }, n, warm, 'cross-cpu'),
+        { baseline: 'pin.net.cross.p50', target: { op: '<=', value: 25 } },
+      ],
+      [
+        'pin.adaptive.same',
+        'channel adaptive, both on one CPU',
+        () => rttChannel({}, Math.round(n / 5), warm, 'same-cpu'),
+        { baseline: 'pin.net.same.p50', note: 'while polling idle, each side yields the CPU after 20 µs so the other can run' },
+      ],
+      [
+        'pin.adaptive.cross',
+        'channel adaptive, on two CPUs',
+        () => rttChannel({}, n, warm, 'cross-cpu'),
+        { baseline: 'pin.net.cross.p50', target: { op: '<=', value: 5 } },
+      ],
     ];
     for (const [id, what, measure, extra] of placed) addLatency(id, `64 B round trip, ${what}`, await measure(), extra);
   }
@@ -386,7 +458,15 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   ctx.log(`throughput: channel, 64 B x ${tputN}, trySend() per message`);
   const tputTry = await streamChannel({}, 64, tputN, tputWarm, 'try-send');
   const mps = (s: Stream) => s.rate / 1e6;
-  rows.push({ id: 'tput.net', what: '64 B one way, net Unix socket, write() per msg (baseline)', value: mps(netTput), unit: 'M msg/s', better: 'higher', cpu: netTput.cpu, note: `${netN} msgs` });
+  rows.push({
+    id: 'tput.net',
+    what: '64 B one way, net Unix socket, write() per msg (baseline)',
+    value: mps(netTput),
+    unit: 'M msg/s',
+    better: 'higher',
+    cpu: netTput.cpu,
+    note: `${netN} msgs`,
+  });
   rows.push({
     id: 'tput.channel',
     what: '64 B one way, channel default, send() per msg',
@@ -398,8 +478,26 @@ async function run(ctx: BenchContext): Promise<Row[]> {
     cpu: tput.cpu,
     note: `${tputN} msgs; the sender awaits every 1024th promise`,
   });
-  rows.push({ id: 'tput.await', what: '64 B one way, channel default, await send() per msg', value: mps(tputAwait), unit: 'M msg/s', better: 'higher', baseline: 'tput.net', cpu: tputAwait.cpu, note: 'one await (microtask) per message' });
-  rows.push({ id: 'tput.try', what: '64 B one way, channel default, trySend() per msg', value: mps(tputTry), unit: 'M msg/s', better: 'higher', baseline: 'tput.net', cpu: tputTry.cpu, note: 'await send() only when the ring is full' });
+  rows.push({
+    id: 'tput.await',
+    what: '64 B one way, channel default, await send() per msg',
+    value: mps(tputAwait),
+    unit: 'M msg/s',
+    better: 'higher',
+    baseline: 'tput.net',
+    cpu: tputAwait.cpu,
+    note: 'one await (microtask) per message',
+  });
+  rows.push({
+    id: 'tput.try',
+    what: '64 B one way, channel default, trySend() per msg',
+    value: mps(tputTry),
+    unit: 'M msg/s',
+    better: 'higher',
+    baseline: 'tput.net',
+    cpu: tputTry.cpu,
+    note: 'await send() only when the ring is full',
+  });
 
   // 3. Bandwidth.
   const gbps = (s: Stream) => s.bytesPerSec / 1e9;
@@ -414,7 +512,15 @@ async function run(ctx: BenchContext): Promise<Row[]> {
     const netBw = await streamNet(b.size, b.netN, Math.max(10, Math.round(b.netN / 10)));
     ctx.log(`bandwidth: channel, ${b.label} x ${b.n}`);
     const bw = await streamChannel({}, b.size, b.n, Math.max(10, Math.round(b.n / 10)), 'batched-await');
-    rows.push({ id: `${b.id}.net`, what: `${b.label} one way, net Unix socket (baseline)`, value: gbps(netBw), unit: 'GB/s', better: 'higher', cpu: netBw.cpu, note: `${b.netN} msgs` });
+    rows.push({
+      id: `${b.id}.net`,
+      what: `${b.label} one way, net Unix socket (baseline)`,
+      value: gbps(netBw),
+      unit: 'GB/s',
+      better: 'higher',
+      cpu: netBw.cpu,
+      note: `${b.netN} msgs`,
+    });
     rows.push({
       id: `${b.id}.channel`,
       what: `${b.label} one way, channel default (1 MiB ring)`,
@@ -429,7 +535,16 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   }
   ctx.log(`bandwidth: channel, 1 MiB x ${bwPlan[1].n}, 8 MiB ring`);
   const bwBig = await streamChannel({ capacity: 8 * MiB }, MiB, bwPlan[1].n, Math.max(10, Math.round(bwPlan[1].n / 10)), 'batched-await');
-  rows.push({ id: 'bw.1m.ring8m', what: '1 MiB one way, channel with an 8 MiB ring', value: gbps(bwBig), unit: 'GB/s', better: 'higher', baseline: 'bw.1m.net', cpu: bwBig.cpu, note: 'messages fit in one record: read in place' });
+  rows.push({
+    id: 'bw.1m.ring8m',
+    what: '1 MiB one way, channel with an 8 MiB ring',
+    value: gbps(bwBig),
+    unit: 'GB/s',
+    better: 'higher',
+    baseline: 'bw.1m.net',
+    cpu: bwBig.cpu,
+    note: 'messages fit in one record: read in place',
+  });
 
   // 4. Idle.
   const idleMs = ctx.quick ? 300 : 1000;
@@ -437,8 +552,25 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   const idle = await idleCpu({}, idleMs);
   const idlePoll = await idleCpu({ idle: 'poll' }, idleMs);
   const perSec = (c: CpuReport) => ((c.parentMs + c.childMs) / c.wallMs) * 1000;
-  rows.push({ id: 'idle.default', what: 'idle connection, default mode: CPU of both processes', value: perSec(idle), unit: 'ms CPU/s', better: 'lower', cpu: idle, target: { op: '<=', value: 5 }, note: 'target "none": both sleep in epoll' });
-  rows.push({ id: 'idle.poll', what: 'idle connection, poll mode: CPU of both processes', value: perSec(idlePoll), unit: 'ms CPU/s', better: 'lower', cpu: idlePoll, note: 'for contrast: a core per side' });
+  rows.push({
+    id: 'idle.default',
+    what: 'idle connection, default mode: CPU of both processes',
+    value: perSec(idle),
+    unit: 'ms CPU/s',
+    better: 'lower',
+    cpu: idle,
+    target: { op: '<=', value: 5 },
+    note: 'target "none": both sleep in epoll',
+  });
+  rows.push({
+    id: 'idle.poll',
+    what: 'idle connection, poll mode: CPU of both processes',
+    value: perSec(idlePoll),
+    unit: 'ms CPU/s',
+    better: 'lower',
+    cpu: idlePoll,
+    note: 'for contrast: a core per side',
+  });
   return rows;
 }
 

@@ -19,56 +19,56 @@
  * ```
  * @packageDocumentation
  */
-import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
-import { ChatRouter, type ChatEvent, type ProviderInfo, type ResolvedConfig } from './ai'
-import type { IpcServer } from './ipc/server'
-import type { HandlerContext } from './ipc/session'
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ChatRouter, type ChatEvent, type ProviderInfo, type ResolvedConfig } from './ai';
+import type { IpcServer } from './ipc/server';
+import type { HandlerContext } from './ipc/session';
 
 /** Name of the streaming chat method. */
-export const CHAT_METHOD = 'chat'
+export const CHAT_METHOD = 'chat';
 /** Name of the request method listing the configured providers. */
-export const PROVIDERS_METHOD = 'providers'
+export const PROVIDERS_METHOD = 'providers';
 
 /** What the `providers` method answers. */
 export interface ProvidersReply {
   /** Name of the provider used for requests that name none. */
-  default: string
+  default: string;
   /** Fallback chain, in order. */
-  fallback: string[]
+  fallback: string[];
   /** Every configured provider; `hasKey` tells whether a key is set, the key itself never leaves. */
-  providers: ProviderInfo[]
+  providers: ProviderInfo[];
 }
 
 /** Options of {@link createChatBackend}. */
 export interface ChatBackendOptions {
   /** Resolved provider configuration (see `loadConfig`). */
-  config: ResolvedConfig
+  config: ResolvedConfig;
   /** Where the router logs; silent when absent. */
-  logger?: Logger
+  logger?: Logger;
   /**
    * Registry for the router's `lapce_ai_provider_*` metrics. Pass the server's
    * (`server.registry`) so its `$metrics` shows them; {@link attachChatBackend} does.
    */
-  registry?: Registry
+  registry?: Registry;
   /** `fetch` for the providers' HTTP (tests, proxies); global `fetch` when absent. */
-  fetch?: typeof fetch
+  fetch?: typeof fetch;
 }
 
 /** A chat backend: the router plus the two handlers, ready to register. */
 export interface ChatBackend {
-  readonly router: ChatRouter
+  readonly router: ChatRouter;
   /** Stream handler of `chat`: yields the router's events for one request. */
-  chat(payload: unknown, ctx: Pick<HandlerContext, 'signal'>): AsyncGenerator<ChatEvent, void, undefined>
+  chat(payload: unknown, ctx: Pick<HandlerContext, 'signal'>): AsyncGenerator<ChatEvent, void, undefined>;
   /** Request handler of `providers`. */
-  providers(): ProvidersReply
+  providers(): ProvidersReply;
   /** Registers `chat` and `providers` on `server`. */
-  register(server: IpcServer): void
+  register(server: IpcServer): void;
 }
 
 /** Build a chat backend. Prefer {@link attachChatBackend} unless you need the handlers alone. */
 export function createChatBackend(opts: ChatBackendOptions): ChatBackend {
-  const router = new ChatRouter(opts.config, { logger: opts.logger, registry: opts.registry, fetch: opts.fetch })
+  const router = new ChatRouter(opts.config, { logger: opts.logger, registry: opts.registry, fetch: opts.fetch });
   const backend: ChatBackend = {
     router,
     // `ctx.signal` aborts when the client cancels or disconnects, or the server shuts down; the
@@ -76,15 +76,15 @@ export function createChatBackend(opts: ChatBackendOptions): ChatBackend {
     // the router validates it with its zod schema before anything is sent, and a bad one fails
     // the stream with `bad_request` before its first chunk.
     async *chat(payload, ctx) {
-      yield* router.chat(payload, { signal: ctx.signal })
+      yield* router.chat(payload, { signal: ctx.signal });
     },
     providers: () => ({ default: router.config.default, fallback: [...router.config.fallback], providers: router.listProviders() }),
     register(server) {
-      server.handleStream(CHAT_METHOD, (payload, ctx) => backend.chat(payload, ctx))
-      server.handle(PROVIDERS_METHOD, () => backend.providers())
+      server.handleStream(CHAT_METHOD, (payload, ctx) => backend.chat(payload, ctx));
+      server.handle(PROVIDERS_METHOD, () => backend.providers());
     },
-  }
-  return backend
+  };
+  return backend;
 }
 
 /**
@@ -92,7 +92,7 @@ export function createChatBackend(opts: ChatBackendOptions): ChatBackend {
  * `server`. Call before `server.listen()`.
  */
 export function attachChatBackend(server: IpcServer, opts: Omit<ChatBackendOptions, 'registry'>): ChatBackend {
-  const backend = createChatBackend({ ...opts, registry: server.registry })
-  backend.register(server)
-  return backend
+  const backend = createChatBackend({ ...opts, registry: server.registry });
+  backend.register(server);
+  return backend;
 }

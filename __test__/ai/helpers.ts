@@ -2,17 +2,17 @@
  * Shared test setup: every mock provider running at once, a config pointing at them, a
  * router whose logs are captured, and small collectors.
  */
-import net from 'node:net'
-import { Writable } from 'node:stream'
-import pino from 'pino'
-import { Registry } from 'prom-client'
-import { ChatError, type ChatEvent, ChatRouter, type ConfigInput, loadConfig } from '../../src/ai'
-import { startAnthropicMock } from './mocks/anthropic'
-import { startGeminiMock } from './mocks/gemini'
-import type { MockServer } from './mocks/harness'
-import { startOllamaMock } from './mocks/ollama'
-import { startMock } from './mocks/harness'
-import { openaiFormat, startOpenAIMock } from './mocks/openai'
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { ChatError, type ChatEvent, ChatRouter, type ConfigInput, loadConfig } from '../../src/ai';
+import { startAnthropicMock } from './mocks/anthropic';
+import { startGeminiMock } from './mocks/gemini';
+import type { MockServer } from './mocks/harness';
+import { startOllamaMock } from './mocks/ollama';
+import { startMock } from './mocks/harness';
+import { openaiFormat, startOpenAIMock } from './mocks/openai';
 
 /** Keys distinctive enough that finding one in a log or message is unambiguous. */
 export const KEYS = {
@@ -20,16 +20,16 @@ export const KEYS = {
   openai: 'sk-test-openai-key-0123456789abcdef',
   anthropic: 'sk-ant-test-anthropic-key-0123456789',
   other: 'other-compatible-key-0123456789abcdef',
-}
+};
 
 /** All mocks: the four providers plus two OpenAI-compatible servers (`local` keyless, `other` keyed). */
 export interface Mocks {
-  gemini: MockServer
-  openai: MockServer
-  anthropic: MockServer
-  ollama: MockServer
-  local: MockServer
-  other: MockServer
+  gemini: MockServer;
+  openai: MockServer;
+  anthropic: MockServer;
+  ollama: MockServer;
+  local: MockServer;
+  other: MockServer;
 }
 
 /** Start every mock. */
@@ -41,13 +41,13 @@ export async function startMocks(): Promise<Mocks> {
     startOllamaMock(),
     startMock(openaiFormat('/v1/chat/completions')),
     startMock(openaiFormat('/api/v1/chat/completions'), { apiKey: KEYS.other }),
-  ])
-  return { gemini, openai, anthropic, ollama, local, other }
+  ]);
+  return { gemini, openai, anthropic, ollama, local, other };
 }
 
 /** Stop every mock. */
 export async function stopMocks(m: Mocks): Promise<void> {
-  await Promise.all(Object.values(m).map((s) => s.close()))
+  await Promise.all(Object.values(m).map((s) => s.close()));
 }
 
 /** The environment a user with every provider would have, pointed at the mocks. */
@@ -60,14 +60,14 @@ export function envFor(m: Mocks): NodeJS.ProcessEnv {
     ANTHROPIC_API_KEY: KEYS.anthropic,
     ANTHROPIC_BASE_URL: `${m.anthropic.origin}/v1`,
     OLLAMA_HOST: m.ollama.origin,
-  }
+  };
 }
 
 /** Fast retries and generous timeouts, so only the tests about timing are about timing. */
 export const FAST: ConfigInput = {
   retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 3000 },
   timeouts: { firstChunkMs: 20_000, betweenChunksMs: 20_000, totalMs: 60_000 },
-}
+};
 
 /** A router over the mocks; `overrides` are merged over {@link FAST}. Logs are captured in `logs()`. */
 export function routerFor(m: Mocks, overrides: ConfigInput = {}, registry?: Registry) {
@@ -86,54 +86,56 @@ export function routerFor(m: Mocks, overrides: ConfigInput = {}, registry?: Regi
         ...overrides.providers,
       },
     },
-  })
-  let captured = ''
+  });
+  let captured = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
-      captured += chunk.toString()
-      cb()
+      captured += chunk.toString();
+      cb();
     },
-  })
-  const logger = pino({ level: 'debug' }, sink)
-  const router = new ChatRouter(config, { logger, registry })
-  return { router, config, logs: () => captured }
+  });
+  const logger = pino({ level: 'debug' }, sink);
+  const router = new ChatRouter(config, { logger, registry });
+  return { router, config, logs: () => captured };
 }
 
 /** Everything a chat yields, or the error it ended with (with the events before it). */
 export async function collect(gen: AsyncIterable<ChatEvent>): Promise<{ events: ChatEvent[]; error?: ChatError; text: string }> {
-  const events: ChatEvent[] = []
+  const events: ChatEvent[] = [];
   try {
-    for await (const ev of gen) events.push(ev)
+    for await (const ev of gen) events.push(ev);
   } catch (e) {
-    if (!(e instanceof ChatError)) throw e
-    return { events, error: e, text: textOf(events) }
+    if (!(e instanceof ChatError)) throw e;
+    return { events, error: e, text: textOf(events) };
   }
-  return { events, text: textOf(events) }
+  return { events, text: textOf(events) };
 }
 
 /** Concatenated delta text. */
 export function textOf(events: ChatEvent[]): string {
-  return events.map((e) => (e.type === 'delta' ? e.text : '')).join('')
+  return events.map((e) => (e.type === 'delta' ? e.text : '')).join('');
 }
 
 /** A chat payload with one user message. */
 export function ask(model: string | undefined, content = 'Say hello', extra: Record<string, unknown> = {}) {
-  return { ...(model !== undefined ? { model } : {}), messages: [{ role: 'user', content }], ...extra }
+  return { ...(model !== undefined ? { model } : {}), messages: [{ role: 'user', content }], ...extra };
 }
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
 export async function closedPort(): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const { port } = srv.address() as net.AddressInfo
-  await new Promise<void>((r) => srv.close(() => r()))
-  return port
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
 }
 
 /** Resolve with `value`, or with 'timed out' after `ms` (for bounded waits, not timing checks). */
 export function within<T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> {
-  let timer: NodeJS.Timeout
-  return Promise.race([p, new Promise<'timed out'>((r) => (timer = setTimeout(() => r('timed out'), ms)))]).finally(() => clearTimeout(timer))
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<'timed out'>((r) => (timer = setTimeout(() => r('timed out'), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
-export { Registry }
+export { Registry };

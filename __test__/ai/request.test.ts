@@ -1,8 +1,8 @@
-import test from 'ava'
-import { ChatError, ChatRouter, loadConfig, normalizeChatRequest, parseChatRequest } from '../../src/ai'
-import { collect } from './helpers'
+import test from 'ava';
+import { ChatError, ChatRouter, loadConfig, normalizeChatRequest, parseChatRequest } from '../../src/ai';
+import { collect } from './helpers';
 
-const echoRouter = () => new ChatRouter(loadConfig({ env: {} }))
+const echoRouter = () => new ChatRouter(loadConfig({ env: {} }));
 
 const badRequests: Array<[string, unknown, RegExp]> = [
   ['no messages', { model: 'echo' }, /messages: /],
@@ -16,17 +16,17 @@ const badRequests: Array<[string, unknown, RegExp]> = [
   ['maxTokens fractional', { messages: [{ role: 'user', content: 'hi' }], maxTokens: 1.5 }, /maxTokens/],
   ['empty model', { model: '', messages: [{ role: 'user', content: 'hi' }] }, /model/],
   ['not an object', 'hello', /\(root\)/],
-]
+];
 
 for (const [name, payload, field] of badRequests) {
   test(`bad request rejected by the router with the field named: ${name}`, async (t) => {
-    const { events, error } = await collect(echoRouter().chat(payload))
-    t.deepEqual(events, [], 'nothing is streamed for an invalid request')
-    t.true(error instanceof ChatError)
-    t.is(error?.code, 'bad_request')
-    t.false(error?.retryable)
-    t.regex(error!.message, field)
-  })
+    const { events, error } = await collect(echoRouter().chat(payload));
+    t.deepEqual(events, [], 'nothing is streamed for an invalid request');
+    t.true(error instanceof ChatError);
+    t.is(error?.code, 'bad_request');
+    t.false(error?.retryable);
+    t.regex(error!.message, field);
+  });
 }
 
 test('a valid request parses, and system instructions are folded together', (t) => {
@@ -41,7 +41,7 @@ test('a valid request parses, and system instructions are folded together', (t) 
     ],
     temperature: 0.2,
     maxTokens: 100,
-  })
+  });
   t.deepEqual(normalizeChatRequest(req), {
     system: 'Be brief.\n\nAnswer in English.',
     messages: [
@@ -51,19 +51,25 @@ test('a valid request parses, and system instructions are folded together', (t) 
     ],
     temperature: 0.2,
     maxTokens: 100,
-  })
-})
+  });
+});
 
 test('a request of only system messages is a bad request', async (t) => {
-  const { error } = await collect(echoRouter().chat({ messages: [{ role: 'system', content: 'x' }] }))
-  t.is(error?.code, 'bad_request')
-  t.regex(error!.message, /user or assistant/)
-})
+  const { error } = await collect(echoRouter().chat({ messages: [{ role: 'system', content: 'x' }] }));
+  t.is(error?.code, 'bad_request');
+  t.regex(error!.message, /user or assistant/);
+});
 
 test('ChatError serialises to the wire form', (t) => {
-  const e = new ChatError('rate_limited', 'slow down', { retryable: true, provider: 'openai', httpStatus: 429, retryAfterMs: 1000 })
-  t.deepEqual(JSON.parse(JSON.stringify(e)), { code: 'rate_limited', message: 'slow down', retryable: true, provider: 'openai', httpStatus: 429 })
-  t.is(e.retryAfterMs, 1000)
-  t.true(e instanceof Error)
-  t.is(e.name, 'ChatError')
-})
+  const e = new ChatError('rate_limited', 'slow down', { retryable: true, provider: 'openai', httpStatus: 429, retryAfterMs: 1000 });
+  t.deepEqual(JSON.parse(JSON.stringify(e)), {
+    code: 'rate_limited',
+    message: 'slow down',
+    retryable: true,
+    provider: 'openai',
+    httpStatus: 429,
+  });
+  t.is(e.retryAfterMs, 1000);
+  t.true(e instanceof Error);
+  t.is(e.name, 'ChatError');
+});

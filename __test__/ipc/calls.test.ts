@@ -50,7 +50,10 @@ test('200 concurrent requests on one connection, mixed JSON and bytes, each gets
   }
   // And again with the replies in an order unlike the requests': varied handler delays.
   const delayed = await Promise.all(Array.from({ length: 50 }, (_, i) => client.request('slow', { ms: (i * 7) % 23, value: { i } })));
-  t.deepEqual(delayed, Array.from({ length: 50 }, (_, i) => ({ i })));
+  t.deepEqual(
+    delayed,
+    Array.from({ length: 50 }, (_, i) => ({ i })),
+  );
 });
 
 test('interleaved streams on one connection: each stream in order, none mixed', async (t) => {
@@ -83,7 +86,10 @@ test('interleaved streams on one connection: each stream in order, none mixed', 
       for await (const _ of during);
     })(),
   ]);
-  t.deepEqual(reqs, Array.from({ length: 20 }, (_, i) => ({ i })));
+  t.deepEqual(
+    reqs,
+    Array.from({ length: 20 }, (_, i) => ({ i })),
+  );
 });
 
 test('breaking out of for-await cancels the stream on the server (handler signal aborts)', async (t) => {

@@ -77,7 +77,13 @@ for (const g of file.control) {
 
 for (const g of file.data) {
   test(`data ${g.kindName} (${g.name}): encoder reproduces the golden, decoder parses it back`, (t) => {
-    const f = g.fields as { kind: FrameKind; flags: number; id: number; method: string; payload: { json: unknown } | { bytes: string } | null };
+    const f = g.fields as {
+      kind: FrameKind;
+      flags: number;
+      id: number;
+      method: string;
+      payload: { json: unknown } | { bytes: string } | null;
+    };
     const payload = f.payload === null ? undefined : 'json' in f.payload ? f.payload.json : Buffer.from(f.payload.bytes, 'hex');
     t.is(Buffer.from(encodeFrame(f.kind, f.id, f.method, payload)).toString('hex'), g.hex);
     const frame = decodeFrame(Buffer.from(g.hex, 'hex'));

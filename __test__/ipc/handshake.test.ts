@@ -56,7 +56,10 @@ test.serial('a successful handshake opens a session with the announced parameter
   client.close();
   await waitFor(() => server.connections === 0, 'session to close');
   await waitFor(() => fdCount() <= before, `fds back to ${before}`);
-  t.like(lines.find((l) => l.msg === 'connection closed'), { slot: 0, peerPid: process.pid });
+  t.like(
+    lines.find((l) => l.msg === 'connection closed'),
+    { slot: 0, peerPid: process.pid },
+  );
   t.deepEqual(usage(server), { reserved: 0, pending: 0 });
 
   // The slot is reused, with the next generation.
@@ -231,7 +234,10 @@ test.serial('reject: server full (maxConnections: 1), retryable; the slot frees 
   t.true(err.retryable, 'a full server is worth retrying');
   t.regex(err.message, /full/);
   // The raw path (no IpcClient) sees the same.
-  const raw = await ipcError(t, mutatedHandshake(socketPath, (h) => h));
+  const raw = await ipcError(
+    t,
+    mutatedHandshake(socketPath, (h) => h),
+  );
   t.is(raw.details?.reason, 'server_full');
 
   await waitFor(() => usage(server).pending === 0 && fdCount() <= baseline, 'refused connections to be dropped');
@@ -251,7 +257,10 @@ test.serial('reject: server full (maxConnections: 1), retryable; the slot frees 
 test.serial('a client whose server stays silent fails with HANDSHAKE_TIMEOUT on its own clock', async (t) => {
   // The "server" accepts and stays silent: a raw listener that never reads.
   const { socketPath } = await startServer(t, { handshakeTimeoutMs: 60_000 });
-  const err = await ipcError(t, mutatedHandshake(socketPath, () => null, 100));
+  const err = await ipcError(
+    t,
+    mutatedHandshake(socketPath, () => null, 100),
+  );
   t.is(err.code, 'HANDSHAKE_TIMEOUT');
   t.is(err.details?.reason, 'timeout');
   t.true(err.retryable);

@@ -127,7 +127,12 @@ export async function connect(t: Owner, socketPath: string, options: IpcClientOp
 }
 
 /** The next probe event matching `pred`, including those already recorded. */
-export function probeEvent(src: { events: ProbeEvent[]; probes: EventEmitter }, pred: (e: ProbeEvent) => boolean, what: string, ms = 10_000): Promise<ProbeEvent> {
+export function probeEvent(
+  src: { events: ProbeEvent[]; probes: EventEmitter },
+  pred: (e: ProbeEvent) => boolean,
+  what: string,
+  ms = 10_000,
+): Promise<ProbeEvent> {
   const found = src.events.find(pred);
   if (found) return Promise.resolve(found);
   return within(
@@ -149,7 +154,11 @@ export function probeEvent(src: { events: ProbeEvent[]; probes: EventEmitter }, 
  * sends (the HELLO): return other bytes to send instead, or null to send nothing. Resolves with
  * the session (closed by the caller) or rejects with the client-side error.
  */
-export async function mutatedHandshake(socketPath: string, mutate: (hello: Buffer) => Buffer | null, timeoutMs = 5000): Promise<Connected & { conn: ControlConnection }> {
+export async function mutatedHandshake(
+  socketPath: string,
+  mutate: (hello: Buffer) => Buffer | null,
+  timeoutMs = 5000,
+): Promise<Connected & { conn: ControlConnection }> {
   const conn = ControlConnection.connect(controlPath(socketPath));
   const send = conn.send.bind(conn);
   let first = true;
@@ -165,7 +174,9 @@ export async function mutatedHandshake(socketPath: string, mutate: (hello: Buffe
 
 /** The value of metric `name` in a prom-client JSON snapshot, summed over series matching `labels`. */
 export function metricValue(snapshot: unknown, name: string, labels: Record<string, string> = {}, metricName?: string): number {
-  const m = (snapshot as Array<{ name: string; values: Array<{ value: number; labels: Record<string, unknown>; metricName?: string }> }>).find((x) => x.name === name);
+  const m = (
+    snapshot as Array<{ name: string; values: Array<{ value: number; labels: Record<string, unknown>; metricName?: string }> }>
+  ).find((x) => x.name === name);
   if (!m) return 0;
   let sum = 0;
   for (const v of m.values) {
@@ -262,7 +273,11 @@ function spawnLineChild(t: Owner, script: string, env: Record<string, string>, n
 }
 
 /** An IpcServer (standard handlers) in a child process; resolves once it listens. */
-export async function spawnServer(t: Owner, options: IpcServerOptions & { socketPath: string }, nodeArgs: string[] = []): Promise<LineChild> {
+export async function spawnServer(
+  t: Owner,
+  options: IpcServerOptions & { socketPath: string },
+  nodeArgs: string[] = [],
+): Promise<LineChild> {
   const child = spawnLineChild(t, SERVER_SCRIPT, { IPC_TEST_SERVER: JSON.stringify(options) }, nodeArgs);
   await child.next((m) => m.type === 'listening' || m.type === 'listen-failed', 'server listening');
   return child;

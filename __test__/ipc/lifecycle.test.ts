@@ -295,7 +295,10 @@ test('max streams per connection: the next stream fails with a retryable TOO_MAN
   t.true(err?.retryable);
   t.regex(err!.message, /2 streams/);
   t.deepEqual(third.chunks, []);
-  t.false(srv.events.some((e) => e.tag === 'ms-third'), 'the handler never ran');
+  t.false(
+    srv.events.some((e) => e.tag === 'ms-third'),
+    'the handler never ran',
+  );
   t.is(await client.request('echo', 'requests still work'), 'requests still work');
   const other = await connect(t, srv.socketPath);
   const otherChunks = [];
@@ -314,45 +317,48 @@ test('max streams per connection: the next stream fails with a retryable TOO_MAN
 });
 
 // Serial (ava runs serial tests before the concurrent ones): it watches process-wide unhandled rejections.
-test.serial('reconnect: giving up after maxAttempts, or close() while reconnecting, leaves no unhandled rejection; waiting calls fail typed', async (t) => {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (e: unknown): void => {
-    unhandled.push(e);
-  };
-  process.on('unhandledRejection', onUnhandled);
-  t.teardown(() => {
-    process.off('unhandledRejection', onUnhandled);
-  });
-  const dropped = async (opts: { initialDelayMs: number; maxDelayMs: number; maxAttempts?: number }): Promise<IpcClient> => {
-    const { server, socketPath } = await startServer(t);
-    const client = await connect(t, socketPath, { reconnect: opts });
-    const lost = new Promise<IpcError>((r) => client.once('disconnect', r));
-    await server.close({ deadlineMs: 0 });
-    await within(lost, 10_000, 'disconnect');
-    return client;
-  };
+test.serial(
+  'reconnect: giving up after maxAttempts, or close() while reconnecting, leaves no unhandled rejection; waiting calls fail typed',
+  async (t) => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => {
+      unhandled.push(e);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    t.teardown(() => {
+      process.off('unhandledRejection', onUnhandled);
+    });
+    const dropped = async (opts: { initialDelayMs: number; maxDelayMs: number; maxAttempts?: number }): Promise<IpcClient> => {
+      const { server, socketPath } = await startServer(t);
+      const client = await connect(t, socketPath, { reconnect: opts });
+      const lost = new Promise<IpcError>((r) => client.once('disconnect', r));
+      await server.close({ deadlineMs: 0 });
+      await within(lost, 10_000, 'disconnect');
+      return client;
+    };
 
-  // The server is gone for good and nobody is calling: the loop gives up quietly.
-  const giveUp = await dropped({ initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 3 });
-  await new Promise((r) => setTimeout(r, 300));
-  const err = await ipcError(t, giveUp.request('echo', 1));
-  t.is(err.code, 'CONNECTION_LOST');
-  t.true(err.retryable);
+    // The server is gone for good and nobody is calling: the loop gives up quietly.
+    const giveUp = await dropped({ initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 3 });
+    await new Promise((r) => setTimeout(r, 300));
+    const err = await ipcError(t, giveUp.request('echo', 1));
+    t.is(err.code, 'CONNECTION_LOST');
+    t.true(err.retryable);
 
-  // A call waiting for the reconnection learns that it gave up.
-  const waitsForGiveUp = await dropped({ initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 3 });
-  const e2 = await ipcError(t, waitsForGiveUp.request('echo', 2));
-  t.is(e2.code, 'CONNECTION_LOST');
-  t.regex(e2.message, /after 3 attempts/);
+    // A call waiting for the reconnection learns that it gave up.
+    const waitsForGiveUp = await dropped({ initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 3 });
+    const e2 = await ipcError(t, waitsForGiveUp.request('echo', 2));
+    t.is(e2.code, 'CONNECTION_LOST');
+    t.regex(e2.message, /after 3 attempts/);
 
-  // Closed while reconnecting, with and without a call waiting.
-  const quiet = await dropped({ initialDelayMs: 50, maxDelayMs: 50 });
-  quiet.close();
-  const busy = await dropped({ initialDelayMs: 50, maxDelayMs: 50 });
-  const waiting = busy.request('echo', 3);
-  busy.close();
-  t.is((await ipcError(t, waiting)).code, 'CHANNEL_CLOSED');
+    // Closed while reconnecting, with and without a call waiting.
+    const quiet = await dropped({ initialDelayMs: 50, maxDelayMs: 50 });
+    quiet.close();
+    const busy = await dropped({ initialDelayMs: 50, maxDelayMs: 50 });
+    const waiting = busy.request('echo', 3);
+    busy.close();
+    t.is((await ipcError(t, waiting)).code, 'CHANNEL_CLOSED');
 
-  await new Promise((r) => setTimeout(r, 200));
-  t.deepEqual(unhandled, []);
-});
+    await new Promise((r) => setTimeout(r, 200));
+    t.deepEqual(unhandled, []);
+  },
+);

@@ -94,8 +94,14 @@ test('after traffic every metric family shows it, in all three forms', async (t)
   // Logs: info lines only for lifecycle events, none per message.
   const info = lines.filter((l) => (l.level as number) >= 30).map((l) => l.msg);
   t.deepEqual([...new Set(info)].sort(), ['connection accepted', 'connection closed', 'lapce-ai-ipc server listening']);
-  t.like(lines.find((l) => l.msg === 'connection accepted'), { slot: 0, peerPid: process.pid, name: 'metrics-client' });
-  t.like(lines.find((l) => l.msg === 'connection closed'), { slot: 0, peerPid: process.pid });
+  t.like(
+    lines.find((l) => l.msg === 'connection accepted'),
+    { slot: 0, peerPid: process.pid, name: 'metrics-client' },
+  );
+  t.like(
+    lines.find((l) => l.msg === 'connection closed'),
+    { slot: 0, peerPid: process.pid },
+  );
 });
 
 test('sends that find the ring full are counted', async (t) => {

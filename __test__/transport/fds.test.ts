@@ -62,7 +62,13 @@ test.serial('no fd is left open after 50 channel pairs are closed', async (t) =>
   }
   await settle();
   const after = fdCount();
-  t.is(after, before, `leaked:\n${fdList().filter((l) => !listBefore.includes(l)).join('\n')}`);
+  t.is(
+    after,
+    before,
+    `leaked:\n${fdList()
+      .filter((l) => !listBefore.includes(l))
+      .join('\n')}`,
+  );
 });
 
 test.serial('no fd is left open after a child is killed with SIGKILL mid-stream', async (t) => {
@@ -92,14 +98,24 @@ test.serial('no fd is left open after a child is killed with SIGKILL mid-stream'
     t.true(n >= 5000);
   }
   await settle();
-  t.is(fdCount(), before, `leaked:\n${fdList().filter((l) => !listBefore.includes(l)).join('\n')}`);
+  t.is(
+    fdCount(),
+    before,
+    `leaked:\n${fdList()
+      .filter((l) => !listBefore.includes(l))
+      .join('\n')}`,
+  );
 });
 
 test.serial('ring mappings are unmapped once closed channels are collected', async (t) => {
   // Needs --expose-gc, which this worker does not have: run a node of our own.
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import=tsx', path.join(__dirname, 'fixtures', 'gc-maps.ts')], {
-    timeout: 30_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--expose-gc', '--import=tsx', path.join(__dirname, 'fixtures', 'gc-maps.ts')],
+    {
+      timeout: 30_000,
+    },
+  );
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { before: number; open: number; afterGc: number };
   t.true(r.open >= 4, `a pair maps its two rings on each side (${r.open} mappings seen)`);
   t.is(r.afterGc, r.before, `ring mappings left after 50 closed pairs and gc(): ${r.afterGc}`);

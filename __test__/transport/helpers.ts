@@ -8,7 +8,15 @@ import type { ExecutionContext } from 'ava';
 import { type BarePair, spawnBarePair, type SpawnOptions } from '../../benches/lib/bare-pair';
 import type { Channel } from '../../src/transport/channel';
 import type { IpcError } from '../../src/errors';
-import { FLAG_CONT, FLAG_PAD, HEADER_SIZE, OFF_CONSUMER_SLEEPING, OFF_HEAD, OFF_PRODUCER_WAITING, OFF_TAIL } from '../../src/transport/layout';
+import {
+  FLAG_CONT,
+  FLAG_PAD,
+  HEADER_SIZE,
+  OFF_CONSUMER_SLEEPING,
+  OFF_HEAD,
+  OFF_PRODUCER_WAITING,
+  OFF_TAIL,
+} from '../../src/transport/layout';
 
 /** The child-process side of the cross-process tests. */
 export const PEER = path.join(__dirname, 'fixtures', 'peer.ts');
@@ -134,7 +142,6 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
 }
 
 // ---- a hostile peer ---------------------------------------------------------------------
-
 
 /** Ways of scribbling over a ring the other side reads (all but `flags` must be detected). */
 export const CORRUPTIONS = [

@@ -6,7 +6,6 @@ import test from 'ava';
 import { channelPair } from '../../src/transport/channel';
 import { closed, deferred, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
 
-
 test('messages of varying sizes wrap a 4 KiB ring many times, content intact', async (t) => {
   const capacity = 4096;
   const p = await pair(t, PEER, { channel: { capacity }, params: { role: 'echo' } });
@@ -59,7 +58,11 @@ test('a full ring makes sends wait, in order, and drops nothing', async (t) => {
   p.link.send({ type: 'start' });
   await within(Promise.all(sends), 30_000, 'sends after the peer started reading');
   t.true(stalledAt < n);
-  t.deepEqual(order, Array.from({ length: n }, (_, i) => i), 'send promises resolve in order');
+  t.deepEqual(
+    order,
+    Array.from({ length: n }, (_, i) => i),
+    'send promises resolve in order',
+  );
   const v = await verified;
   t.is(v.error, null, String(v.error));
   t.is(v.count, n);

@@ -46,13 +46,17 @@ test.serial('sleep mode: 100k messages in random bursts, no wake-up lost', async
   t.true(ours.wakeups > 0, `parent wakeups ${ours.wakeups}`);
   t.true(child.wakeups > 0, `child wakeups ${child.wakeups}`);
   t.true(ours.doorbellsRung > 0 && child.doorbellsRung > 0);
-  t.log(`parent: ${ours.wakeups} wake-ups, ${ours.doorbellsRung} rung / ${ours.doorbellsSuppressed} suppressed; child: ${child.wakeups} wake-ups`);
+  t.log(
+    `parent: ${ours.wakeups} wake-ups, ${ours.doorbellsRung} rung / ${ours.doorbellsSuppressed} suppressed; child: ${child.wakeups} wake-ups`,
+  );
 });
 
 test.serial('adaptive mode (short window): 100k messages in random bursts, no wake-up lost', async (t) => {
   const { ours, child } = await race(t, { capacity: 4096, idle: 'adaptive', spinMicros: 50 }, 100_000, 2);
   t.true(ours.doorbellsSuppressed > 0, 'while both sides poll, no doorbell is rung');
-  t.log(`parent: ${ours.wakeups} wake-ups, ${ours.doorbellsRung} rung / ${ours.doorbellsSuppressed} suppressed; child: ${child.wakeups} wake-ups`);
+  t.log(
+    `parent: ${ours.wakeups} wake-ups, ${ours.doorbellsRung} rung / ${ours.doorbellsSuppressed} suppressed; child: ${child.wakeups} wake-ups`,
+  );
 });
 
 test.serial('adaptive mode (default window), 64 KiB ring: no wake-up lost', async (t) => {

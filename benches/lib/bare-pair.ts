@@ -425,7 +425,12 @@ export async function connectToParent(): Promise<ChildSide> {
   });
   const fds = init.channel ? link.takeFds() : null;
   if (init.channel && (!fds || fds.count !== 4)) throw new Error(`expected 4 fds with init, got ${fds?.count ?? 0}`);
-  return { link, channelOptions: (init.channel as ChannelOptions | null) ?? null, params: (init.params as Record<string, unknown>) ?? {}, fds };
+  return {
+    link,
+    channelOptions: (init.channel as ChannelOptions | null) ?? null,
+    params: (init.params as Record<string, unknown>) ?? {},
+    fds,
+  };
 }
 
 /** Child side: {@link connectToParent} and open the client side of the channel. */

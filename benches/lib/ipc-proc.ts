@@ -36,7 +36,10 @@ export class JsonChild extends EventEmitter {
 
   /** Spawns `node [nodeArgs] --import=tsx script` with `env` added. */
   static spawn(script: string, env: Record<string, string>, nodeArgs: string[] = []): JsonChild {
-    const proc = spawn(process.execPath, [...nodeArgs, '--import=tsx', script], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const proc = spawn(process.execPath, [...nodeArgs, '--import=tsx', script], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     return new JsonChild(proc);
   }
 

@@ -5,19 +5,19 @@
  * Precedence: overrides (command-line flags) > environment > JSON config file > defaults.
  * See `src/ai/CONFIG.md` for the file format with examples.
  */
-import { readFileSync } from 'node:fs'
-import { z } from 'zod'
-import { formatZodError } from './types'
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { formatZodError } from './types';
 
 /** The kinds of provider this layer can talk to. */
-export type ProviderKind = 'gemini' | 'openai' | 'anthropic' | 'ollama' | 'openai-compatible' | 'echo'
+export type ProviderKind = 'gemini' | 'openai' | 'anthropic' | 'ollama' | 'openai-compatible' | 'echo';
 
 /** Names a compatible provider may not take: they already mean a built-in provider. */
-export const BUILTIN_PROVIDER_NAMES = ['gemini', 'openai', 'anthropic', 'ollama', 'echo'] as const
+export const BUILTIN_PROVIDER_NAMES = ['gemini', 'openai', 'anthropic', 'ollama', 'echo'] as const;
 
-const ModelId = z.string().min(1)
-const Url = z.url({ protocol: /^https?$/ })
-const Ms = z.number().int().min(0)
+const ModelId = z.string().min(1);
+const Url = z.url({ protocol: /^https?$/ });
+const Ms = z.number().int().min(0);
 
 /** Settings shared by every provider entry. */
 const ModelsFields = {
@@ -25,7 +25,7 @@ const ModelsFields = {
   models: z.array(ModelId).optional(),
   /** Model used when a request names the provider but no model. */
   defaultModel: ModelId.optional(),
-}
+};
 
 /** `providers.gemini`, `providers.openai`, `providers.anthropic`. */
 const CloudProviderSchema = z.strictObject({
@@ -33,14 +33,14 @@ const CloudProviderSchema = z.strictObject({
   /** API root including its version segment, e.g. `https://api.openai.com/v1`. */
   baseURL: Url.optional(),
   ...ModelsFields,
-})
+});
 
 /** `providers.ollama`. */
 const OllamaSchema = z.strictObject({
   /** Server root, e.g. `http://127.0.0.1:11434` (no `/api`). */
   host: Url.optional(),
   ...ModelsFields,
-})
+});
 
 /** One entry of `providers.compatible`: any server speaking OpenAI Chat Completions. */
 const CompatibleSchema = z.strictObject({
@@ -48,11 +48,9 @@ const CompatibleSchema = z.strictObject({
   baseURL: Url,
   apiKey: z.string().min(1).optional(),
   ...ModelsFields,
-})
+});
 
-const ProviderName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'provider names are letters, digits, ".", "_" and "-" (no "/")')
+const ProviderName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'provider names are letters, digits, ".", "_" and "-" (no "/")');
 
 /**
  * The JSON config file (and the shape of `overrides`). Every field is optional.
@@ -105,52 +103,52 @@ export const ConfigFileSchema = z.strictObject({
       totalMs: Ms.optional(),
     })
     .optional(),
-})
+});
 
 /** The config file / overrides shape (all optional). */
-export type ConfigInput = z.infer<typeof ConfigFileSchema>
+export type ConfigInput = z.infer<typeof ConfigFileSchema>;
 
 /** One provider as the router will use it. `apiKey` is the only secret in the config. */
 export interface ResolvedProvider {
-  name: string
-  kind: ProviderKind
+  name: string;
+  kind: ProviderKind;
   /** API root (cloud and compatible) or server root (ollama); undefined for echo. */
-  baseURL?: string
-  apiKey?: string
-  models: string[]
-  defaultModel?: string
+  baseURL?: string;
+  apiKey?: string;
+  models: string[];
+  defaultModel?: string;
 }
 
 /** Retry policy per provider. */
 export interface RetryPolicy {
   /** Tries per provider, the first included. */
-  maxAttempts: number
+  maxAttempts: number;
   /** Backoff base: try n waits a random time in [0, baseDelayMs·2^(n-1)] (full jitter). */
-  baseDelayMs: number
+  baseDelayMs: number;
   /** Cap on any wait, including one asked for by the provider. */
-  maxDelayMs: number
+  maxDelayMs: number;
 }
 
 /** Stream timeouts in milliseconds; 0 disables. */
 export interface Timeouts {
   /** From sending the request to the first text chunk. */
-  firstChunkMs: number
+  firstChunkMs: number;
   /** Longest silence between two chunks. */
-  betweenChunksMs: number
+  betweenChunksMs: number;
   /** Whole reply, per attempt. */
-  totalMs: number
+  totalMs: number;
 }
 
 /** The configuration {@link ChatRouter} runs on. */
 export interface ResolvedConfig {
   /** Name of the default provider (always configured; `echo` when nothing else is). */
-  default: string
+  default: string;
   /** Fallback chain of configured provider names. */
-  fallback: string[]
+  fallback: string[];
   /** Configured providers by name; always includes `echo`. */
-  providers: Record<string, ResolvedProvider>
-  retry: RetryPolicy
-  timeouts: Timeouts
+  providers: Record<string, ResolvedProvider>;
+  retry: RetryPolicy;
+  timeouts: Timeouts;
 }
 
 /** Built-in defaults. */
@@ -170,21 +168,21 @@ export const DEFAULTS = {
     ollama: 'llama3.2',
     echo: 'echo',
   },
-} as const
+} as const;
 
 /** A configuration that cannot be used; the message names the file and field. */
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError'
+  override readonly name = 'ConfigError';
 }
 
 /** Options of {@link loadConfig}. */
 export interface LoadConfigOptions {
   /** Path of a JSON config file ({@link ConfigFileSchema}). */
-  file?: string
+  file?: string;
   /** Environment to read keys and endpoints from; defaults to `process.env`. */
-  env?: NodeJS.ProcessEnv
+  env?: NodeJS.ProcessEnv;
   /** Highest-precedence settings, e.g. from command-line flags. */
-  overrides?: ConfigInput
+  overrides?: ConfigInput;
 }
 
 /**
@@ -200,103 +198,109 @@ export interface LoadConfigOptions {
  *   that is not configured.
  */
 export function loadConfig(opts: LoadConfigOptions = {}): ResolvedConfig {
-  const env = opts.env ?? process.env
-  const file = opts.file !== undefined ? readConfigFile(opts.file) : {}
-  const overrides = opts.overrides !== undefined ? validate(opts.overrides, 'overrides') : {}
-  const merged = mergeConfig(mergeConfig(file, fromEnv(env)), overrides)
-  return resolve(merged)
+  const env = opts.env ?? process.env;
+  const file = opts.file !== undefined ? readConfigFile(opts.file) : {};
+  const overrides = opts.overrides !== undefined ? validate(opts.overrides, 'overrides') : {};
+  const merged = mergeConfig(mergeConfig(file, fromEnv(env)), overrides);
+  return resolve(merged);
 }
 
 /** Parse and validate a config file. @throws {ConfigError} */
 export function readConfigFile(path: string): ConfigInput {
-  let text: string
+  let text: string;
   try {
-    text = readFileSync(path, 'utf8')
+    text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`)
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
   }
-  let json: unknown
+  let json: unknown;
   try {
-    json = JSON.parse(text)
+    json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`)
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`);
   }
-  return validate(json, `config file ${path}`)
+  return validate(json, `config file ${path}`);
 }
 
 function validate(input: unknown, where: string): ConfigInput {
-  const parsed = ConfigFileSchema.safeParse(input)
-  if (!parsed.success) throw new ConfigError(`${where}: ${formatZodError(parsed.error)}`)
-  const names = Object.keys(parsed.data.providers?.compatible ?? {})
-  const clash = names.find((n) => (BUILTIN_PROVIDER_NAMES as readonly string[]).includes(n))
-  if (clash) throw new ConfigError(`${where}: providers.compatible.${clash}: name is taken by a built-in provider`)
-  return parsed.data
+  const parsed = ConfigFileSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(`${where}: ${formatZodError(parsed.error)}`);
+  const names = Object.keys(parsed.data.providers?.compatible ?? {});
+  const clash = names.find((n) => (BUILTIN_PROVIDER_NAMES as readonly string[]).includes(n));
+  if (clash) throw new ConfigError(`${where}: providers.compatible.${clash}: name is taken by a built-in provider`);
+  return parsed.data;
 }
 
 /** The environment as a config layer. Empty variables count as unset. */
 function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
-  const get = (k: string) => (env[k] !== undefined && env[k]!.trim() !== '' ? env[k]!.trim() : undefined)
+  const get = (k: string) => (env[k] !== undefined && env[k]!.trim() !== '' ? env[k]!.trim() : undefined);
   const url = (k: string, value = get(k)) => {
-    if (value !== undefined && !Url.safeParse(value).success) throw new ConfigError(`environment: ${k}: not an http(s) URL`)
-    return value
-  }
+    if (value !== undefined && !Url.safeParse(value).success) throw new ConfigError(`environment: ${k}: not an http(s) URL`);
+    return value;
+  };
   const cloud = (key: string, urlVar: string) => {
-    const entry = { apiKey: get(key), baseURL: url(urlVar) }
-    return entry.apiKey !== undefined || entry.baseURL !== undefined ? stripUndefined(entry) : undefined
-  }
-  const ollamaHost = get('OLLAMA_HOST')
+    const entry = { apiKey: get(key), baseURL: url(urlVar) };
+    return entry.apiKey !== undefined || entry.baseURL !== undefined ? stripUndefined(entry) : undefined;
+  };
+  const ollamaHost = get('OLLAMA_HOST');
   const providers = stripUndefined({
     gemini: cloud('GEMINI_API_KEY', 'GEMINI_BASE_URL'),
     openai: cloud('OPENAI_API_KEY', 'OPENAI_BASE_URL'),
     anthropic: cloud('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL'),
     ollama: ollamaHost !== undefined ? { host: url('OLLAMA_HOST', normalizeOllamaHost(ollamaHost)) } : undefined,
-  })
-  return Object.keys(providers).length ? { providers } : {}
+  });
+  return Object.keys(providers).length ? { providers } : {};
 }
 
 /** `OLLAMA_HOST` is often written as `host:port` or `0.0.0.0:11434`, as the ollama CLI accepts. */
 function normalizeOllamaHost(v: string): string {
-  let url = /^https?:\/\//i.test(v) ? v : `http://${v}`
+  let url = /^https?:\/\//i.test(v) ? v : `http://${v}`;
   // 0.0.0.0 is a listen address; connect over loopback instead.
-  url = url.replace(/^(https?:\/\/)0\.0\.0\.0(?=[:/]|$)/i, '$1127.0.0.1')
-  return url.replace(/\/+$/, '')
+  url = url.replace(/^(https?:\/\/)0\.0\.0\.0(?=[:/]|$)/i, '$1127.0.0.1');
+  return url.replace(/\/+$/, '');
 }
 
 function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Deep-merge two config layers; `top` wins field by field, arrays are replaced whole. */
 export function mergeConfig(base: ConfigInput, top: ConfigInput): ConfigInput {
   const mergeObj = <T extends object>(a: T | undefined, b: T | undefined): T | undefined =>
-    a === undefined ? b : b === undefined ? a : ({ ...a, ...stripUndefined(b) } as T)
-  const bp = base.providers ?? {}
-  const tp = top.providers ?? {}
-  const compatNames = new Set([...Object.keys(bp.compatible ?? {}), ...Object.keys(tp.compatible ?? {})])
+    a === undefined ? b : b === undefined ? a : ({ ...a, ...stripUndefined(b) } as T);
+  const bp = base.providers ?? {};
+  const tp = top.providers ?? {};
+  const compatNames = new Set([...Object.keys(bp.compatible ?? {}), ...Object.keys(tp.compatible ?? {})]);
   const compatible = compatNames.size
     ? Object.fromEntries([...compatNames].map((n) => [n, mergeObj(bp.compatible?.[n], tp.compatible?.[n])!]))
-    : undefined
+    : undefined;
   const providers = stripUndefined({
     gemini: mergeObj(bp.gemini, tp.gemini),
     openai: mergeObj(bp.openai, tp.openai),
     anthropic: mergeObj(bp.anthropic, tp.anthropic),
     ollama: mergeObj(bp.ollama, tp.ollama),
     compatible,
-  })
+  });
   return stripUndefined({
     default: top.default ?? base.default,
     fallback: top.fallback ?? base.fallback,
     providers: Object.keys(providers).length ? providers : undefined,
     retry: mergeObj(base.retry, top.retry),
     timeouts: mergeObj(base.timeouts, top.timeouts),
-  })
+  });
 }
 
 function resolve(cfg: ConfigInput): ResolvedConfig {
-  const providers: Record<string, ResolvedProvider> = {}
-  const add = (name: string, kind: ProviderKind, entry: z.infer<typeof CloudProviderSchema> | undefined, baseURL: string, model?: string) => {
-    if (!entry) return
-    const models = entry.models ?? []
+  const providers: Record<string, ResolvedProvider> = {};
+  const add = (
+    name: string,
+    kind: ProviderKind,
+    entry: z.infer<typeof CloudProviderSchema> | undefined,
+    baseURL: string,
+    model?: string,
+  ) => {
+    if (!entry) return;
+    const models = entry.models ?? [];
     providers[name] = stripUndefined({
       name,
       kind,
@@ -304,31 +308,31 @@ function resolve(cfg: ConfigInput): ResolvedConfig {
       apiKey: entry.apiKey,
       models,
       defaultModel: entry.defaultModel ?? models[0] ?? model,
-    })
-  }
-  const p = cfg.providers ?? {}
-  add('gemini', 'gemini', p.gemini, DEFAULTS.baseURL.gemini, DEFAULTS.model.gemini)
-  add('openai', 'openai', p.openai, DEFAULTS.baseURL.openai, DEFAULTS.model.openai)
-  add('anthropic', 'anthropic', p.anthropic, DEFAULTS.baseURL.anthropic, DEFAULTS.model.anthropic)
-  for (const [name, entry] of Object.entries(p.compatible ?? {})) add(name, 'openai-compatible', entry, entry.baseURL)
+    });
+  };
+  const p = cfg.providers ?? {};
+  add('gemini', 'gemini', p.gemini, DEFAULTS.baseURL.gemini, DEFAULTS.model.gemini);
+  add('openai', 'openai', p.openai, DEFAULTS.baseURL.openai, DEFAULTS.model.openai);
+  add('anthropic', 'anthropic', p.anthropic, DEFAULTS.baseURL.anthropic, DEFAULTS.model.anthropic);
+  for (const [name, entry] of Object.entries(p.compatible ?? {})) add(name, 'openai-compatible', entry, entry.baseURL);
   if (p.ollama) {
-    const models = p.ollama.models ?? []
+    const models = p.ollama.models ?? [];
     providers.ollama = {
       name: 'ollama',
       kind: 'ollama',
       baseURL: stripSlash(p.ollama.host ?? DEFAULTS.baseURL.ollama),
       models,
       defaultModel: p.ollama.defaultModel ?? models[0] ?? DEFAULTS.model.ollama,
-    }
+    };
   }
-  providers.echo = { name: 'echo', kind: 'echo', models: [DEFAULTS.model.echo], defaultModel: DEFAULTS.model.echo }
+  providers.echo = { name: 'echo', kind: 'echo', models: [DEFAULTS.model.echo], defaultModel: DEFAULTS.model.echo };
 
-  const configured = Object.keys(providers)
-  const def = cfg.default ?? configured.find((n) => n !== 'echo') ?? 'echo'
-  if (!providers[def]) throw new ConfigError(`default: provider "${def}" is not configured (configured: ${configured.join(', ')})`)
-  const fallback = cfg.fallback ?? []
-  const missing = fallback.find((n) => !providers[n])
-  if (missing) throw new ConfigError(`fallback: provider "${missing}" is not configured (configured: ${configured.join(', ')})`)
+  const configured = Object.keys(providers);
+  const def = cfg.default ?? configured.find((n) => n !== 'echo') ?? 'echo';
+  if (!providers[def]) throw new ConfigError(`default: provider "${def}" is not configured (configured: ${configured.join(', ')})`);
+  const fallback = cfg.fallback ?? [];
+  const missing = fallback.find((n) => !providers[n]);
+  if (missing) throw new ConfigError(`fallback: provider "${missing}" is not configured (configured: ${configured.join(', ')})`);
 
   return {
     default: def,
@@ -336,30 +340,30 @@ function resolve(cfg: ConfigInput): ResolvedConfig {
     providers,
     retry: { ...DEFAULTS.retry, ...stripUndefined(cfg.retry ?? {}) },
     timeouts: { ...DEFAULTS.timeouts, ...stripUndefined(cfg.timeouts ?? {}) },
-  }
+  };
 }
 
 function stripSlash(url: string): string {
-  return url.replace(/\/+$/, '')
+  return url.replace(/\/+$/, '');
 }
 
 /** What {@link listProviders} tells about a provider: never the key itself. */
 export interface ProviderInfo {
-  name: string
-  kind: ProviderKind
-  baseURL?: string
-  hasKey: boolean
-  defaultModel?: string
-  models: string[]
-  isDefault: boolean
+  name: string;
+  kind: ProviderKind;
+  baseURL?: string;
+  hasKey: boolean;
+  defaultModel?: string;
+  models: string[];
+  isDefault: boolean;
   /** Position in the fallback chain, if it is in it. */
-  fallbackIndex?: number
+  fallbackIndex?: number;
 }
 
 /** The configured providers, safe to print or send to the editor. */
 export function listProviders(config: ResolvedConfig): ProviderInfo[] {
   return Object.values(config.providers).map((p) => {
-    const idx = config.fallback.indexOf(p.name)
+    const idx = config.fallback.indexOf(p.name);
     return stripUndefined({
       name: p.name,
       kind: p.kind,
@@ -369,6 +373,6 @@ export function listProviders(config: ResolvedConfig): ProviderInfo[] {
       models: [...p.models],
       isDefault: p.name === config.default,
       fallbackIndex: idx >= 0 ? idx : undefined,
-    })
-  })
+    });
+  });
 }

@@ -3,47 +3,47 @@
  * HTTP statuses, error objects that arrive in mid-stream, network failures and aborts, plus
  * the provider's requested retry delay. Every message surfaced is scrubbed of API keys.
  */
-import { APICallError, InvalidResponseDataError, LoadAPIKeyError } from 'ai'
-import { ChatError, type ChatErrorCode } from './types'
+import { APICallError, InvalidResponseDataError, LoadAPIKeyError } from 'ai';
+import { ChatError, type ChatErrorCode } from './types';
 
 /** Context for classification. */
 export interface ClassifyContext {
   /** Provider name, attached to the error. */
-  provider?: string
+  provider?: string;
   /** Secrets to scrub from any text surfaced (the provider's API key, at least). */
-  secrets?: readonly string[]
+  secrets?: readonly string[];
 }
 
-const REDACTED = '[REDACTED]'
+const REDACTED = '[REDACTED]';
 
 /**
  * Remove secrets from text: every known secret verbatim, plus the shapes keys take in URLs
  * and headers, in case a proxy or SDK echoes a key we were not told about.
  */
 export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = text
+  let out = text;
   for (const s of secrets) {
     // Very short strings would shred ordinary words; real keys are far longer.
-    if (s.length >= 6) out = out.split(s).join(REDACTED)
+    if (s.length >= 6) out = out.split(s).join(REDACTED);
   }
   return out
     .replace(/([?&](?:key|api_key|apikey|access_token)=)[^&\s"']+/gi, `$1${REDACTED}`)
     .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/g, `$1${REDACTED}`)
     .replace(/\b(sk-[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{8,}/g, `$1${REDACTED}`)
-    .replace(/\bAIza[0-9A-Za-z_-]{20,}/g, REDACTED)
+    .replace(/\bAIza[0-9A-Za-z_-]{20,}/g, REDACTED);
 }
 
 /** HTTP status → error code and retryability. */
 export function codeForStatus(status: number): { code: ChatErrorCode; retryable: boolean } {
-  if (status === 401 || status === 403) return { code: 'auth', retryable: false }
+  if (status === 401 || status === 403) return { code: 'auth', retryable: false };
   // 408 is the server giving up waiting for us, which a new request usually cures.
-  if (status === 408) return { code: 'timeout', retryable: true }
+  if (status === 408) return { code: 'timeout', retryable: true };
   // 409: OpenAI and Anthropic use it for transient lock conflicts; their own SDKs retry it.
-  if (status === 409 || status === 429) return { code: 'rate_limited', retryable: true }
+  if (status === 409 || status === 429) return { code: 'rate_limited', retryable: true };
   // 529 is Anthropic's "overloaded".
-  if (status === 503 || status === 529) return { code: 'overloaded', retryable: true }
-  if (status >= 500) return { code: 'server_error', retryable: status !== 501 }
-  return { code: 'bad_request', retryable: false }
+  if (status === 503 || status === 529) return { code: 'overloaded', retryable: true };
+  if (status >= 500) return { code: 'server_error', retryable: status !== 501 };
+  return { code: 'bad_request', retryable: false };
 }
 
 /** Anthropic `error.type` (HTTP body or mid-stream `event: error`) → error code. */
@@ -58,7 +58,7 @@ const ANTHROPIC_TYPES: Record<string, { code: ChatErrorCode; retryable: boolean 
   api_error: { code: 'server_error', retryable: true },
   overloaded_error: { code: 'overloaded', retryable: true },
   timeout_error: { code: 'timeout', retryable: true },
-}
+};
 
 /** OpenAI `error.type` / `error.code` of a mid-stream error object → error code. */
 const OPENAI_TYPES: Record<string, { code: ChatErrorCode; retryable: boolean }> = {
@@ -69,7 +69,7 @@ const OPENAI_TYPES: Record<string, { code: ChatErrorCode; retryable: boolean }> 
   tokens: { code: 'rate_limited', retryable: true },
   // Out of credit: a 429 that no amount of waiting fixes.
   insufficient_quota: { code: 'rate_limited', retryable: false },
-}
+};
 
 /** google.rpc status names (Gemini bodies and mid-stream errors) → HTTP status. */
 const GOOGLE_STATUS: Record<string, number> = {
@@ -85,7 +85,7 @@ const GOOGLE_STATUS: Record<string, number> = {
   UNKNOWN: 500,
   UNAVAILABLE: 503,
   DEADLINE_EXCEEDED: 504,
-}
+};
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -103,16 +103,16 @@ const NETWORK_CODES = new Set([
   'ConnectionRefused',
   'ConnectionClosed',
   'FailedToOpenSocket',
-])
+]);
 
-export type HeaderBag = Headers | Record<string, string | undefined> | undefined
+export type HeaderBag = Headers | Record<string, string | undefined> | undefined;
 
 function header(headers: HeaderBag, name: string): string | undefined {
-  if (!headers) return undefined
-  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined
-  const bag = headers as Record<string, string | undefined>
-  for (const k of Object.keys(bag)) if (k.toLowerCase() === name) return bag[k]
-  return undefined
+  if (!headers) return undefined;
+  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined;
+  const bag = headers as Record<string, string | undefined>;
+  for (const k of Object.keys(bag)) if (k.toLowerCase() === name) return bag[k];
+  return undefined;
 }
 
 /**
@@ -120,17 +120,17 @@ function header(headers: HeaderBag, name: string): string | undefined {
  * (seconds or an HTTP date). Undefined when absent or unparseable.
  */
 export function parseRetryAfter(headers: HeaderBag, now: number = Date.now()): number | undefined {
-  const ms = header(headers, 'retry-after-ms')
+  const ms = header(headers, 'retry-after-ms');
   if (ms !== undefined) {
-    const v = Number(ms)
-    if (Number.isFinite(v) && v >= 0) return v
+    const v = Number(ms);
+    if (Number.isFinite(v) && v >= 0) return v;
   }
-  const ra = header(headers, 'retry-after')
-  if (ra === undefined || ra.trim() === '') return undefined
-  const secs = Number(ra)
-  if (Number.isFinite(secs)) return secs >= 0 ? secs * 1000 : undefined
-  const at = Date.parse(ra)
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now)
+  const ra = header(headers, 'retry-after');
+  if (ra === undefined || ra.trim() === '') return undefined;
+  const secs = Number(ra);
+  if (Number.isFinite(secs)) return secs >= 0 ? secs * 1000 : undefined;
+  const at = Date.parse(ra);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**
@@ -138,63 +138,59 @@ export function parseRetryAfter(headers: HeaderBag, now: number = Date.now()): n
  * `error.details[]`, whose `retryDelay` is a protobuf Duration string such as `"45.8s"`.
  */
 export function geminiRetryDelayMs(body: unknown): number | undefined {
-  const details = (body as { error?: { details?: unknown } } | undefined)?.error?.details
-  if (!Array.isArray(details)) return undefined
+  const details = (body as { error?: { details?: unknown } } | undefined)?.error?.details;
+  if (!Array.isArray(details)) return undefined;
   for (const d of details) {
-    if (d?.['@type'] !== 'type.googleapis.com/google.rpc.RetryInfo') continue
-    const m = /^(\d+(?:\.\d+)?)s$/.exec(String(d.retryDelay ?? '').trim())
-    if (m) return Math.round(Number(m[1]) * 1000)
+    if (d?.['@type'] !== 'type.googleapis.com/google.rpc.RetryInfo') continue;
+    const m = /^(\d+(?:\.\d+)?)s$/.exec(String(d.retryDelay ?? '').trim());
+    if (m) return Math.round(Number(m[1]) * 1000);
   }
-  return undefined
+  return undefined;
 }
 
 function parseBody(err: APICallError): unknown {
-  if (err.data !== undefined) return err.data
-  if (!err.responseBody) return undefined
+  if (err.data !== undefined) return err.data;
+  if (!err.responseBody) return undefined;
   try {
-    return JSON.parse(err.responseBody)
+    return JSON.parse(err.responseBody);
   } catch {
-    return undefined
+    return undefined;
   }
 }
 
 function isAbortError(err: unknown): boolean {
-  const name = (err as { name?: unknown } | null)?.name
-  return name === 'AbortError' || name === 'ResponseAborted'
+  const name = (err as { name?: unknown } | null)?.name;
+  return name === 'AbortError' || name === 'ResponseAborted';
 }
 
 /** The first `code` found along an error's `cause` chain. */
 function causeCode(err: unknown): string | undefined {
-  const seen = new Set<unknown>()
+  const seen = new Set<unknown>();
   for (let e = err; e && typeof e === 'object' && !seen.has(e); e = (e as { cause?: unknown }).cause) {
-    seen.add(e)
-    const code = (e as { code?: unknown }).code
-    if (typeof code === 'string') return code
+    seen.add(e);
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
   }
-  return undefined
+  return undefined;
 }
 
 /**
  * Build the error for an HTTP error response. Used directly by hand-written providers and for
  * the AI SDK's `APICallError`.
  */
-export function errorForStatus(
-  status: number,
-  detail: string,
-  ctx: ClassifyContext & { headers?: HeaderBag; body?: unknown },
-): ChatError {
-  let { code, retryable } = codeForStatus(status)
-  const errBody = (ctx.body as { error?: { type?: unknown; details?: unknown } } | undefined)?.error
-  const reasons = Array.isArray(errBody?.details) ? errBody.details.map((d: { reason?: unknown } | null) => d?.reason) : []
+export function errorForStatus(status: number, detail: string, ctx: ClassifyContext & { headers?: HeaderBag; body?: unknown }): ChatError {
+  let { code, retryable } = codeForStatus(status);
+  const errBody = (ctx.body as { error?: { type?: unknown; details?: unknown } } | undefined)?.error;
+  const reasons = Array.isArray(errBody?.details) ? errBody.details.map((d: { reason?: unknown } | null) => d?.reason) : [];
   // Gemini answers a bad key with 400; only the ErrorInfo reason says it is an auth failure.
   if (reasons.includes('API_KEY_INVALID') || reasons.includes('API_KEY_SERVICE_BLOCKED')) {
-    code = 'auth'
-    retryable = false
+    code = 'auth';
+    retryable = false;
   }
-  if (errBody?.type === 'insufficient_quota') retryable = false
-  const retryAfterMs = parseRetryAfter(ctx.headers) ?? geminiRetryDelayMs(ctx.body)
-  const message = redact(`${ctx.provider ?? 'provider'} returned HTTP ${status}${detail ? `: ${detail}` : ''}`, ctx.secrets)
-  return new ChatError(code, message, { retryable, provider: ctx.provider, httpStatus: status, retryAfterMs })
+  if (errBody?.type === 'insufficient_quota') retryable = false;
+  const retryAfterMs = parseRetryAfter(ctx.headers) ?? geminiRetryDelayMs(ctx.body);
+  const message = redact(`${ctx.provider ?? 'provider'} returned HTTP ${status}${detail ? `: ${detail}` : ''}`, ctx.secrets);
+  return new ChatError(code, message, { retryable, provider: ctx.provider, httpStatus: status, retryAfterMs });
 }
 
 /**
@@ -203,29 +199,28 @@ export function errorForStatus(
  * Gemini `{ code, status, message }`.
  */
 export function classifyStreamError(obj: unknown, ctx: ClassifyContext): ChatError {
-  const o = (obj ?? {}) as { type?: unknown; code?: unknown; status?: unknown; message?: unknown; error?: unknown }
+  const o = (obj ?? {}) as { type?: unknown; code?: unknown; status?: unknown; message?: unknown; error?: unknown };
   // Some senders wrap it once more: { error: { … } } or { type: 'error', error: { … } }.
-  if (o.error && typeof o.error === 'object') return classifyStreamError(o.error, ctx)
-  const message = typeof o.message === 'string' ? o.message : safeStringify(obj)
-  const mapped =
-    lookup(o.code, ANTHROPIC_TYPES, OPENAI_TYPES) ??
+  if (o.error && typeof o.error === 'object') return classifyStreamError(o.error, ctx);
+  const message = typeof o.message === 'string' ? o.message : safeStringify(obj);
+  const mapped = lookup(o.code, ANTHROPIC_TYPES, OPENAI_TYPES) ??
     lookup(o.type, ANTHROPIC_TYPES, OPENAI_TYPES) ??
     (typeof o.code === 'number' ? codeForStatus(o.code) : undefined) ??
     (lookup(o.status, GOOGLE_STATUS) !== undefined ? codeForStatus(lookup(o.status, GOOGLE_STATUS)!) : undefined) ?? {
       code: 'provider_error' as const,
       retryable: false,
-    }
-  const kind = typeof o.type === 'string' ? o.type : typeof o.status === 'string' ? o.status : undefined
+    };
+  const kind = typeof o.type === 'string' ? o.type : typeof o.status === 'string' ? o.status : undefined;
   return new ChatError(
     mapped.code,
     redact(`${ctx.provider ?? 'provider'} stream error${kind ? ` (${kind})` : ''}: ${message}`, ctx.secrets),
     { retryable: mapped.retryable, provider: ctx.provider },
-  )
+  );
 }
 
 /** A stream that stopped without its terminal frame. Retryable: the next try usually completes. */
 export function truncatedError(provider: string | undefined, detail: string): ChatError {
-  return new ChatError('truncated', `${provider ?? 'provider'} stream ended early: ${detail}`, { retryable: true, provider })
+  return new ChatError('truncated', `${provider ?? 'provider'} stream ended early: ${detail}`, { retryable: true, provider });
 }
 
 /**
@@ -235,66 +230,66 @@ export function truncatedError(provider: string | undefined, detail: string): Ch
  * HTTP 200 surfaces as an `APICallError` with status 200 whose cause is the socket error.
  */
 export function classifyError(err: unknown, ctx: ClassifyContext = {}): ChatError {
-  const provider = ctx.provider
+  const provider = ctx.provider;
   if (err instanceof ChatError) {
-    const message = redact(err.message, ctx.secrets)
-    if (message === err.message && (err.provider || !provider)) return err
+    const message = redact(err.message, ctx.secrets);
+    if (message === err.message && (err.provider || !provider)) return err;
     return new ChatError(err.code, message, {
       retryable: err.retryable,
       provider: err.provider ?? provider,
       httpStatus: err.httpStatus,
       retryAfterMs: err.retryAfterMs,
-    })
+    });
   }
-  if (isAbortError(err)) return new ChatError('cancelled', 'request cancelled', { provider })
+  if (isAbortError(err)) return new ChatError('cancelled', 'request cancelled', { provider });
   if (LoadAPIKeyError.isInstance(err)) {
-    return new ChatError('auth', `${provider ?? 'provider'}: no usable API key configured`, { provider })
+    return new ChatError('auth', `${provider ?? 'provider'}: no usable API key configured`, { provider });
   }
   if (APICallError.isInstance(err)) {
-    const status = err.statusCode
+    const status = err.statusCode;
     if (status !== undefined && (status < 200 || status >= 300)) {
-      return errorForStatus(status, err.message, { ...ctx, headers: err.responseHeaders, body: parseBody(err) })
+      return errorForStatus(status, err.message, { ...ctx, headers: err.responseHeaders, body: parseBody(err) });
     }
-    const code = causeCode(err.cause)
+    const code = causeCode(err.cause);
     if (status !== undefined) {
       // HTTP 200 and then the body failed: the connection died mid-stream.
-      return truncatedError(provider, redact(`${err.message}${code ? ` (${code})` : ''}`, ctx.secrets))
+      return truncatedError(provider, redact(`${err.message}${code ? ` (${code})` : ''}`, ctx.secrets));
     }
     return new ChatError('network', redact(`${provider ?? 'provider'} unreachable: ${err.message}`, ctx.secrets), {
       retryable: true,
       provider,
-    })
+    });
   }
   // @ai-sdk/openai-compatible reports a stream that stopped before its finish_reason this way.
   if (InvalidResponseDataError.isInstance(err) && /without a finish reason/i.test(err.message)) {
-    return truncatedError(provider, err.message)
+    return truncatedError(provider, err.message);
   }
-  const code = causeCode(err)
+  const code = causeCode(err);
   if ((code && NETWORK_CODES.has(code)) || (err instanceof TypeError && /fetch failed|terminated/i.test(err.message))) {
-    const detail = err instanceof Error ? err.message : String(err)
+    const detail = err instanceof Error ? err.message : String(err);
     return new ChatError('network', redact(`${provider ?? 'provider'} unreachable: ${detail}${code ? ` (${code})` : ''}`, ctx.secrets), {
       retryable: true,
       provider,
-    })
+    });
   }
   if (err instanceof Error) {
-    return new ChatError('provider_error', redact(`${provider ?? 'provider'} failed: ${err.message}`, ctx.secrets), { provider })
+    return new ChatError('provider_error', redact(`${provider ?? 'provider'} failed: ${err.message}`, ctx.secrets), { provider });
   }
   // Plain objects: the SDKs hand mid-stream error payloads through as-is.
-  return classifyStreamError(err, ctx)
+  return classifyStreamError(err, ctx);
 }
 
 /** Own-property lookup, so a payload saying `"type": "constructor"` finds nothing. */
 function lookup<T>(key: unknown, ...tables: Array<Record<string, T>>): T | undefined {
-  if (typeof key !== 'string') return undefined
-  for (const t of tables) if (Object.hasOwn(t, key)) return t[key]
-  return undefined
+  if (typeof key !== 'string') return undefined;
+  for (const t of tables) if (Object.hasOwn(t, key)) return t[key];
+  return undefined;
 }
 
 function safeStringify(v: unknown): string {
   try {
-    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))
+    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
   } catch {
-    return String(v)
+    return String(v);
   }
 }

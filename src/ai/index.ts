@@ -11,7 +11,7 @@
  *
  * @packageDocumentation
  */
-export { ChatRouter, type ChatRouterOptions, type ChatOptions } from './router'
+export { ChatRouter, type ChatRouterOptions, type ChatOptions } from './router';
 export {
   ChatError,
   ChatRequestSchema,
@@ -28,7 +28,7 @@ export {
   type ChatUsage,
   type NormalizedChatRequest,
   type ProviderEvent,
-} from './types'
+} from './types';
 export {
   loadConfig,
   listProviders,
@@ -46,10 +46,10 @@ export {
   type ResolvedProvider,
   type RetryPolicy,
   type Timeouts,
-} from './config'
-export { resolveRoute, type Route } from './routing'
-export { classifyError, parseRetryAfter, geminiRetryDelayMs, redact } from './errors'
-export type { ClassifyContext, HeaderBag } from './errors'
-export { backoffDelay } from './retry'
-export { chatMetrics, METRIC_NAMES, type ChatMetrics } from './metrics'
-export { createProvider, createEchoProvider, echoReply, type ChatProvider, type ProviderDeps } from './providers'
+} from './config';
+export { resolveRoute, type Route } from './routing';
+export { classifyError, parseRetryAfter, geminiRetryDelayMs, redact } from './errors';
+export type { ClassifyContext, HeaderBag } from './errors';
+export { backoffDelay } from './retry';
+export { chatMetrics, METRIC_NAMES, type ChatMetrics } from './metrics';
+export { createProvider, createEchoProvider, echoReply, type ChatProvider, type ProviderDeps } from './providers';

@@ -1,18 +1,18 @@
 /**
  * Prometheus metrics of the chat layer.
  */
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, Histogram, type Registry } from 'prom-client';
 
 /** The metric objects the router updates. */
 export interface ChatMetrics {
   /** Tries sent to a provider (each retry and fallback counts). */
-  requests: Counter<'provider'>
+  requests: Counter<'provider'>;
   /** Failed tries, by error code. */
-  errors: Counter<'provider' | 'code'>
+  errors: Counter<'provider' | 'code'>;
   /** Tokens reported by providers; `direction` is `in` (prompt) or `out` (reply). */
-  tokens: Counter<'provider' | 'direction'>
+  tokens: Counter<'provider' | 'direction'>;
   /** Seconds from sending a try to its first text chunk. */
-  firstToken: Histogram<'provider'>
+  firstToken: Histogram<'provider'>;
 }
 
 /** Metric names, for dashboards and tests. */
@@ -21,11 +21,11 @@ export const METRIC_NAMES = {
   errors: 'lapce_ai_provider_errors_total',
   tokens: 'lapce_ai_provider_tokens_total',
   firstToken: 'lapce_ai_provider_first_token_seconds',
-} as const
+} as const;
 
 // prom-client throws when a name is registered twice on one registry, so a second router on
 // the same registry shares the first one's metrics instead.
-const byRegistry = new WeakMap<Registry, ChatMetrics>()
+const byRegistry = new WeakMap<Registry, ChatMetrics>();
 
 /**
  * The chat metrics registered on `registry`, created on first use; without a registry they
@@ -33,18 +33,28 @@ const byRegistry = new WeakMap<Registry, ChatMetrics>()
  */
 export function chatMetrics(registry?: Registry): ChatMetrics {
   if (registry) {
-    const known = byRegistry.get(registry)
-    if (known) return known
+    const known = byRegistry.get(registry);
+    if (known) return known;
   }
-  const registers = registry ? [registry] : []
-  const existing = <T>(name: string): T | undefined => registry?.getSingleMetric(name) as T | undefined
+  const registers = registry ? [registry] : [];
+  const existing = <T>(name: string): T | undefined => registry?.getSingleMetric(name) as T | undefined;
   const metrics: ChatMetrics = {
     requests:
       existing(METRIC_NAMES.requests) ??
-      new Counter({ name: METRIC_NAMES.requests, help: 'Chat requests sent to a provider, retries included', labelNames: ['provider'], registers }),
+      new Counter({
+        name: METRIC_NAMES.requests,
+        help: 'Chat requests sent to a provider, retries included',
+        labelNames: ['provider'],
+        registers,
+      }),
     errors:
       existing(METRIC_NAMES.errors) ??
-      new Counter({ name: METRIC_NAMES.errors, help: 'Failed chat requests to a provider, by error code', labelNames: ['provider', 'code'], registers }),
+      new Counter({
+        name: METRIC_NAMES.errors,
+        help: 'Failed chat requests to a provider, by error code',
+        labelNames: ['provider', 'code'],
+        registers,
+      }),
     tokens:
       existing(METRIC_NAMES.tokens) ??
       new Counter({ name: METRIC_NAMES.tokens, help: 'Tokens reported by providers', labelNames: ['provider', 'direction'], registers }),
@@ -57,7 +67,7 @@ export function chatMetrics(registry?: Registry): ChatMetrics {
         buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32],
         registers,
       }),
-  }
-  if (registry) byRegistry.set(registry, metrics)
-  return metrics
+  };
+  if (registry) byRegistry.set(registry, metrics);
+  return metrics;
 }

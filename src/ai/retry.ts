@@ -1,8 +1,8 @@
 /**
  * Backoff between tries of one provider.
  */
-import type { RetryPolicy } from './config'
-import { ChatError } from './types'
+import type { RetryPolicy } from './config';
+import { ChatError } from './types';
 
 /**
  * How long to wait after failed try number `attempt` (1-based).
@@ -13,10 +13,10 @@ import { ChatError } from './types'
  * everything is capped at `maxDelayMs` so one provider cannot stall a chat for minutes.
  */
 export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1))
-  const jittered = Math.floor(random() * ceiling)
-  const wanted = retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered
-  return Math.min(wanted, policy.maxDelayMs)
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
+  const jittered = Math.floor(random() * ceiling);
+  const wanted = retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
+  return Math.min(wanted, policy.maxDelayMs);
 }
 
 /**
@@ -25,15 +25,15 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?
  */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new ChatError('cancelled', 'request cancelled'))
+    if (signal?.aborted) return reject(new ChatError('cancelled', 'request cancelled'));
     const onAbort = () => {
-      clearTimeout(timer)
-      reject(new ChatError('cancelled', 'request cancelled'))
-    }
+      clearTimeout(timer);
+      reject(new ChatError('cancelled', 'request cancelled'));
+    };
     const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

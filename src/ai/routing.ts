@@ -1,13 +1,13 @@
 /**
  * Which provider and model serve a request, from the request's `model` field.
  */
-import type { ResolvedConfig } from './config'
-import { ChatError } from './types'
+import type { ResolvedConfig } from './config';
+import { ChatError } from './types';
 
 /** A provider name and the model id to send it. */
 export interface Route {
-  provider: string
-  model: string
+  provider: string;
+  model: string;
 }
 
 /** Bare model ids whose family identifies the provider. */
@@ -17,7 +17,7 @@ const PREFIX_RULES: Array<{ test: RegExp; provider: string }> = [
   // The o-series: o1, o1-mini, o3-mini, o4-mini-high, …
   { test: /^o\d/, provider: 'openai' },
   { test: /^claude-/, provider: 'anthropic' },
-]
+];
 
 /**
  * Resolve `model` to a route:
@@ -32,35 +32,35 @@ const PREFIX_RULES: Array<{ test: RegExp; provider: string }> = [
  *   `no_provider` when no model id can be determined (a provider without a default model).
  */
 export function resolveRoute(model: string | undefined, config: ResolvedConfig): Route {
-  if (model === undefined) return withDefaultModel(config.default, config)
-  const slash = model.indexOf('/')
+  if (model === undefined) return withDefaultModel(config.default, config);
+  const slash = model.indexOf('/');
   if (slash >= 0) {
-    const provider = model.slice(0, slash)
-    const rest = model.slice(slash + 1)
-    requireConfigured(provider, config, model)
-    return rest ? { provider, model: rest } : withDefaultModel(provider, config)
+    const provider = model.slice(0, slash);
+    const rest = model.slice(slash + 1);
+    requireConfigured(provider, config, model);
+    return rest ? { provider, model: rest } : withDefaultModel(provider, config);
   }
-  if (config.providers[model]) return withDefaultModel(model, config)
-  const rule = PREFIX_RULES.find((r) => r.test.test(model))
+  if (config.providers[model]) return withDefaultModel(model, config);
+  const rule = PREFIX_RULES.find((r) => r.test.test(model));
   if (rule) {
-    requireConfigured(rule.provider, config, model)
-    return { provider: rule.provider, model }
+    requireConfigured(rule.provider, config, model);
+    return { provider: rule.provider, model };
   }
-  return { provider: config.default, model }
+  return { provider: config.default, model };
 }
 
 /** The provider with its default model. */
 export function withDefaultModel(provider: string, config: ResolvedConfig): Route {
-  const p = config.providers[provider]
-  if (!p) throw unknownProvider(provider, config, provider)
+  const p = config.providers[provider];
+  if (!p) throw unknownProvider(provider, config, provider);
   if (!p.defaultModel) {
-    throw new ChatError('no_provider', `provider "${provider}" has no default model; ask for "${provider}/<model>"`, { provider })
+    throw new ChatError('no_provider', `provider "${provider}" has no default model; ask for "${provider}/<model>"`, { provider });
   }
-  return { provider, model: p.defaultModel }
+  return { provider, model: p.defaultModel };
 }
 
 function requireConfigured(provider: string, config: ResolvedConfig, asked: string): void {
-  if (!config.providers[provider]) throw unknownProvider(provider, config, asked)
+  if (!config.providers[provider]) throw unknownProvider(provider, config, asked);
 }
 
 function unknownProvider(provider: string, config: ResolvedConfig, asked: string): ChatError {
@@ -68,5 +68,5 @@ function unknownProvider(provider: string, config: ResolvedConfig, asked: string
     'unknown_provider',
     `model "${asked}" needs provider "${provider}", which is not configured (configured: ${Object.keys(config.providers).join(', ')})`,
     { provider },
-  )
+  );
 }

@@ -135,7 +135,15 @@ export class IpcClient extends EventEmitter {
     this.current = c;
     channel.onMessage((msg) => this.onFrame(msg));
     channel.onClose((err) => this.lost(c, err ?? new IpcError('CONNECTION_LOST', 'server closed the channel', { retryable: true })));
-    conn.onClose((err) => this.lost(c, new IpcError('CONNECTION_LOST', err ? `control connection failed: ${err.message}` : 'server closed the connection', { retryable: true, cause: err })));
+    conn.onClose((err) =>
+      this.lost(
+        c,
+        new IpcError('CONNECTION_LOST', err ? `control connection failed: ${err.message}` : 'server closed the connection', {
+          retryable: true,
+          cause: err,
+        }),
+      ),
+    );
     conn.onFrame((f) => {
       f.fds?.close();
       if (f.type === ControlType.GoAway) {
@@ -176,7 +184,10 @@ export class IpcClient extends EventEmitter {
       } catch (e) {
         if (attempt + 1 >= r.maxAttempts) {
           this.connecting = null;
-          throw new IpcError('CONNECTION_LOST', `could not reconnect after ${attempt + 1} attempts: ${(e as Error).message}`, { retryable: true, cause: e });
+          throw new IpcError('CONNECTION_LOST', `could not reconnect after ${attempt + 1} attempts: ${(e as Error).message}`, {
+            retryable: true,
+            cause: e,
+          });
         }
       }
     }
@@ -269,7 +280,9 @@ export class IpcClient extends EventEmitter {
     const id = this.allocId();
     const frame = encodeFrame(FrameKind.Request, id, method, payload ?? null);
     if (frame.length > c.channel.maxMessage) {
-      return Promise.reject(new IpcError('MESSAGE_TOO_LARGE', `request of ${frame.length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`));
+      return Promise.reject(
+        new IpcError('MESSAGE_TOO_LARGE', `request of ${frame.length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`),
+      );
     }
     return new Promise<T>((resolve, reject) => {
       const call = new PendingRequest(resolve as (v: unknown) => void, reject);

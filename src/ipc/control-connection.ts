@@ -104,7 +104,11 @@ export class ControlConnection {
       } catch (e) {
         fds?.close();
         // Garbage (a bad length): tell the peer why before hanging up, as the protocol promises.
-        try { this.stream.send(encodeReject({ reason: RejectReason.Malformed, message: (e as Error).message }), null); } catch { /* gone */ }
+        try {
+          this.stream.send(encodeReject({ reason: RejectReason.Malformed, message: (e as Error).message }), null);
+        } catch {
+          /* gone */
+        }
         this.close(e as IpcError);
         return;
       }

@@ -39,7 +39,11 @@ import type { ControlConnection, ControlFrame } from './control-connection';
 
 /** A handshake failure, with the protocol's reason code. */
 export class HandshakeError extends IpcError {
-  constructor(readonly reason: RejectReason, message: string, retryable = false) {
+  constructor(
+    readonly reason: RejectReason,
+    message: string,
+    retryable = false,
+  ) {
     super(reason === RejectReason.Timeout ? 'HANDSHAKE_TIMEOUT' : 'HANDSHAKE_REJECTED', message, {
       retryable,
       details: { reason: REJECT_NAMES[reason] ?? String(reason) },
@@ -55,7 +59,10 @@ export class HandshakeError extends IpcError {
 /** Waits for the next control frame, or fails on close or timeout. */
 function nextFrame(conn: ControlConnection, timeoutMs: number): Promise<ControlFrame> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HandshakeError(RejectReason.Timeout, `no handshake reply within ${timeoutMs} ms`, true)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new HandshakeError(RejectReason.Timeout, `no handshake reply within ${timeoutMs} ms`, true)),
+      timeoutMs,
+    );
     conn.onFrame((f) => {
       clearTimeout(timer);
       conn.onFrame(() => undefined);
@@ -105,7 +112,8 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
       throw e;
     });
     first.fds?.close();
-    if (first.type !== ControlType.Hello) throw new HandshakeError(RejectReason.Malformed, `expected HELLO, got control frame type ${first.type}`);
+    if (first.type !== ControlType.Hello)
+      throw new HandshakeError(RejectReason.Malformed, `expected HELLO, got control frame type ${first.type}`);
     let hello: Hello;
     try {
       hello = decodeHello(first.body);
@@ -115,11 +123,15 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
     if (hello.magic !== HELLO_MAGIC) throw new HandshakeError(RejectReason.BadMagic, `bad magic 0x${hello.magic.toString(16)}`);
     const version = Math.min(hello.maxVersion, PROTOCOL_VERSION_MAX);
     if (version < Math.max(hello.minVersion, PROTOCOL_VERSION_MIN)) {
-      throw new HandshakeError(RejectReason.NoCommonVersion, `client speaks ${hello.minVersion}..${hello.maxVersion}, server ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION_MAX}`);
+      throw new HandshakeError(
+        RejectReason.NoCommonVersion,
+        `client speaks ${hello.minVersion}..${hello.maxVersion}, server ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION_MAX}`,
+      );
     }
     const cred = conn.peerCredentials();
     if (!p.allowedUids.includes(cred.uid)) throw new HandshakeError(RejectReason.UidMismatch, `uid ${cred.uid} is not allowed`);
-    if (cred.pid !== hello.pid) throw new HandshakeError(RejectReason.PidMismatch, `HELLO says pid ${hello.pid}, the socket says ${cred.pid}`);
+    if (cred.pid !== hello.pid)
+      throw new HandshakeError(RejectReason.PidMismatch, `HELLO says pid ${hello.pid}, the socket says ${cred.pid}`);
     slot = p.takeSlot();
     fds = native.createChannelFds(p.capacity);
     const welcome: Welcome = {
@@ -142,15 +154,22 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
       const r = decodeReject(reply.body);
       throw new HandshakeError(RejectReason.ClientRejected, `client rejected the session: ${r.message}`);
     }
-    if (reply.type !== ControlType.Ready) throw new HandshakeError(RejectReason.Malformed, `expected READY, got control frame type ${reply.type}`);
+    if (reply.type !== ControlType.Ready)
+      throw new HandshakeError(RejectReason.Malformed, `expected READY, got control frame type ${reply.type}`);
     const ready = decodeReady(reply.body);
-    if (ready.slot !== slot.slot || ready.generation !== slot.generation) throw new HandshakeError(RejectReason.Malformed, 'READY names another slot');
+    if (ready.slot !== slot.slot || ready.generation !== slot.generation)
+      throw new HandshakeError(RejectReason.Malformed, 'READY names another slot');
     return { hello, uid: cred.uid, slot: slot.slot, generation: slot.generation, channel };
   } catch (e) {
     fds?.close();
     channel?.close();
     if (slot) p.releaseSlot(slot.slot);
-    const err = e instanceof HandshakeError ? e : e instanceof IpcError && e.code === 'PROTOCOL_ERROR' ? new HandshakeError(RejectReason.Malformed, e.message) : e;
+    const err =
+      e instanceof HandshakeError
+        ? e
+        : e instanceof IpcError && e.code === 'PROTOCOL_ERROR'
+          ? new HandshakeError(RejectReason.Malformed, e.message)
+          : e;
     if (err instanceof HandshakeError && !conn.closed && err.reason !== RejectReason.ClientRejected) {
       try {
         conn.send(encodeReject({ reason: err.reason, message: err.message }));
@@ -180,12 +199,25 @@ export interface Connected {
 export async function clientHandshake(conn: ControlConnection, p: ClientHandshakeParams): Promise<Connected> {
   let channel: Channel | undefined;
   try {
-    conn.send(encodeHello({ magic: HELLO_MAGIC, minVersion: PROTOCOL_VERSION_MIN, maxVersion: PROTOCOL_VERSION_MAX, pid: process.pid, features: FEATURES_NONE, name: p.name }));
+    conn.send(
+      encodeHello({
+        magic: HELLO_MAGIC,
+        minVersion: PROTOCOL_VERSION_MIN,
+        maxVersion: PROTOCOL_VERSION_MAX,
+        pid: process.pid,
+        features: FEATURES_NONE,
+        name: p.name,
+      }),
+    );
     const reply = await nextFrame(conn, p.timeoutMs);
     if (reply.type === ControlType.Reject) {
       reply.fds?.close();
       const r = decodeReject(reply.body);
-      throw new HandshakeError(r.reason, `server rejected the connection (${REJECT_NAMES[r.reason] ?? r.reason}): ${r.message}`, r.reason === RejectReason.ServerFull || r.reason === RejectReason.ShuttingDown);
+      throw new HandshakeError(
+        r.reason,
+        `server rejected the connection (${REJECT_NAMES[r.reason] ?? r.reason}): ${r.message}`,
+        r.reason === RejectReason.ServerFull || r.reason === RejectReason.ShuttingDown,
+      );
     }
     if (reply.type !== ControlType.Welcome) {
       reply.fds?.close();

@@ -36,9 +36,19 @@ export class ServerMetrics {
     const registers = [registry];
     this.connectionsActive = new Gauge({ name: 'lapce_ipc_connections_active', help: 'Open sessions', registers });
     this.connectionsTotal = new Counter({ name: 'lapce_ipc_connections_total', help: 'Sessions opened', registers });
-    this.connectionsRejected = new Counter({ name: 'lapce_ipc_connections_rejected_total', help: 'Connections refused, by reason', labelNames: ['reason'], registers });
+    this.connectionsRejected = new Counter({
+      name: 'lapce_ipc_connections_rejected_total',
+      help: 'Connections refused, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.handshakes = new Counter({ name: 'lapce_ipc_handshakes_total', help: 'Handshakes completed', registers });
-    this.handshakeFailures = new Counter({ name: 'lapce_ipc_handshake_failures_total', help: 'Handshakes failed, by reason', labelNames: ['reason'], registers });
+    this.handshakeFailures = new Counter({
+      name: 'lapce_ipc_handshake_failures_total',
+      help: 'Handshakes failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.handshakeSeconds = new Histogram({
       name: 'lapce_ipc_handshake_seconds',
       help: 'Time from accepting a connection to READY',
@@ -87,11 +97,25 @@ export class ServerMetrics {
         },
       });
     };
-    directional('lapce_ipc_messages_total', 'Ring messages, by direction as seen by the server', (t) => t.messagesReceived, (t) => t.messagesSent);
-    directional('lapce_ipc_bytes_total', 'Ring message bytes, by direction as seen by the server', (t) => t.bytesReceived, (t) => t.bytesSent);
+    directional(
+      'lapce_ipc_messages_total',
+      'Ring messages, by direction as seen by the server',
+      (t) => t.messagesReceived,
+      (t) => t.messagesSent,
+    );
+    directional(
+      'lapce_ipc_bytes_total',
+      'Ring message bytes, by direction as seen by the server',
+      (t) => t.bytesReceived,
+      (t) => t.bytesSent,
+    );
     fromTraffic('lapce_ipc_ring_full_waits_total', 'Sends that found the ring full and waited', (t) => t.ringFullWaits);
     fromTraffic('lapce_ipc_doorbells_rung_total', 'Doorbells rung because the client slept', (t) => t.doorbellsRung);
-    fromTraffic('lapce_ipc_doorbells_suppressed_total', 'Publishes that needed no doorbell because the client was awake', (t) => t.doorbellsSuppressed);
+    fromTraffic(
+      'lapce_ipc_doorbells_suppressed_total',
+      'Publishes that needed no doorbell because the client was awake',
+      (t) => t.doorbellsSuppressed,
+    );
     fromTraffic('lapce_ipc_wakeups_total', 'Times the server was woken by a client doorbell', (t) => t.wakeups);
   }
 
@@ -113,5 +137,14 @@ export function addStats(a: ChannelStats, b: ChannelStats): void {
 
 /** All-zero counters. */
 export function zeroStats(): ChannelStats {
-  return { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0, doorbellsRung: 0, doorbellsSuppressed: 0, ringFullWaits: 0, wakeups: 0 };
+  return {
+    messagesSent: 0,
+    bytesSent: 0,
+    messagesReceived: 0,
+    bytesReceived: 0,
+    doorbellsRung: 0,
+    doorbellsSuppressed: 0,
+    ringFullWaits: 0,
+    wakeups: 0,
+  };
 }

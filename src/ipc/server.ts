@@ -225,7 +225,15 @@ export class IpcServer {
     this.freeSlots.push(slot);
   }
 
-  private open(conn: ControlConnection, slot: number, generation: number, pid: number, uid: number, name: string, channel: Session['channel']): void {
+  private open(
+    conn: ControlConnection,
+    slot: number,
+    generation: number,
+    pid: number,
+    uid: number,
+    name: string,
+    channel: Session['channel'],
+  ): void {
     const session = new Session({ slot, generation, pid, uid, name }, channel, {
       handlers: this.handlers,
       metrics: this.metricsRegistry,
@@ -306,10 +314,7 @@ export class IpcServer {
     }
     this.logger.info({ sessions: live.length, deadlineMs }, 'shutting down');
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(live.map(([s]) => s.drained())),
-      new Promise<void>((r) => (timer = setTimeout(r, deadlineMs))),
-    ]);
+    await Promise.race([Promise.all(live.map(([s]) => s.drained())), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
     clearTimeout(timer);
     for (const [s] of live) s.abortAll(new IpcError('GOING_AWAY', 'server shut down before the call finished', { retryable: true }));
     // Give aborted handlers a turn to send their errors before the channels close.

@@ -147,7 +147,9 @@ export class Session {
     }
     const entry = this.host.handlers.get(method);
     if (!entry || (entry.kind === 'stream') !== stream) {
-      const what = entry ? `method ${method} is a ${entry.kind === 'stream' ? 'stream' : 'request'}, not a ${stream ? 'stream' : 'request'}` : `unknown method ${method}`;
+      const what = entry
+        ? `method ${method} is a ${entry.kind === 'stream' ? 'stream' : 'request'}, not a ${stream ? 'stream' : 'request'}`
+        : `unknown method ${method}`;
       this.fail(id, new IpcError('UNKNOWN_METHOD', what));
       return;
     }
@@ -216,7 +218,10 @@ export class Session {
   private reply(id: number, frame: Uint8Array): void {
     if (this.channel.closed) return;
     if (frame.length > this.channel.maxMessage) {
-      this.fail(id, new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`));
+      this.fail(
+        id,
+        new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`),
+      );
       return;
     }
     if (!this.channel.trySend(frame)) {

@@ -119,7 +119,8 @@ export function decodeFrame(buf: Uint8Array): Frame {
   if (flags & ~FLAG_JSON) throw new IpcError('PROTOCOL_ERROR', `unknown frame flags ${flags}`);
   if (id === 0) throw new IpcError('PROTOCOL_ERROR', 'frame id 0 is reserved');
   const hasMethod = kind === FrameKind.Request || kind === FrameKind.StreamOpen;
-  if (hasMethod ? methodLen === 0 : methodLen !== 0) throw new IpcError('PROTOCOL_ERROR', `bad method length ${methodLen} for frame kind ${kind}`);
+  if (hasMethod ? methodLen === 0 : methodLen !== 0)
+    throw new IpcError('PROTOCOL_ERROR', `bad method length ${methodLen} for frame kind ${kind}`);
   if (FRAME_HEADER + methodLen > buf.length) throw new IpcError('PROTOCOL_ERROR', 'method runs past the end of the frame');
   let method = '';
   if (methodLen > 0) {

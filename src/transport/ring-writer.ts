@@ -53,7 +53,10 @@ export class RingWriter {
   private published: number;
   private inMessage = false;
 
-  constructor(region: ArrayBuffer, readonly capacity: number) {
+  constructor(
+    region: ArrayBuffer,
+    readonly capacity: number,
+  ) {
     this.ctl = new Int32Array(region, 0, HEADER_SIZE / 4);
     this.bytes = new Uint8Array(region, HEADER_SIZE, capacity);
     this.view = new DataView(region, HEADER_SIZE, capacity);

@@ -5,9 +5,9 @@
  * cumulative usage), `message_stop`, with `ping` interleaved; a mid-stream failure is
  * `event: error`. HTTP 529 means overloaded.
  */
-import { type MockOptions, type MockServer, type WireFormat, splitUrl, startMock, textOf } from './harness'
+import { type MockOptions, type MockServer, type WireFormat, splitUrl, startMock, textOf } from './harness';
 
-const event = (name: string, obj: unknown) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`
+const event = (name: string, obj: unknown) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`;
 
 const ERROR_TYPES: Record<number, string> = {
   400: 'invalid_request_error',
@@ -18,30 +18,30 @@ const ERROR_TYPES: Record<number, string> = {
   429: 'rate_limit_error',
   500: 'api_error',
   529: 'overloaded_error',
-}
+};
 
 /** Anthropic's wire format. */
 export const anthropicFormat: WireFormat = {
   name: 'anthropic',
   contentType: 'text/event-stream; charset=utf-8',
   check({ method, url, headers, body }, apiKey) {
-    const problems: string[] = []
-    const p = splitUrl(url).path
-    if (method !== 'POST' || p !== '/v1/messages') return { problems: [`unexpected ${method} ${p}`], messages: [], notFound: true }
-    if (headers['anthropic-version'] !== '2023-06-01') problems.push(`anthropic-version ${headers['anthropic-version']}`)
-    if (body?.stream !== true) problems.push('stream is not true')
-    if (typeof body?.model !== 'string') problems.push('model missing')
-    if (typeof body?.max_tokens !== 'number') problems.push('max_tokens missing')
-    if (!Array.isArray(body?.messages) || body.messages.length === 0) problems.push('messages missing')
-    const messages: Array<{ role: string; content: string }> = []
-    if (body?.system !== undefined) messages.push({ role: 'system', content: textOf(body.system) })
+    const problems: string[] = [];
+    const p = splitUrl(url).path;
+    if (method !== 'POST' || p !== '/v1/messages') return { problems: [`unexpected ${method} ${p}`], messages: [], notFound: true };
+    if (headers['anthropic-version'] !== '2023-06-01') problems.push(`anthropic-version ${headers['anthropic-version']}`);
+    if (body?.stream !== true) problems.push('stream is not true');
+    if (typeof body?.model !== 'string') problems.push('model missing');
+    if (typeof body?.max_tokens !== 'number') problems.push('max_tokens missing');
+    if (!Array.isArray(body?.messages) || body.messages.length === 0) problems.push('messages missing');
+    const messages: Array<{ role: string; content: string }> = [];
+    if (body?.system !== undefined) messages.push({ role: 'system', content: textOf(body.system) });
     for (const m of body?.messages ?? []) {
-      if (m.role !== 'user' && m.role !== 'assistant') problems.push(`bad role ${m.role}`)
-      messages.push({ role: m.role, content: textOf(m.content) })
+      if (m.role !== 'user' && m.role !== 'assistant') problems.push(`bad role ${m.role}`);
+      messages.push({ role: m.role, content: textOf(m.content) });
     }
-    const unauthorized = apiKey !== undefined && headers['x-api-key'] !== apiKey
-    if (unauthorized) problems.push('bad x-api-key')
-    return { model: body?.model, messages, problems, unauthorized }
+    const unauthorized = apiKey !== undefined && headers['x-api-key'] !== apiKey;
+    if (unauthorized) problems.push('bad x-api-key');
+    return { model: body?.model, messages, problems, unauthorized };
   },
   open: (model) => [
     event('message_start', {
@@ -77,13 +77,16 @@ export const anthropicFormat: WireFormat = {
   errorResponse: (s) => ({
     body: JSON.stringify({
       type: 'error',
-      error: { type: ERROR_TYPES[s.status] ?? 'api_error', message: s.message ?? (s.status === 529 ? 'Overloaded' : `mock error ${s.status}`) },
+      error: {
+        type: ERROR_TYPES[s.status] ?? 'api_error',
+        message: s.message ?? (s.status === 529 ? 'Overloaded' : `mock error ${s.status}`),
+      },
     }),
     headers: { 'request-id': 'req_mock' },
   }),
-}
+};
 
 /** Start an Anthropic mock; point the client's base URL at `${mock.origin}/v1`. */
 export function startAnthropicMock(opts: MockOptions = {}): Promise<MockServer> {
-  return startMock(anthropicFormat, opts)
+  return startMock(anthropicFormat, opts);
 }

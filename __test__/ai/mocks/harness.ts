@@ -6,13 +6,13 @@
  * per-request script queue, request recording and connection-close observation, so the
  * four mocks behave identically apart from their wire format.
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 /** Token counts a mock reports in its terminal frame. */
 export interface MockUsage {
-  input: number
-  output: number
+  input: number;
+  output: number;
 }
 
 /**
@@ -22,38 +22,38 @@ export interface MockUsage {
 export type MockScript =
   /** A normal stream: `chunks` as text deltas, then the provider's proper terminal frames. */
   | {
-      kind: 'stream'
-      chunks?: string[]
-      usage?: MockUsage
+      kind: 'stream';
+      chunks?: string[];
+      usage?: MockUsage;
       /** Raw provider finish reason (e.g. `STOP`, `stop`, `end_turn`); provider default if absent. */
-      finishReason?: string
+      finishReason?: string;
       /** Delay after the headers before the first frame (slow first token). */
-      firstDelayMs?: number
+      firstDelayMs?: number;
       /** Delay between content frames (slow stream). */
-      delayMs?: number
+      delayMs?: number;
     }
   /** Benchmark mode: `count` small deltas written as fast as the socket takes them. */
   | { kind: 'flood'; count: number; text?: string; usage?: MockUsage }
   /** An HTTP error response in the provider's error-body format. */
   | {
-      kind: 'status'
-      status: number
-      message?: string
-      headers?: Record<string, string>
+      kind: 'status';
+      status: number;
+      message?: string;
+      headers?: Record<string, string>;
       /** Gemini only: adds a `google.rpc.RetryInfo` detail with this `retryDelay` (e.g. "1.5s"). */
-      retryDelay?: string
+      retryDelay?: string;
     }
   /** HTTP 200, some deltas, then the provider's in-stream error frame, then the connection ends. */
   | {
-      kind: 'mid-error'
-      chunks?: string[]
+      kind: 'mid-error';
+      chunks?: string[];
       /** Provider error type/status, e.g. `overloaded_error` (Anthropic), `server_error` (OpenAI). */
-      errorType?: string
+      errorType?: string;
       /** Numeric code where the wire format carries one (Gemini `error.code`). */
-      code?: number
-      message?: string
+      code?: number;
+      message?: string;
       /** Gemini only: `false` writes the error JSON without `data:` framing. */
-      framed?: boolean
+      framed?: boolean;
     }
   /**
    * HTTP 200, some deltas, then the connection ends before any terminal frame: by destroying
@@ -65,76 +65,76 @@ export type MockScript =
    * HTTP 200 and optional deltas, then silence until the client gives up; with
    * `noHeaders: true` not even the status line is sent.
    */
-  | { kind: 'hang'; chunks?: string[]; noHeaders?: boolean }
+  | { kind: 'hang'; chunks?: string[]; noHeaders?: boolean };
 
 /** One request as the mock saw it. */
 export interface RecordedRequest {
-  method: string
+  method: string;
   /** Path plus query string. */
-  url: string
-  headers: http.IncomingHttpHeaders
+  url: string;
+  headers: http.IncomingHttpHeaders;
   /** Parsed JSON body (undefined if it was not JSON). */
-  body: any
+  body: any;
   /** The model named by the request (path or body, per provider). */
-  model?: string
+  model?: string;
   /** Messages normalised to `{ role, content }`, system prompt first. */
-  messages: Array<{ role: string; content: string }>
+  messages: Array<{ role: string; content: string }>;
   /** Everything the mock found wrong with the request; empty for a well-formed one. */
-  problems: string[]
+  problems: string[];
   /** The script kind used to answer. */
-  script: MockScript['kind'] | 'rejected'
+  script: MockScript['kind'] | 'rejected';
   /** `performance.now()` when the request arrived. */
-  at: number
+  at: number;
   /** Resolves when the connection serving this response closes. */
-  closed: Promise<{ byClient: boolean }>
+  closed: Promise<{ byClient: boolean }>;
 }
 
 /** Result of a wire format's request check. */
 export interface RequestCheck {
-  model?: string
-  messages: Array<{ role: string; content: string }>
-  problems: string[]
+  model?: string;
+  messages: Array<{ role: string; content: string }>;
+  problems: string[];
   /** Reply 404 (wrong path or method). */
-  notFound?: boolean
+  notFound?: boolean;
   /** Reply 401 (missing or wrong credentials). */
-  unauthorized?: boolean
+  unauthorized?: boolean;
 }
 
 /** How a provider speaks on the wire. Every string returned is written verbatim. */
 export interface WireFormat {
-  name: string
-  contentType: string
-  check(req: { method: string; url: string; headers: http.IncomingHttpHeaders; body: any }, apiKey?: string): RequestCheck
+  name: string;
+  contentType: string;
+  check(req: { method: string; url: string; headers: http.IncomingHttpHeaders; body: any }, apiKey?: string): RequestCheck;
   /** Frames written before the first delta. */
-  open(model: string): string[]
-  delta(text: string, model: string, index: number): string
+  open(model: string): string[];
+  delta(text: string, model: string, index: number): string;
   /** Frames written between deltas to keep the connection alive (Anthropic `ping`). */
-  keepalive?(): string
+  keepalive?(): string;
   /** Terminal frames: finish reason and usage. */
-  close(model: string, usage: MockUsage, finishReason: string | undefined, req: RecordedRequest): string[]
-  midError(script: Extract<MockScript, { kind: 'mid-error' }>, model: string): string
+  close(model: string, usage: MockUsage, finishReason: string | undefined, req: RecordedRequest): string[];
+  midError(script: Extract<MockScript, { kind: 'mid-error' }>, model: string): string;
   /** Error body for an HTTP error; `status` overrides the scripted status where the provider differs (Gemini's bad key is a 400). */
-  errorResponse(script: Extract<MockScript, { kind: 'status' }>): { body: string; headers?: Record<string, string>; status?: number }
+  errorResponse(script: Extract<MockScript, { kind: 'status' }>): { body: string; headers?: Record<string, string>; status?: number };
 }
 
 /** Options for {@link startMock}. */
 export interface MockOptions {
   /** The key the mock expects; requests without it get 401. Undefined = no auth required. */
-  apiKey?: string
-  defaultScript?: MockScript
+  apiKey?: string;
+  defaultScript?: MockScript;
 }
 
 /** Default reply of every mock: "Hello, world!" in four deltas. */
-export const DEFAULT_CHUNKS = ['Hello', ', ', 'world', '!']
-export const DEFAULT_USAGE: MockUsage = { input: 11, output: 4 }
+export const DEFAULT_CHUNKS = ['Hello', ', ', 'world', '!'];
+export const DEFAULT_USAGE: MockUsage = { input: 11, output: 4 };
 
 /** A running mock provider. */
 export class MockServer {
-  readonly requests: RecordedRequest[] = []
-  defaultScript: MockScript
-  private readonly queue: MockScript[] = []
-  private readonly sockets = new Set<import('node:net').Socket>()
-  private readonly waiters: Array<() => void> = []
+  readonly requests: RecordedRequest[] = [];
+  defaultScript: MockScript;
+  private readonly queue: MockScript[] = [];
+  private readonly sockets = new Set<import('node:net').Socket>();
+  private readonly waiters: Array<() => void> = [];
 
   constructor(
     readonly format: WireFormat,
@@ -142,77 +142,77 @@ export class MockServer {
     readonly apiKey: string | undefined,
     defaultScript: MockScript,
   ) {
-    this.defaultScript = defaultScript
+    this.defaultScript = defaultScript;
     server.on('connection', (s) => {
-      this.sockets.add(s)
-      s.on('close', () => this.sockets.delete(s))
-    })
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
   }
 
   /** `http://127.0.0.1:PORT` */
   get origin(): string {
-    const { port } = this.server.address() as AddressInfo
-    return `http://127.0.0.1:${port}`
+    const { port } = this.server.address() as AddressInfo;
+    return `http://127.0.0.1:${port}`;
   }
 
   /** Script the next requests, in order. */
   enqueue(...scripts: MockScript[]): this {
-    this.queue.push(...scripts)
-    return this
+    this.queue.push(...scripts);
+    return this;
   }
 
   /** Resolves once `n` requests have been received in total. */
   async waitForRequests(n: number): Promise<RecordedRequest> {
-    while (this.requests.length < n) await new Promise<void>((r) => this.waiters.push(r))
-    return this.requests[n - 1]
+    while (this.requests.length < n) await new Promise<void>((r) => this.waiters.push(r));
+    return this.requests[n - 1];
   }
 
   /** Close the server and every connection still open. */
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy()
-    await new Promise<void>((r) => this.server.close(() => r()))
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
   }
 
   /** @internal */
   nextScript(): MockScript {
-    return this.queue.shift() ?? this.defaultScript
+    return this.queue.shift() ?? this.defaultScript;
   }
 
   /** @internal */
   record(r: RecordedRequest): void {
-    this.requests.push(r)
-    for (const w of this.waiters.splice(0)) w()
+    this.requests.push(r);
+    for (const w of this.waiters.splice(0)) w();
   }
 }
 
 /** Start a mock for `format` on 127.0.0.1 with an ephemeral port. */
 export async function startMock(format: WireFormat, opts: MockOptions = {}): Promise<MockServer> {
-  const server = http.createServer()
-  const mock = new MockServer(format, server, opts.apiKey, opts.defaultScript ?? { kind: 'stream' })
+  const server = http.createServer();
+  const mock = new MockServer(format, server, opts.apiKey, opts.defaultScript ?? { kind: 'stream' });
   server.on('request', (req, res) => {
-    handle(mock, req, res).catch(() => res.destroy())
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return mock
+    handle(mock, req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return mock;
 }
 
 async function handle(mock: MockServer, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const at = performance.now()
-  let hungUpByUs = false
+  const at = performance.now();
+  let hungUpByUs = false;
   // Registered before anything is written so an early client abort is never missed.
   const closed = new Promise<{ byClient: boolean }>((resolve) =>
     res.on('close', () => resolve({ byClient: !res.writableFinished && !hungUpByUs })),
-  )
-  const raw = await readBody(req)
-  let body: any
+  );
+  const raw = await readBody(req);
+  let body: any;
   try {
-    body = raw.length ? JSON.parse(raw) : undefined
+    body = raw.length ? JSON.parse(raw) : undefined;
   } catch {
-    body = undefined
+    body = undefined;
   }
-  const check = mock.format.check({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body }, mock.apiKey)
-  const rejected = check.notFound || check.unauthorized
-  const script = rejected ? undefined : mock.nextScript()
+  const check = mock.format.check({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body }, mock.apiKey);
+  const rejected = check.notFound || check.unauthorized;
+  const script = rejected ? undefined : mock.nextScript();
   const rec: RecordedRequest = {
     method: req.method ?? '',
     url: req.url ?? '',
@@ -224,136 +224,135 @@ async function handle(mock: MockServer, req: http.IncomingMessage, res: http.Ser
     script: script?.kind ?? 'rejected',
     at,
     closed,
-  }
-  mock.record(rec)
+  };
+  mock.record(rec);
 
-  if (check.notFound) return sendStatus(mock, res, { kind: 'status', status: 404, message: `no route for ${req.method} ${req.url}` })
-  if (check.unauthorized) return sendStatus(mock, res, { kind: 'status', status: 401, message: 'invalid api key' })
-  const model = check.model ?? 'unknown'
-  let clientGone = false
-  res.on('close', () => (clientGone = true))
-  const gone = () => clientGone || res.destroyed
+  if (check.notFound) return sendStatus(mock, res, { kind: 'status', status: 404, message: `no route for ${req.method} ${req.url}` });
+  if (check.unauthorized) return sendStatus(mock, res, { kind: 'status', status: 401, message: 'invalid api key' });
+  const model = check.model ?? 'unknown';
+  let clientGone = false;
+  res.on('close', () => (clientGone = true));
+  const gone = () => clientGone || res.destroyed;
 
   switch (script!.kind) {
     case 'status':
-      return sendStatus(mock, res, script!)
+      return sendStatus(mock, res, script!);
     case 'stream': {
-      const s = script!
-      startStream(mock, res)
-      if (s.firstDelayMs) await sleep(s.firstDelayMs, closed)
-      if (gone()) return
-      writeAll(res, mock.format.open(model))
-      const chunks = s.chunks ?? DEFAULT_CHUNKS
+      const s = script!;
+      startStream(mock, res);
+      if (s.firstDelayMs) await sleep(s.firstDelayMs, closed);
+      if (gone()) return;
+      writeAll(res, mock.format.open(model));
+      const chunks = s.chunks ?? DEFAULT_CHUNKS;
       for (let i = 0; i < chunks.length; i++) {
-        if (i > 0 && s.delayMs) await sleep(s.delayMs, closed)
-        if (gone()) return
-        res.write(mock.format.delta(chunks[i], model, i))
+        if (i > 0 && s.delayMs) await sleep(s.delayMs, closed);
+        if (gone()) return;
+        res.write(mock.format.delta(chunks[i], model, i));
         // Interleave keep-alives the way Anthropic does, so clients are seen to ignore them.
-        if (mock.format.keepalive && i % 2 === 0) res.write(mock.format.keepalive())
+        if (mock.format.keepalive && i % 2 === 0) res.write(mock.format.keepalive());
       }
-      if (s.delayMs) await sleep(s.delayMs, closed)
-      if (gone()) return
-      writeAll(res, mock.format.close(model, s.usage ?? DEFAULT_USAGE, s.finishReason, rec))
-      res.end()
-      return
+      if (s.delayMs) await sleep(s.delayMs, closed);
+      if (gone()) return;
+      writeAll(res, mock.format.close(model, s.usage ?? DEFAULT_USAGE, s.finishReason, rec));
+      res.end();
+      return;
     }
     case 'flood': {
-      const s = script!
-      startStream(mock, res)
-      const text = s.text ?? 'x'
-      const frames: string[] = mock.format.open(model)
-      let pending = frames.join('')
+      const s = script!;
+      startStream(mock, res);
+      const text = s.text ?? 'x';
+      const frames: string[] = mock.format.open(model);
+      let pending = frames.join('');
       for (let i = 0; i < s.count; i++) {
-        pending += mock.format.delta(text, model, i)
+        pending += mock.format.delta(text, model, i);
         // Batch frames into ~64 KiB writes and respect backpressure: the point is to
         // measure the client, not the mock's write() overhead.
         if (pending.length >= 65536) {
-          if (gone()) return
-          if (!res.write(pending)) await new Promise((r) => res.once('drain', r))
-          pending = ''
+          if (gone()) return;
+          if (!res.write(pending)) await new Promise((r) => res.once('drain', r));
+          pending = '';
         }
       }
-      if (gone()) return
-      pending += mock.format.close(model, s.usage ?? { input: 1, output: s.count }, undefined, rec).join('')
-      res.end(pending)
-      return
+      if (gone()) return;
+      pending += mock.format.close(model, s.usage ?? { input: 1, output: s.count }, undefined, rec).join('');
+      res.end(pending);
+      return;
     }
     case 'mid-error': {
-      const s = script!
-      startStream(mock, res)
-      writeAll(res, mock.format.open(model))
-      ;(s.chunks ?? ['Partial']).forEach((c, i) => res.write(mock.format.delta(c, model, i)))
-      res.end(mock.format.midError(s, model))
-      return
+      const s = script!;
+      startStream(mock, res);
+      writeAll(res, mock.format.open(model));
+      (s.chunks ?? ['Partial']).forEach((c, i) => res.write(mock.format.delta(c, model, i)));
+      res.end(mock.format.midError(s, model));
+      return;
     }
     case 'truncate': {
-      const s = script!
-      startStream(mock, res)
-      writeAll(res, mock.format.open(model))
-      ;(s.chunks ?? ['Partial']).forEach((c, i) => res.write(mock.format.delta(c, model, i)))
-      if (s.clean) return void res.end()
+      const s = script!;
+      startStream(mock, res);
+      writeAll(res, mock.format.open(model));
+      (s.chunks ?? ['Partial']).forEach((c, i) => res.write(mock.format.delta(c, model, i)));
+      if (s.clean) return void res.end();
       // Let the bytes reach the client, then drop the connection without a terminal frame.
-      await new Promise<void>((r) => res.write('', () => r()))
-      hungUpByUs = true
-      res.destroy()
-      return
+      await new Promise<void>((r) => res.write('', () => r()));
+      hungUpByUs = true;
+      res.destroy();
+      return;
     }
     case 'hang': {
-      const s = script!
-      if (s.noHeaders) return void (await closed)
-      startStream(mock, res)
-      writeAll(res, mock.format.open(model))
-      ;(s.chunks ?? []).forEach((c, i) => res.write(mock.format.delta(c, model, i)))
-      await closed
-      return
+      const s = script!;
+      if (s.noHeaders) return void (await closed);
+      startStream(mock, res);
+      writeAll(res, mock.format.open(model));
+      (s.chunks ?? []).forEach((c, i) => res.write(mock.format.delta(c, model, i)));
+      await closed;
+      return;
     }
   }
 }
 
 function startStream(mock: MockServer, res: http.ServerResponse): void {
-  res.writeHead(200, { 'content-type': mock.format.contentType, 'cache-control': 'no-cache' })
-  res.flushHeaders()
+  res.writeHead(200, { 'content-type': mock.format.contentType, 'cache-control': 'no-cache' });
+  res.flushHeaders();
 }
 
 function sendStatus(mock: MockServer, res: http.ServerResponse, s: Extract<MockScript, { kind: 'status' }>): void {
-  const { body, headers, status } = mock.format.errorResponse(s)
-  res.writeHead(status ?? s.status, { 'content-type': 'application/json', ...headers, ...s.headers })
-  res.end(body)
+  const { body, headers, status } = mock.format.errorResponse(s);
+  res.writeHead(status ?? s.status, { 'content-type': 'application/json', ...headers, ...s.headers });
+  res.end(body);
 }
 
 function writeAll(res: http.ServerResponse, frames: string[]): void {
-  for (const f of frames) res.write(f)
+  for (const f of frames) res.write(f);
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
-    const parts: Buffer[] = []
-    req.on('data', (c: Buffer) => parts.push(c))
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')))
-    req.on('error', reject)
-  })
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('error', reject);
+  });
 }
 
 /** Sleep that ends early when the connection closes, so no timer outlives a test. */
 function sleep(ms: number, closed: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    new Promise<void>((r) => (timer = setTimeout(r, ms))),
-    closed.then(() => undefined),
-  ]).finally(() => clearTimeout(timer))
+  let timer: NodeJS.Timeout;
+  return Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), closed.then(() => undefined)]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** Helper for wire formats: text of a message `content` that may be a string or an array of text parts. */
 export function textOf(content: unknown): string {
-  if (typeof content === 'string') return content
+  if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('')
+    return content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('');
   }
-  return ''
+  return '';
 }
 
 /** Split `url` into path and query parameters. */
 export function splitUrl(url: string): { path: string; query: URLSearchParams } {
-  const u = new URL(url, 'http://mock')
-  return { path: u.pathname, query: u.searchParams }
+  const u = new URL(url, 'http://mock');
+  return { path: u.pathname, query: u.searchParams };
 }

@@ -9,8 +9,18 @@
  * // OPENAI_BASE_URL = `${mock.origin}/v1`
  * ```
  */
-export { DEFAULT_CHUNKS, DEFAULT_USAGE, MockServer, startMock, type MockOptions, type MockScript, type MockUsage, type RecordedRequest, type WireFormat } from './harness'
-export { anthropicFormat, startAnthropicMock } from './anthropic'
-export { geminiFormat, startGeminiMock } from './gemini'
-export { ollamaFormat, startOllamaMock } from './ollama'
-export { openaiFormat, startOpenAIMock } from './openai'
+export {
+  DEFAULT_CHUNKS,
+  DEFAULT_USAGE,
+  MockServer,
+  startMock,
+  type MockOptions,
+  type MockScript,
+  type MockUsage,
+  type RecordedRequest,
+  type WireFormat,
+} from './harness';
+export { anthropicFormat, startAnthropicMock } from './anthropic';
+export { geminiFormat, startGeminiMock } from './gemini';
+export { ollamaFormat, startOllamaMock } from './ollama';
+export { openaiFormat, startOpenAIMock } from './openai';

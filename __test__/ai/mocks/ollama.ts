@@ -4,27 +4,27 @@
  * `prompt_eval_count` and `eval_count`. A failure in mid-stream is a `{"error":"…"}` line
  * while the HTTP status stays 200.
  */
-import { type MockOptions, type MockServer, type WireFormat, splitUrl, startMock } from './harness'
+import { type MockOptions, type MockServer, type WireFormat, splitUrl, startMock } from './harness';
 
-const CREATED_AT = '2025-01-01T00:00:00.000000000Z'
-const line = (obj: unknown) => `${JSON.stringify(obj)}\n`
+const CREATED_AT = '2025-01-01T00:00:00.000000000Z';
+const line = (obj: unknown) => `${JSON.stringify(obj)}\n`;
 
 /** Ollama's wire format. */
 export const ollamaFormat: WireFormat = {
   name: 'ollama',
   contentType: 'application/x-ndjson',
   check({ method, url, body }) {
-    const problems: string[] = []
-    const p = splitUrl(url).path
-    if (method !== 'POST' || p !== '/api/chat') return { problems: [`unexpected ${method} ${p}`], messages: [], notFound: true }
-    if (typeof body?.model !== 'string') problems.push('model missing')
-    if (body?.stream === false) problems.push('stream is false')
-    if (!Array.isArray(body?.messages) || body.messages.length === 0) problems.push('messages missing')
+    const problems: string[] = [];
+    const p = splitUrl(url).path;
+    if (method !== 'POST' || p !== '/api/chat') return { problems: [`unexpected ${method} ${p}`], messages: [], notFound: true };
+    if (typeof body?.model !== 'string') problems.push('model missing');
+    if (body?.stream === false) problems.push('stream is false');
+    if (!Array.isArray(body?.messages) || body.messages.length === 0) problems.push('messages missing');
     const messages = (body?.messages ?? []).map((m: any) => {
-      if (typeof m.content !== 'string') problems.push('content is not a string')
-      return { role: m.role, content: m.content }
-    })
-    return { model: body?.model, messages, problems }
+      if (typeof m.content !== 'string') problems.push('content is not a string');
+      return { role: m.role, content: m.content };
+    });
+    return { model: body?.model, messages, problems };
   },
   open: () => [],
   delta: (text, model) => line({ model, created_at: CREATED_AT, message: { role: 'assistant', content: text }, done: false }),
@@ -45,9 +45,9 @@ export const ollamaFormat: WireFormat = {
   ],
   midError: (s) => line({ error: s.message ?? 'an error was encountered while running the model: unexpected EOF' }),
   errorResponse: (s) => ({ body: JSON.stringify({ error: s.message ?? `mock error ${s.status}` }) }),
-}
+};
 
 /** Start an Ollama mock; point `OLLAMA_HOST` at `mock.origin`. */
 export function startOllamaMock(opts: MockOptions = {}): Promise<MockServer> {
-  return startMock(ollamaFormat, opts)
+  return startMock(ollamaFormat, opts);
 }

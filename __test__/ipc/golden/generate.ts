@@ -48,7 +48,14 @@ export function assemble(layout: Seg[]): Buffer {
 const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 /** A control frame: `u32 length` (type + body), `u8 type`, body. */
-function control(name: string, type: number, typeName: string, fields: Record<string, unknown>, body: Seg[], note: string): Record<string, unknown> {
+function control(
+  name: string,
+  type: number,
+  typeName: string,
+  fields: Record<string, unknown>,
+  body: Seg[],
+  note: string,
+): Record<string, unknown> {
   const bodyLen = assemble(body).length;
   const layout: Seg[] = [['length', 'u32', 1 + bodyLen], ['type', 'u8', type], ...body];
   return { name, type, typeName, note, fields, layout, hex: assemble(layout).toString('hex') };
@@ -66,7 +73,11 @@ function data(
 ): Record<string, unknown> {
   const json = payload !== null && 'json' in payload;
   const payloadSeg: Seg[] =
-    payload === null ? [] : json ? [['payload (UTF-8 JSON)', 'utf8', JSON.stringify((payload as { json: unknown }).json)]] : [['payload (bytes)', 'bytes', (payload as { bytes: string }).bytes]];
+    payload === null
+      ? []
+      : json
+        ? [['payload (UTF-8 JSON)', 'utf8', JSON.stringify((payload as { json: unknown }).json)]]
+        : [['payload (bytes)', 'bytes', (payload as { bytes: string }).bytes]];
   const layout: Seg[] = [
     ['kind', 'u8', kind],
     ['flags', 'u8', json ? 1 : 0],
@@ -129,7 +140,17 @@ export function build(): Record<string, unknown> {
       'welcome',
       2,
       'WELCOME',
-      { version: 1, slot: 3, generation: 7, capacity: 1 << 20, maxMessage: 16 << 20, maxStreams: 64, features: 0, idleTimeoutMs: 30000, serverPid: 4321 },
+      {
+        version: 1,
+        slot: 3,
+        generation: 7,
+        capacity: 1 << 20,
+        maxMessage: 16 << 20,
+        maxStreams: 64,
+        features: 0,
+        idleTimeoutMs: 30000,
+        serverPid: 4321,
+      },
       [
         ['version', 'u16', 1],
         ['reserved (0)', 'u16', 0],
@@ -217,7 +238,10 @@ export function build(): Record<string, unknown> {
 if (require.main === module) {
   const out = path.join(__dirname, 'frames.json');
   // One line per layout field, for reading the file side by side with docs/PROTOCOL.md.
-  const text = JSON.stringify(build(), null, 2).replace(/\[\n\s+("(?:[^"\\]|\\.)*"),\n\s+("[a-z0-9]+"),\n\s+([^\n]+)\n\s+\]/g, '[$1, $2, $3]');
+  const text = JSON.stringify(build(), null, 2).replace(
+    /\[\n\s+("(?:[^"\\]|\\.)*"),\n\s+("[a-z0-9]+"),\n\s+([^\n]+)\n\s+\]/g,
+    '[$1, $2, $3]',
+  );
   fs.writeFileSync(out, text + '\n');
   console.log(`wrote ${out}`);
 }

@@ -35,14 +35,21 @@ impl NativeListener {
     #[napi(factory)]
     pub fn bind(path: String) -> Result<Self> {
         let l = ControlListener::bind(Path::new(&path)).map_err(js_err)?;
-        Ok(NativeListener { inner: Some(l), waker: None })
+        Ok(NativeListener {
+            inner: Some(l),
+            waker: None,
+        })
     }
 
     /// Accepts one waiting connection, or returns null.
     #[napi]
     pub fn accept(&self) -> Result<Option<NativeControlStream>> {
         let l = self.inner.as_ref().ok_or_else(|| invalid("listener closed"))?;
-        Ok(l.accept().map_err(js_err)?.map(|s| NativeControlStream { inner: Some(s), waker: None, received_fds: Vec::new() }))
+        Ok(l.accept().map_err(js_err)?.map(|s| NativeControlStream {
+            inner: Some(s),
+            waker: None,
+            received_fds: Vec::new(),
+        }))
     }
 
     /// Calls `callback` from the event loop whenever a connection is waiting.
@@ -76,7 +83,9 @@ pub struct NativeControlStream {
 
 impl NativeControlStream {
     fn stream(&self) -> Result<&ControlStream> {
-        self.inner.as_ref().ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "control socket closed".to_string()))
+        self.inner
+            .as_ref()
+            .ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "control socket closed".to_string()))
     }
 }
 
@@ -86,7 +95,11 @@ impl NativeControlStream {
     #[napi(factory)]
     pub fn connect(path: String) -> Result<Self> {
         let s = ControlStream::connect(Path::new(&path)).map_err(js_err)?;
-        Ok(NativeControlStream { inner: Some(s), waker: None, received_fds: Vec::new() })
+        Ok(NativeControlStream {
+            inner: Some(s),
+            waker: None,
+            received_fds: Vec::new(),
+        })
     }
 
     /// Adopts an inherited fd that is a connected Unix stream socket.
@@ -98,7 +111,11 @@ impl NativeControlStream {
         // SAFETY: the caller hands over an fd it owns (inherited, e.g. stdio[3]) and promises not
         // to use it again.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(NativeControlStream { inner: Some(ControlStream::from_fd(owned).map_err(js_err)?), waker: None, received_fds: Vec::new() })
+        Ok(NativeControlStream {
+            inner: Some(ControlStream::from_fd(owned).map_err(js_err)?),
+            waker: None,
+            received_fds: Vec::new(),
+        })
     }
 
     /// The raw fd (for handing to a child process's stdio).
@@ -111,7 +128,11 @@ impl NativeControlStream {
     #[napi]
     pub fn peer_credentials(&self) -> Result<PeerCredentials> {
         let c = self.stream()?.peer_cred().map_err(js_err)?;
-        Ok(PeerCredentials { pid: c.pid, uid: c.uid, gid: c.gid })
+        Ok(PeerCredentials {
+            pid: c.pid,
+            uid: c.uid,
+            gid: c.gid,
+        })
     }
 
     /// Sends bytes, with the fds of `fds` (which keeps them) attached to the first byte.
@@ -127,7 +148,9 @@ impl NativeControlStream {
     #[napi]
     pub fn recv(&mut self, mut buf: Uint8ArraySlice<'_>) -> Result<i32> {
         let buf = crate::raw::u8_slice_mut(&mut buf);
-        let Some(r) = self.stream()?.recv(buf).map_err(js_err)? else { return Ok(-1) };
+        let Some(r) = self.stream()?.recv(buf).map_err(js_err)? else {
+            return Ok(-1);
+        };
         self.received_fds.extend(r.fds);
         Ok(r.bytes as i32)
     }
@@ -138,7 +161,9 @@ impl NativeControlStream {
         if self.received_fds.is_empty() {
             None
         } else {
-            Some(NativeFds { fds: std::mem::take(&mut self.received_fds) })
+            Some(NativeFds {
+                fds: std::mem::take(&mut self.received_fds),
+            })
         }
     }
 
@@ -175,5 +200,16 @@ impl NativeControlStream {
 #[napi]
 pub fn control_socket_pair() -> Result<Vec<NativeControlStream>> {
     let (a, b) = ControlStream::pair().map_err(js_err)?;
-    Ok(vec![NativeControlStream { inner: Some(a), waker: None, received_fds: Vec::new() }, NativeControlStream { inner: Some(b), waker: None, received_fds: Vec::new() }])
+    Ok(vec![
+        NativeControlStream {
+            inner: Some(a),
+            waker: None,
+            received_fds: Vec::new(),
+        },
+        NativeControlStream {
+            inner: Some(b),
+            waker: None,
+            received_fds: Vec::new(),
+        },
+    ])
 }

@@ -45,12 +45,19 @@ pub struct NativeEndpoint {
 
 impl NativeEndpoint {
     fn ep(&mut self) -> Result<&mut Endpoint> {
-        self.inner.as_mut().ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "channel closed".to_string()))
+        self.inner
+            .as_mut()
+            .ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "channel closed".to_string()))
     }
 }
 
 impl NativeEndpoint {
-    fn wrap_once(env: &Env, slot: &mut Option<JsRef>, zero_copy: &mut bool, mapping: &std::sync::Arc<lapce_ai_transport::shm::Mapping>) -> Result<Option<RawValue>> {
+    fn wrap_once(
+        env: &Env,
+        slot: &mut Option<JsRef>,
+        zero_copy: &mut bool,
+        mapping: &std::sync::Arc<lapce_ai_transport::shm::Mapping>,
+    ) -> Result<Option<RawValue>> {
         if let Some(r) = slot {
             return Ok(Some(RawValue(r.value()?)));
         }
@@ -84,7 +91,14 @@ impl NativeEndpoint {
         };
         let fds = ChannelFds::from_vec(fds.take()).map_err(js_err)?;
         let ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
-        Ok(NativeEndpoint { inner: Some(ep), assembled: Default::default(), rx_buffer: None, tx_buffer: None, waker: None, zero_copy: zero_copy.unwrap_or(true) })
+        Ok(NativeEndpoint {
+            inner: Some(ep),
+            assembled: Default::default(),
+            rx_buffer: None,
+            tx_buffer: None,
+            waker: None,
+            zero_copy: zero_copy.unwrap_or(true),
+        })
     }
 
     /// The incoming ring's whole region (header and records) as one ArrayBuffer, made once;
@@ -137,7 +151,15 @@ impl NativeEndpoint {
         let slots = out.len() / 2;
         let mut n = 0;
         while n < slots {
-            let Some(next) = self.inner.as_mut().ok_or_else(|| invalid("closed"))?.next().map_err(js_err)? else { break };
+            let Some(next) = self
+                .inner
+                .as_mut()
+                .ok_or_else(|| invalid("closed"))?
+                .next_message()
+                .map_err(js_err)?
+            else {
+                break;
+            };
             match next {
                 Next::InPlace { offset, len } => {
                     out[2 * n] = offset as i32;
@@ -157,7 +179,10 @@ impl NativeEndpoint {
     /// The oldest message reassembled from fragments, as a Buffer the caller owns.
     #[napi]
     pub fn take_assembled(&mut self) -> Result<Buffer> {
-        self.assembled.pop_front().map(Buffer::from).ok_or_else(|| invalid("no assembled message waiting"))
+        self.assembled
+            .pop_front()
+            .map(Buffer::from)
+            .ok_or_else(|| invalid("no assembled message waiting"))
     }
 
     /// The next message copied into a new Buffer (and released), or null. The receive path
@@ -165,7 +190,7 @@ impl NativeEndpoint {
     #[napi]
     pub fn read_copy(&mut self) -> Result<Option<Buffer>> {
         let ep = self.ep()?;
-        let Some(next) = ep.next().map_err(js_err)? else {
+        let Some(next) = ep.next_message().map_err(js_err)? else {
             ep.release().map_err(js_err)?;
             return Ok(None);
         };

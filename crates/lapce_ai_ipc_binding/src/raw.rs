@@ -70,14 +70,20 @@ impl JsRef {
     pub fn new(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let mut raw = ptr::null_mut();
         // SAFETY: called on the JS thread with a live env and a value from the current scope.
-        check(unsafe { sys::napi_create_reference(env, value, 1, &mut raw) }, "napi_create_reference")?;
+        check(
+            unsafe { sys::napi_create_reference(env, value, 1, &mut raw) },
+            "napi_create_reference",
+        )?;
         Ok(JsRef { env, raw })
     }
 
     pub fn value(&self) -> Result<sys::napi_value> {
         let mut v = ptr::null_mut();
         // SAFETY: the reference is alive (deleted only in `drop`), JS thread.
-        check(unsafe { sys::napi_get_reference_value(self.env, self.raw, &mut v) }, "napi_get_reference_value")?;
+        check(
+            unsafe { sys::napi_get_reference_value(self.env, self.raw, &mut v) },
+            "napi_get_reference_value",
+        )?;
         Ok(v)
     }
 }
@@ -106,7 +112,14 @@ pub fn external_arraybuffer(env: &Env, mapping: &Arc<Mapping>) -> Result<Option<
     // which the finalizer releases only when the ArrayBuffer is gone. Each mapping is wrapped
     // once (callers cache the value): wrapping one address twice has aborted older Nodes.
     let status = unsafe {
-        sys::napi_create_external_arraybuffer(env.raw(), mapping.as_ptr().cast(), mapping.len(), Some(release_mapping), hint.cast(), &mut value)
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            mapping.as_ptr().cast(),
+            mapping.len(),
+            Some(release_mapping),
+            hint.cast(),
+            &mut value,
+        )
     };
     if status != sys::Status::napi_ok {
         // SAFETY: the finalizer was not registered, so the box is still ours to free.
@@ -209,8 +222,14 @@ impl UvPoll {
         // SAFETY: plain Node-API calls on the JS thread with out-pointers we own.
         unsafe {
             check(sys::napi_create_object(env_raw, &mut resource), "napi_create_object")?;
-            check(sys::napi_create_string_utf8(env_raw, name.as_ptr().cast(), name.len() as isize, &mut resource_name), "napi_create_string_utf8")?;
-            check(sys::napi_async_init(env_raw, resource, resource_name, &mut context), "napi_async_init")?;
+            check(
+                sys::napi_create_string_utf8(env_raw, name.as_ptr().cast(), name.len() as isize, &mut resource_name),
+                "napi_create_string_utf8",
+            )?;
+            check(
+                sys::napi_async_init(env_raw, resource, resource_name, &mut context),
+                "napi_async_init",
+            )?;
         }
         let state = Box::new(PollState {
             env: env_raw,

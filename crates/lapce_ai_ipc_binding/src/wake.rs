@@ -40,7 +40,11 @@ impl Waker {
             "thread" => {
                 let drain = drain.ok_or_else(|| crate::error::invalid("thread wake-ups only watch doorbells"))?;
                 let bell = Doorbell::from_fd(drain).map_err(js_err)?;
-                let tsfn: WakeFn = callback.build_threadsafe_function().callee_handled::<false>().build().map_err(napi_err)?;
+                let tsfn: WakeFn = callback
+                    .build_threadsafe_function()
+                    .callee_handled::<false>()
+                    .build()
+                    .map_err(napi_err)?;
                 let stop = Doorbell::new().map_err(js_err)?;
                 let stop_fd = rustix::io::dup(stop.as_fd()).map_err(|e| crate::error::invalid(e.to_string()))?;
                 let thread = std::thread::Builder::new()
@@ -59,7 +63,10 @@ impl Waker {
                         tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
                     })
                     .map_err(|e| crate::error::invalid(e.to_string()))?;
-                Ok(Waker::Thread { stop, thread: Some(thread) })
+                Ok(Waker::Thread {
+                    stop,
+                    thread: Some(thread),
+                })
             }
             _ => {
                 // SAFETY of the raw value: `callback` is a live function value of this call's scope.

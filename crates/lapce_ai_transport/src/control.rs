@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+    SocketAddrUnix, SocketFlags, SocketType,
 };
 
 use crate::{Error, Result};
@@ -78,7 +78,11 @@ impl ControlListener {
                 Ok(()) => {
                     rustix::net::listen(&fd, 4096).map_err(|e| Error::io("listen", e))?;
                     let identity = identity(path).ok_or_else(|| Error::io("stat", std::io::Error::other("socket file vanished")))?;
-                    return Ok(ControlListener { fd, path: path.to_owned(), identity });
+                    return Ok(ControlListener {
+                        fd,
+                        path: path.to_owned(),
+                        identity,
+                    });
                 }
                 Err(Errno::ADDRINUSE) if !replaced_stale => {
                     let st = rustix::fs::lstat(path).map_err(|e| Error::io("lstat", e))?;
@@ -178,7 +182,11 @@ impl ControlStream {
     /// The peer's pid, uid and gid.
     pub fn peer_cred(&self) -> Result<PeerCred> {
         let c = rustix::net::sockopt::socket_peercred(&self.fd).map_err(|e| Error::io("getsockopt(SO_PEERCRED)", e))?;
-        Ok(PeerCred { pid: c.pid.as_raw_nonzero().get(), uid: c.uid.as_raw(), gid: c.gid.as_raw() })
+        Ok(PeerCred {
+            pid: c.pid.as_raw_nonzero().get(),
+            uid: c.uid.as_raw(),
+            gid: c.gid.as_raw(),
+        })
     }
 
     /// Sends `data`, with `fds` attached to its first byte. Returns the bytes sent: fewer than
@@ -194,7 +202,12 @@ impl ControlStream {
             return Err(Error::InvalidArgument("fds do not fit the control buffer".into()));
         }
         loop {
-            match rustix::net::sendmsg(&self.fd, &[IoSlice::new(data)], &mut control, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            match rustix::net::sendmsg(
+                &self.fd,
+                &[IoSlice::new(data)],
+                &mut control,
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
                 Ok(n) => return Ok(n),
                 Err(Errno::AGAIN) => return Ok(0),
                 Err(Errno::INTR) => continue,
@@ -209,7 +222,12 @@ impl ControlStream {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let msg = loop {
-            match rustix::net::recvmsg(&self.fd, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT) {
+            match rustix::net::recvmsg(
+                &self.fd,
+                &mut [IoSliceMut::new(buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+            ) {
                 Ok(m) => break m,
                 Err(Errno::AGAIN) => return Ok(None),
                 Err(Errno::INTR) => continue,

@@ -21,8 +21,7 @@ pub struct Doorbell {
 impl Doorbell {
     /// A new doorbell, not rung.
     pub fn new() -> Result<Self> {
-        let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(|e| Error::io("eventfd", e))?;
+        let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| Error::io("eventfd", e))?;
         Ok(Doorbell { fd })
     }
 
@@ -34,8 +33,7 @@ impl Doorbell {
 
     /// Checks that `fd` is an eventfd, so a peer cannot make us block on a pipe or a socket.
     pub fn check(fd: BorrowedFd<'_>) -> Result<()> {
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|e| Error::io("readlink(/proc/self/fd)", e))?;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| Error::io("readlink(/proc/self/fd)", e))?;
         if link.as_os_str() != "anon_inode:[eventfd]" {
             return Err(Error::InvalidShm(format!("doorbell fd is {}, not an eventfd", link.display())));
         }
@@ -70,7 +68,10 @@ impl Doorbell {
     /// Does not drain: call [`Doorbell::drain`] after.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        let ts = timeout.map(|d| rustix::event::Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as i64 });
+        let ts = timeout.map(|d| rustix::event::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as i64,
+        });
         loop {
             match rustix::event::poll(&mut fds, ts.as_ref()) {
                 Ok(n) => return Ok(n > 0),

@@ -149,8 +149,8 @@ impl Endpoint {
 
     /// The next incoming message, or `None` when none is waiting. In-place messages refer to
     /// [`Endpoint::rx_mapping`] and stay valid until [`Endpoint::release`].
-    pub fn next(&mut self) -> Result<Option<Next>> {
-        let next = self.rx.next()?;
+    pub fn next_message(&mut self) -> Result<Option<Next>> {
+        let next = self.rx.next_message()?;
         if let Some(n) = &next {
             self.stats.messages_received += 1;
             self.stats.bytes_received += match n {
@@ -161,7 +161,7 @@ impl Endpoint {
         Ok(next)
     }
 
-    /// Hands every message returned by [`Endpoint::next`] back to the peer.
+    /// Hands every message returned by [`Endpoint::next_message`] back to the peer.
     pub fn release(&mut self) -> Result<()> {
         let waiting = self.rx.release();
         if waiting {
@@ -264,7 +264,7 @@ impl Endpoint {
     pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            if let Some(next) = self.next()? {
+            if let Some(next) = self.next_message()? {
                 let out = match next {
                     Next::InPlace { offset, len } => {
                         let mut v = vec![0; len];
@@ -363,7 +363,10 @@ mod tests {
             s.stats()
         });
         for i in 0..N {
-            let msg = c.recv_blocking(Some(Duration::from_secs(10))).unwrap().expect("lost wake-up: timed out");
+            let msg = c
+                .recv_blocking(Some(Duration::from_secs(10)))
+                .unwrap()
+                .expect("lost wake-up: timed out");
             assert_eq!(u32::from_le_bytes(msg.try_into().unwrap()), i);
         }
         assert!(matches!(c.recv_blocking(Some(Duration::from_secs(10))), Err(Error::Closed)));

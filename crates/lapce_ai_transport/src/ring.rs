@@ -116,7 +116,11 @@ pub fn init_header(map: &Mapping, capacity: usize) -> Result<()> {
 pub fn validate_header(map: &Mapping, capacity: usize) -> Result<()> {
     check_capacity(capacity)?;
     if map.len() != region_size(capacity) {
-        return Err(Error::InvalidShm(format!("ring region is {} bytes, expected {}", map.len(), region_size(capacity))));
+        return Err(Error::InvalidShm(format!(
+            "ring region is {} bytes, expected {}",
+            map.len(),
+            region_size(capacity)
+        )));
     }
     let (magic, version, cap) = (map.read_u32(OFF_MAGIC), map.read_u32(OFF_VERSION), map.read_u32(OFF_CAPACITY));
     if magic != MAGIC {
@@ -126,7 +130,9 @@ pub fn validate_header(map: &Mapping, capacity: usize) -> Result<()> {
         return Err(Error::InvalidShm(format!("unsupported ring layout version {version}")));
     }
     if cap as usize != capacity {
-        return Err(Error::InvalidShm(format!("ring header says capacity {cap}, handshake said {capacity}")));
+        return Err(Error::InvalidShm(format!(
+            "ring header says capacity {cap}, handshake said {capacity}"
+        )));
     }
     Ok(())
 }
@@ -153,10 +159,17 @@ impl Producer {
         validate_header(&map, capacity)?;
         let head = map.atomic_u32(OFF_HEAD).load(Ordering::Acquire);
         let tail = map.atomic_u32(OFF_TAIL).load(Ordering::Acquire);
-        if head != tail || head % 8 != 0 {
+        if head != tail || !head.is_multiple_of(8) {
             return Err(Error::InvalidShm("ring is not empty".into()));
         }
-        Ok(Producer { map, capacity, head, tail, in_message: false, published: head })
+        Ok(Producer {
+            map,
+            capacity,
+            head,
+            tail,
+            in_message: false,
+            published: head,
+        })
     }
 
     /// Largest payload of one record.
@@ -169,8 +182,11 @@ impl Producer {
         let tail = self.map.atomic_u32(OFF_TAIL).load(Ordering::Acquire);
         let advanced = tail.wrapping_sub(self.tail);
         let used = self.head.wrapping_sub(tail);
-        if tail % 8 != 0 || used as usize > self.capacity || advanced as usize > self.capacity {
-            return Err(Error::Corrupt(format!("tail {tail} is impossible with head {} (last tail {})", self.head, self.tail)));
+        if !tail.is_multiple_of(8) || used as usize > self.capacity || advanced as usize > self.capacity {
+            return Err(Error::Corrupt(format!(
+                "tail {tail} is impossible with head {} (last tail {})",
+                self.head, self.tail
+            )));
         }
         self.tail = tail;
         Ok(self.capacity - used as usize)
@@ -210,7 +226,8 @@ impl Producer {
             }
             let pos = (self.head as usize) & (self.capacity - 1);
             self.put_header(pos, len as u32, flags);
-            self.map.write_bytes(HEADER_SIZE + pos + RECORD_HEADER, &msg[*progress..*progress + len]);
+            self.map
+                .write_bytes(HEADER_SIZE + pos + RECORD_HEADER, &msg[*progress..*progress + len]);
             self.head = self.head.wrapping_add(record as u32);
             free -= pad + record;
             *progress += len;
@@ -286,7 +303,7 @@ impl Producer {
     }
 }
 
-/// What [`Consumer::next`] found.
+/// What [`Consumer::next_message`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     /// A whole message in one record, still in the ring at `offset..offset+len` of the mapping.
@@ -321,10 +338,18 @@ impl Consumer {
     pub fn new(map: Arc<Mapping>, capacity: usize, max_message: usize) -> Result<Self> {
         validate_header(&map, capacity)?;
         let tail = map.atomic_u32(OFF_TAIL).load(Ordering::Acquire);
-        if tail % 8 != 0 {
+        if !tail.is_multiple_of(8) {
             return Err(Error::InvalidShm("ring tail is not aligned".into()));
         }
-        Ok(Consumer { map, capacity, tail, read: tail, assembling: None, max_message, poisoned: false })
+        Ok(Consumer {
+            map,
+            capacity,
+            tail,
+            read: tail,
+            assembling: None,
+            max_message,
+            poisoned: false,
+        })
     }
 
     fn corrupt(&mut self, what: String) -> Error {
@@ -337,14 +362,14 @@ impl Consumer {
     ///
     /// In-place messages stay in the ring until [`Consumer::release`]; call it once done with
     /// everything returned so far. After an error the consumer stays failed.
-    pub fn next(&mut self) -> Result<Option<Next>> {
+    pub fn next_message(&mut self) -> Result<Option<Next>> {
         if self.poisoned {
             return Err(Error::Corrupt("ring already failed".into()));
         }
         loop {
             let head = self.map.atomic_u32(OFF_HEAD).load(Ordering::Acquire);
             let avail = head.wrapping_sub(self.read);
-            if head % 8 != 0 || head.wrapping_sub(self.tail) as usize > self.capacity || avail as usize > self.capacity {
+            if !head.is_multiple_of(8) || head.wrapping_sub(self.tail) as usize > self.capacity || avail as usize > self.capacity {
                 return Err(self.corrupt(format!("head {head} is impossible with tail {}", self.tail)));
             }
             if avail == 0 {
@@ -377,18 +402,26 @@ impl Consumer {
             }
             if !more && !cont {
                 if len > self.max_message {
-                    return Err(Error::MessageTooLarge { size: len, limit: self.max_message });
+                    return Err(Error::MessageTooLarge {
+                        size: len,
+                        limit: self.max_message,
+                    });
                 }
                 return Ok(Some(Next::InPlace { offset: payload, len }));
             }
             // A fragmented message is at least a ring's quarter; start at a whole ring so that
             // most messages grow the buffer once or not at all.
-            let buf = self.assembling.get_or_insert_with(|| Vec::with_capacity(self.capacity.min(self.max_message)));
+            let buf = self
+                .assembling
+                .get_or_insert_with(|| Vec::with_capacity(self.capacity.min(self.max_message)));
             let size = buf.len() + len;
             if size > self.max_message {
                 self.assembling = None;
                 self.poisoned = true;
-                return Err(Error::MessageTooLarge { size, limit: self.max_message });
+                return Err(Error::MessageTooLarge {
+                    size,
+                    limit: self.max_message,
+                });
             }
             self.map.append_to(payload, len, buf);
             if !more {
@@ -456,7 +489,11 @@ mod tests {
         let a = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
         init_header(&a, capacity).unwrap();
         let b = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
-        (Producer::new(a.clone(), capacity).unwrap(), Consumer::new(b, capacity, max_message).unwrap(), a)
+        (
+            Producer::new(a.clone(), capacity).unwrap(),
+            Consumer::new(b, capacity, max_message).unwrap(),
+            a,
+        )
     }
 
     fn send(p: &mut Producer, msg: &[u8]) -> bool {
@@ -467,7 +504,7 @@ mod tests {
     }
 
     fn recv(c: &mut Consumer) -> Option<Vec<u8>> {
-        let out = match c.next().unwrap()? {
+        let out = match c.next_message().unwrap()? {
             Next::InPlace { offset, len } => {
                 let mut v = vec![0; len];
                 c.mapping().read_bytes(offset, &mut v);
@@ -499,13 +536,19 @@ mod tests {
         let start = u32::MAX - 8 * 100 + 1;
         a.atomic_u32(OFF_HEAD).store(start, Ordering::Relaxed);
         a.atomic_u32(OFF_TAIL).store(start, Ordering::Relaxed);
-        let (mut p, mut c) = (Producer::new(a.clone(), capacity).unwrap(), Consumer::new(a.clone(), capacity, 1 << 20).unwrap());
+        let (mut p, mut c) = (
+            Producer::new(a.clone(), capacity).unwrap(),
+            Consumer::new(a.clone(), capacity, 1 << 20).unwrap(),
+        );
         for i in 0..1000u32 {
             let msg = vec![i as u8; (i % 200) as usize];
             assert!(send(&mut p, &msg));
             assert_eq!(recv(&mut c).unwrap(), msg);
         }
-        assert!(a.atomic_u32(OFF_HEAD).load(Ordering::Relaxed) < start, "head must have wrapped past 2^32");
+        assert!(
+            a.atomic_u32(OFF_HEAD).load(Ordering::Relaxed) < start,
+            "head must have wrapped past 2^32"
+        );
     }
 
     #[test]
@@ -544,7 +587,7 @@ mod tests {
         while out.is_none() {
             p.write(&big, &mut progress).unwrap();
             p.publish();
-            while let Some(next) = c.next().unwrap() {
+            while let Some(next) = c.next_message().unwrap() {
                 match next {
                     Next::Assembled(v) => out = Some(v),
                     Next::InPlace { .. } => panic!("a 100 kB message cannot be in place in a 4 kB ring"),
@@ -564,7 +607,7 @@ mod tests {
     fn too_large_message_is_refused_by_consumer() {
         let (mut p, mut c, _) = ring(1 << 16, 1000);
         assert!(send(&mut p, &[1u8; 2000]));
-        assert!(matches!(c.next(), Err(Error::MessageTooLarge { size: 2000, limit: 1000 })));
+        assert!(matches!(c.next_message(), Err(Error::MessageTooLarge { size: 2000, limit: 1000 })));
     }
 
     #[test]
@@ -621,12 +664,12 @@ mod tests {
         send(&mut p, b"hello");
         f(&map);
         loop {
-            match c.next() {
+            match c.next_message() {
                 Ok(Some(_)) => continue,
                 Ok(None) => panic!("corruption went unnoticed"),
                 Err(e) => {
                     // Once failed, the consumer stays failed.
-                    assert!(c.next().is_err());
+                    assert!(c.next_message().is_err());
                     return e;
                 }
             }
@@ -696,7 +739,7 @@ mod tests {
             }
             // Whatever the garbage, reading must end in data, emptiness or a clean error.
             for _ in 0..100 {
-                match c.next() {
+                match c.next_message() {
                     Ok(Some(Next::InPlace { offset, len })) => assert!(offset + len <= map.len()),
                     Ok(Some(Next::Assembled(v))) => assert!(v.len() <= 1 << 16),
                     Ok(None) | Err(_) => break,
@@ -719,7 +762,10 @@ mod tests {
         let capacity = 4096;
         let fd = create_sealed_memfd("test", region_size(capacity)).unwrap();
         let m = Arc::new(Mapping::map(fd.as_fd(), region_size(capacity)).unwrap());
-        assert!(matches!(Consumer::new(m.clone(), capacity, 10), Err(Error::InvalidShm(_))), "zero magic");
+        assert!(
+            matches!(Consumer::new(m.clone(), capacity, 10), Err(Error::InvalidShm(_))),
+            "zero magic"
+        );
         init_header(&m, capacity).unwrap();
         assert!(matches!(Consumer::new(m.clone(), 8192, 10), Err(_)), "capacity mismatch");
         m.write_u32(OFF_VERSION, 99);

@@ -23,8 +23,7 @@ pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK.union(SealFlags::GROW).u
 
 /// Creates an anonymous, sealed memfd of `size` bytes, zero-filled.
 pub fn create_sealed_memfd(name: &str, size: usize) -> Result<OwnedFd> {
-    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .map_err(|e| Error::io("memfd_create", e))?;
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).map_err(|e| Error::io("memfd_create", e))?;
     rustix::fs::ftruncate(&fd, size as u64).map_err(|e| Error::io("ftruncate", e))?;
     rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).map_err(|e| Error::io("fcntl(F_ADD_SEALS)", e))?;
     Ok(fd)
@@ -34,8 +33,7 @@ pub fn create_sealed_memfd(name: &str, size: usize) -> Result<OwnedFd> {
 ///
 /// Mapping an unsealed file would let the peer truncate it and crash us with SIGBUS.
 pub fn check_sealed_memfd(fd: BorrowedFd<'_>, size: usize) -> Result<()> {
-    let seals = rustix::fs::fcntl_get_seals(fd)
-        .map_err(|e| Error::InvalidShm(format!("not a sealable memfd ({e})")))?;
+    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|e| Error::InvalidShm(format!("not a sealable memfd ({e})")))?;
     if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
         return Err(Error::InvalidShm(format!("memfd is not sealed against resizing (seals {seals:?})")));
     }
@@ -70,7 +68,14 @@ impl Mapping {
         // memory is replaced. The file's size is sealed and was checked to be `len` by our callers,
         // so every byte of the mapping is backed.
         let ptr = unsafe {
-            rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, fd.as_fd(), 0)
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd.as_fd(),
+                0,
+            )
         }
         .map_err(|e| Error::io("mmap", e))?;
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::InvalidShm("mmap returned null".into()))?;
@@ -96,8 +101,12 @@ impl Mapping {
     fn check(&self, off: usize, len: usize, align: usize) {
         // These are our own offsets, computed from validated indices; failing here is a bug in
         // this crate, never peer input, so a panic is the right answer.
-        assert!(off % align == 0, "unaligned shared-memory access at {off}");
-        assert!(off.checked_add(len).is_some_and(|end| end <= self.len), "shared-memory access {off}+{len} out of {}", self.len);
+        assert!(off.is_multiple_of(align), "unaligned shared-memory access at {off}");
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len),
+            "shared-memory access {off}+{len} out of {}",
+            self.len
+        );
     }
 
     /// A 64-bit atomic at `off` (8-aligned, in bounds).

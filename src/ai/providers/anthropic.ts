@@ -1,17 +1,17 @@
 /**
  * Anthropic through `@ai-sdk/anthropic` (Messages API, `x-api-key` header).
  */
-import { createAnthropic } from '@ai-sdk/anthropic'
-import type { ResolvedProvider } from '../config'
-import { aiSdkProvider } from './ai-sdk'
-import { type ChatProvider, type ProviderDeps, secretsOf } from './provider'
+import { createAnthropic } from '@ai-sdk/anthropic';
+import type { ResolvedProvider } from '../config';
+import { aiSdkProvider } from './ai-sdk';
+import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /**
  * `max_tokens` is mandatory on the Messages API. Without one from the request the SDK guesses
  * per model and, for a model it does not know, warns and asks for 128k; a fixed, modest
  * default keeps chat replies bounded and behaviour the same for every model id.
  */
-export const ANTHROPIC_DEFAULT_MAX_TOKENS = 8192
+export const ANTHROPIC_DEFAULT_MAX_TOKENS = 8192;
 
 /** Create the Anthropic provider from its config entry (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`). */
 export function createAnthropicProvider(cfg: ResolvedProvider, deps: ProviderDeps = {}): ChatProvider {
@@ -19,7 +19,7 @@ export function createAnthropicProvider(cfg: ResolvedProvider, deps: ProviderDep
     apiKey: cfg.apiKey ?? '',
     baseURL: cfg.baseURL,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
-  })
+  });
   return aiSdkProvider(
     {
       name: cfg.name,
@@ -30,5 +30,5 @@ export function createAnthropicProvider(cfg: ResolvedProvider, deps: ProviderDep
       callOptions: (req) => (req.maxTokens === undefined ? { maxOutputTokens: ANTHROPIC_DEFAULT_MAX_TOKENS } : {}),
     },
     deps,
-  )
+  );
 }

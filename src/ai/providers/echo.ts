@@ -4,22 +4,22 @@
  * The reply says plainly that it comes from the echo provider, so nobody mistakes it for a
  * model's answer.
  */
-import { setImmediate as nextTurn } from 'node:timers/promises'
-import { ChatError, type NormalizedChatRequest, type ProviderEvent } from '../types'
-import type { ChatProvider } from './provider'
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { ChatError, type NormalizedChatRequest, type ProviderEvent } from '../types';
+import type { ChatProvider } from './provider';
 
 /** The prefix of every echo reply. */
-export const ECHO_PREFIX = '[echo provider] You said: '
+export const ECHO_PREFIX = '[echo provider] You said: ';
 
 /** Words as the echo provider counts tokens: runs of non-space characters. */
 export function countWords(text: string): number {
-  return text.match(/\S+/g)?.length ?? 0
+  return text.match(/\S+/g)?.length ?? 0;
 }
 
 /** The full reply the echo provider gives to `req` (before any `maxTokens` cut). */
 export function echoReply(req: NormalizedChatRequest): string {
-  const lastUser = [...req.messages].reverse().find((m) => m.role === 'user')
-  return `${ECHO_PREFIX}${lastUser?.content ?? ''}`
+  const lastUser = [...req.messages].reverse().find((m) => m.role === 'user');
+  return `${ECHO_PREFIX}${lastUser?.content ?? ''}`;
 }
 
 /**
@@ -27,7 +27,7 @@ export function echoReply(req: NormalizedChatRequest): string {
  * back to the input exactly.
  */
 export function echoChunks(text: string): string[] {
-  return text.match(/\S+\s*|\s+/g) ?? []
+  return text.match(/\S+\s*|\s+/g) ?? [];
 }
 
 /** Create the echo provider. */
@@ -37,21 +37,20 @@ export function createEchoProvider(name = 'echo'): ChatProvider {
     kind: 'echo',
     defaultModel: 'echo',
     async *stream(req: NormalizedChatRequest, _model: string, signal: AbortSignal): AsyncGenerator<ProviderEvent> {
-      const inputTokens =
-        countWords(req.system ?? '') + req.messages.reduce((n, m) => n + countWords(m.content), 0)
-      const all = echoChunks(echoReply(req))
-      const chunks = req.maxTokens !== undefined ? all.slice(0, req.maxTokens) : all
+      const inputTokens = countWords(req.system ?? '') + req.messages.reduce((n, m) => n + countWords(m.content), 0);
+      const all = echoChunks(echoReply(req));
+      const chunks = req.maxTokens !== undefined ? all.slice(0, req.maxTokens) : all;
       for (const text of chunks) {
         // One event-loop turn per chunk, so it streams like a real provider and can be cancelled.
-        await nextTurn()
-        if (signal.aborted) throw new ChatError('cancelled', 'request cancelled', { provider: name })
-        yield { type: 'delta', text }
+        await nextTurn();
+        if (signal.aborted) throw new ChatError('cancelled', 'request cancelled', { provider: name });
+        yield { type: 'delta', text };
       }
       yield {
         type: 'finish',
         finishReason: chunks.length < all.length ? 'length' : 'stop',
         usage: { inputTokens, outputTokens: chunks.reduce((n, c) => n + countWords(c), 0) },
-      }
+      };
     },
-  }
+  };
 }

@@ -2,14 +2,14 @@
  * Any server speaking OpenAI Chat Completions (vLLM, llama.cpp, LM Studio, OpenRouter, …)
  * through `@ai-sdk/openai-compatible`. Several may be configured, each under its own name.
  */
-import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
-import type { ResolvedProvider } from '../config'
-import { aiSdkProvider } from './ai-sdk'
-import { type ChatProvider, type ProviderDeps, secretsOf } from './provider'
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import type { ResolvedProvider } from '../config';
+import { aiSdkProvider } from './ai-sdk';
+import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /** Create a compatible provider from its `providers.compatible.<name>` entry. */
 export function createOpenAICompatibleProvider(cfg: ResolvedProvider, deps: ProviderDeps = {}): ChatProvider {
-  if (!cfg.baseURL) throw new Error(`compatible provider ${cfg.name} has no baseURL`)
+  if (!cfg.baseURL) throw new Error(`compatible provider ${cfg.name} has no baseURL`);
   const compatible = createOpenAICompatible({
     name: cfg.name,
     baseURL: cfg.baseURL,
@@ -17,7 +17,7 @@ export function createOpenAICompatibleProvider(cfg: ResolvedProvider, deps: Prov
     // Without it the SDK never asks for the usage chunk and reports no token counts.
     includeUsage: true,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
-  })
+  });
   return aiSdkProvider(
     {
       name: cfg.name,
@@ -27,5 +27,5 @@ export function createOpenAICompatibleProvider(cfg: ResolvedProvider, deps: Prov
       model: (id) => compatible.chatModel(id),
     },
     deps,
-  )
+  );
 }
