@@ -79,6 +79,12 @@ export declare class NativeEndpoint {
    * batch; call `release()` before going idle.)
    */
   poll(out: Int32Array): number
+  /**
+   * Copies the oldest message reassembled from fragments into `dst` (at least as long as the
+   * length `poll()` reported) and returns its length. The native buffer is then reused for
+   * the next large message; with a reused `dst` too, no page is freshly faulted per message.
+   */
+  takeAssembledInto(dst: Uint8Array): number
   /** The oldest message reassembled from fragments, as a Buffer the caller owns. */
   takeAssembled(): Buffer
   /**

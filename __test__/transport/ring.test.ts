@@ -137,3 +137,57 @@ test('empty messages in one process (trySend and send)', async (t) => {
   a.close();
   t.is(await closed(b), undefined);
 });
+
+// Fragmented messages reach an onMessage handler through one reused buffer (native and JS side).
+// Reuse must never let one message's bytes show through in the next: sizes go up and down
+// around the reuse limit (4 rings) and each message has its own pattern.
+for (const zeroCopy of [true, false]) {
+  test(`fragmented messages of changing sizes arrive intact through the reused buffers (zeroCopy ${zeroCopy})`, async (t) => {
+    const capacity = 64 * 1024;
+    const [a, b] = channelPair({ capacity, zeroCopy });
+    t.teardown(() => {
+      a.close();
+      b.close();
+    });
+    const sizes = [20_000, 200_000, 17_000, 300_000, 16_400, 250_000, 100_000, 40_000, 3 * capacity, 5 * capacity, 30_000];
+    const done = deferred<void>();
+    let i = 0;
+    b.onMessage((msg) => {
+      const expected = makeMessage(i, sizes[i]);
+      if (msg.length !== expected.length || Buffer.compare(Buffer.from(msg), expected) !== 0) {
+        done.reject(new Error(`message ${i} (${sizes[i]} bytes) arrived altered (${msg.length} bytes)`));
+        return;
+      }
+      if (++i === sizes.length) done.resolve();
+    });
+    for (let k = 0; k < sizes.length; k++) await a.send(makeMessage(k, sizes[k]));
+    await within(done.promise, 20_000, 'messages did not all arrive');
+    t.is(i, sizes.length);
+  });
+}
+
+test('a message that has to wait is copied: the caller may reuse its buffer once send() returns', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  // Fill the ring while nobody reads, so the next sends must wait in the queue.
+  const filler = new Uint8Array(500);
+  while (a.trySend(filler));
+  const reused = Buffer.alloc(3000, 1);
+  const pending = [a.send(reused), a.send(reused.subarray(0, 100))];
+  reused.fill(9); // would corrupt both messages if the queue kept references
+  const got: Uint8Array[] = [];
+  const done = deferred<void>();
+  b.onMessage((m) => {
+    if (m.length !== 500) got.push(m.slice());
+    if (got.length === 2) done.resolve();
+  });
+  await within(Promise.all(pending), 10_000, 'queued sends did not complete');
+  await within(done.promise, 10_000, 'queued messages did not arrive');
+  t.is(got[0].length, 3000);
+  t.true(got[0].every((x) => x === 1));
+  t.is(got[1].length, 100);
+  t.true(got[1].every((x) => x === 1));
+});

@@ -92,6 +92,8 @@ export class Channel implements Pollable {
   private isClosed = false;
   private closeError: IpcError | undefined;
   private finalStats: NativeEndpointStats | null = null;
+  /** Reused buffer for messages that arrived in fragments (see assembledView). */
+  private scratch: Uint8Array | null = null;
   /** True while a batch of incoming messages is being delivered (see writeNow). */
   private corked = false;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
@@ -160,8 +162,8 @@ export class Channel implements Pollable {
 
   /**
    * Sends one message. Resolves once it is in the ring (not when the peer has read it).
-   * When the ring is full the message waits, in order, and the promise resolves later: nothing
-   * is dropped and nothing else is buffered. `data` must not be modified until then.
+   * When the ring is full the message waits (a copy of it), in order, and the promise resolves
+   * later: nothing is dropped. `data` may be reused as soon as `send()` returns.
    * Messages larger than the ring travel in fragments and arrive whole.
    */
   send(data: Uint8Array): Promise<void> {
@@ -202,8 +204,12 @@ export class Channel implements Pollable {
   }
 
   private enqueue(data: Uint8Array, progress: number): Promise<void> {
+    // The caller may reuse `data` as soon as send() returns (it may be a transient view of a
+    // received message, echoed back), so what has to wait is copied.
+    // (Uint8Array's slice copies; Buffer's would not.)
+    const owned = Uint8Array.prototype.slice.call(data);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ data, progress, resolve, reject });
+      this.queue.push({ data: owned, progress, resolve, reject });
       if (this.queue.length === 1) this.flushQueue();
       activate(this);
     });
@@ -329,8 +335,10 @@ export class Channel implements Pollable {
       this.unreleased = true;
       for (let i = 0; i < n; i++) {
         const off = this.desc[2 * i];
-        const msg = off >= 0 ? new Uint8Array(rx, off, this.desc[2 * i + 1]) : this.ep.takeAssembled();
-        this.deliver(msg, off >= 0);
+        const len = this.desc[2 * i + 1];
+        if (off >= 0) this.deliver(new Uint8Array(rx, off, len), true);
+        else if (this.handler) this.deliver(this.assembledView(len), true);
+        else this.deliver(this.ep.takeAssembled(), false);
         if (this.isClosed) return;
       }
       if (n < BATCH || !this.reading) {
@@ -341,6 +349,24 @@ export class Channel implements Pollable {
       }
       head = Atomics.load(this.rxCtl as Int32Array, HEAD);
     }
+  }
+
+  /**
+   * A message that arrived in fragments, copied into a buffer this channel reuses, as a
+   * transient view like in-place messages. Reusing warm memory rather than handing over a fresh
+   * native buffer per message is what makes large messages fast (no page faults, no GC).
+   */
+  private assembledView(len: number): Uint8Array {
+    let scratch = this.scratch;
+    if (!scratch || scratch.length < len) {
+      // A plain Uint8Array, so that a handler's `msg.slice()` copies (a Buffer's would not).
+      scratch = new Uint8Array(Math.max(len, this.capacity));
+      // Keep it only while it is modest, like the native side, so one huge message does not
+      // pin memory for the life of the channel.
+      this.scratch = scratch.length <= 4 * this.capacity ? scratch : null;
+    }
+    const n = this.ep.takeAssembledInto(scratch);
+    return scratch.subarray(0, n);
   }
 
   /** @internal Tries to sleep on the doorbell; false when work turned up. */

@@ -11,13 +11,13 @@
 use std::os::fd::AsFd;
 
 use lapce_ai_transport::{ChannelFds, Endpoint, Next, Side};
-use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice};
+use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{invalid, js_err, Result};
 use crate::fds::NativeFds;
-use crate::raw::{detach_arraybuffer, external_arraybuffer, i32_slice_mut, JsRef, RawValue};
+use crate::raw::{detach_arraybuffer, external_arraybuffer, i32_slice_mut, u8_slice_mut, JsRef, RawValue};
 use crate::wake::Waker;
 
 /// Counters of one endpoint (all monotonic).
@@ -174,6 +174,23 @@ impl NativeEndpoint {
             n += 1;
         }
         Ok(n as u32)
+    }
+
+    /// Copies the oldest message reassembled from fragments into `dst` (at least as long as the
+    /// length `poll()` reported) and returns its length. The native buffer is then reused for
+    /// the next large message; with a reused `dst` too, no page is freshly faulted per message.
+    #[napi]
+    pub fn take_assembled_into(&mut self, mut dst: Uint8ArraySlice<'_>) -> Result<u32> {
+        let dst = u8_slice_mut(&mut dst);
+        let front = self.assembled.front().ok_or_else(|| invalid("no assembled message waiting"))?;
+        if dst.len() < front.len() {
+            return Err(invalid(format!("buffer of {} bytes is too small for {}", dst.len(), front.len())));
+        }
+        let v = self.assembled.pop_front().expect("checked above");
+        dst[..v.len()].copy_from_slice(&v);
+        let len = v.len() as u32;
+        self.ep()?.recycle(v);
+        Ok(len)
     }
 
     /// The oldest message reassembled from fragments, as a Buffer the caller owns.

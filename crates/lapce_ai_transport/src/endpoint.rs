@@ -170,6 +170,11 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Hands back an assembled message's buffer for reuse (see [`Consumer::recycle`]).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.rx.recycle(buf);
+    }
+
     /// The outgoing ring's mapping, for runtimes that write records themselves (the Node binding
     /// does, to avoid a native call per message). Such a writer follows `docs/PROTOCOL.md` and
     /// calls [`Endpoint::ring_peer`] when it finds the peer asleep; [`Endpoint::write`] must then
