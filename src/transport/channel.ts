@@ -71,6 +71,8 @@ interface PendingSend {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** Buffers whose views are handed to handlers only until they return (see enqueue). */
+const TRANSIENT = new WeakSet<ArrayBufferLike>();
 // Int32 indices of the header words read on every loop turn, as plain module constants.
 const HEAD = OFF_HEAD / 4;
 const CLOSED = OFF_CLOSED / 4;
@@ -128,6 +130,7 @@ export class Channel implements Pollable {
     const rx = this.ep.rxBuffer();
     const tx = rx ? this.ep.txBuffer() : null;
     this.rx = rx && tx ? rx : null;
+    if (this.rx) TRANSIENT.add(this.rx);
     this.rxCtl = this.rx ? new Int32Array(this.rx, 0, HEADER_SIZE / 4) : null;
     this.writer = this.rx && tx ? new RingWriter(tx, this.capacity) : null;
     this.ep.watch(() => this.onWake(), options.wake ?? 'uv');
@@ -162,8 +165,10 @@ export class Channel implements Pollable {
 
   /**
    * Sends one message. Resolves once it is in the ring (not when the peer has read it).
-   * When the ring is full the message waits (a copy of it), in order, and the promise resolves
-   * later: nothing is dropped. `data` may be reused as soon as `send()` returns.
+   * When the ring is full the message waits, in order, and the promise resolves later: nothing
+   * is dropped. Until then `data` must not be modified, except that a received message's
+   * transient view (as passed to an {@link MessageHandler}) may be sent as is: it is copied if
+   * it has to wait.
    * Messages larger than the ring travel in fragments and arrive whole.
    */
   send(data: Uint8Array): Promise<void> {
@@ -204,10 +209,11 @@ export class Channel implements Pollable {
   }
 
   private enqueue(data: Uint8Array, progress: number): Promise<void> {
-    // The caller may reuse `data` as soon as send() returns (it may be a transient view of a
-    // received message, echoed back), so what has to wait is copied.
-    // (Uint8Array's slice copies; Buffer's would not.)
-    const owned = Uint8Array.prototype.slice.call(data);
+    // A received message handed out as a transient view (ring memory, or a reassembly buffer)
+    // changes under us once its handler returns, so such a view is copied if it must wait, as
+    // when a handler echoes what it got. Other data is the caller's to keep unchanged until the
+    // promise resolves: copying everything would cost large-message senders half their speed.
+    const owned = TRANSIENT.has(data.buffer) ? Uint8Array.prototype.slice.call(data) : data;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ data: owned, progress, resolve, reject });
       if (this.queue.length === 1) this.flushQueue();
@@ -361,6 +367,7 @@ export class Channel implements Pollable {
     if (!scratch || scratch.length < len) {
       // A plain Uint8Array, so that a handler's `msg.slice()` copies (a Buffer's would not).
       scratch = new Uint8Array(Math.max(len, this.capacity));
+      TRANSIENT.add(scratch.buffer);
       // Keep it only while it is modest, like the native side, so one huge message does not
       // pin memory for the life of the channel.
       this.scratch = scratch.length <= 4 * this.capacity ? scratch : null;
