@@ -20,3 +20,12 @@ export type { ServerMetrics } from './ipc/metrics';
 export type { LabeledHistogram, HistogramSeries, MetricValue } from './ipc/request-histogram';
 export type { NativeFds, NativeEndpointStats, PeerCredentials } from '../index';
 export * from './ai';
+export {
+  attachChatBackend,
+  createChatBackend,
+  CHAT_METHOD,
+  PROVIDERS_METHOD,
+  type ChatBackend,
+  type ChatBackendOptions,
+  type ProvidersReply,
+} from './backend';
