@@ -9,7 +9,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChannelStats } from '../transport/channel';
-import { HistogramSeries, LabeledHistogram } from './request-histogram';
+import { LabeledHistogram } from './request-histogram';
 
 /** Sums of channel counters, for live and already closed sessions. */
 export interface TrafficSource {
@@ -117,11 +117,6 @@ export class ServerMetrics {
       (t) => t.doorbellsSuppressed,
     );
     fromTraffic('lapce_ipc_wakeups_total', 'Times the server was woken by a client doorbell', (t) => t.wakeups);
-  }
-
-  /** The latency histogram of one method (resolve once per method; observing is cheap). */
-  requestTimer(method: string): HistogramSeries {
-    return this.requestSeconds.labels(method);
   }
 
   /** Prometheus text exposition. */

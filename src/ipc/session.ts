@@ -196,7 +196,7 @@ export class Session {
   }
 
   private endRequest(call: Call, ok: boolean, value: unknown): void {
-    this.host.metrics.requestTimer(call.method).observe((performance.now() - call.started) / 1000);
+    this.host.metrics.requestSeconds.labels(call.method).observe((performance.now() - call.started) / 1000);
     this.calls.delete(call.id);
     if (!ok || call.aborted) {
       this.fail(call.id, call.toError(value));

@@ -11,7 +11,7 @@ import native = require('../native');
 import type { NativeEndpoint, NativeEndpointStats, NativeFds } from '../../index';
 import { fromNative, IpcError } from '../errors';
 import { activate, deactivate, IdleMode, Pollable, spinWindowMs } from './idle';
-import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
+import { HEADER_SIZE, maxFragment, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
 import { RingWriter } from './ring-writer';
 
 /** Options of a channel. */
@@ -182,8 +182,7 @@ export class Channel implements Pollable {
         return Promise.reject(this.fail(e));
       }
       if (progress === data.length) {
-        this.counters.messagesSent++;
-        this.counters.bytesSent += data.length;
+        this.countSent(data.length);
         return RESOLVED;
       }
       this.counters.ringFullWaits++;
@@ -199,13 +198,16 @@ export class Channel implements Pollable {
   trySend(data: Uint8Array): boolean {
     if (this.isClosed) throw this.closedError();
     if (data.length > this.maxMessage) throw this.tooLarge(data.length);
-    if (this.queue.length > 0 || data.length > this.capacity / 4 - 8) return false;
-    if (this.writer && !this.writer.hasSpace(this.writer.spaceNeeded(data.length))) return false;
-    // One record (checked above): it either fits whole or not at all.
+    if (this.queue.length > 0 || data.length > maxFragment(this.capacity)) return false;
+    // One record (checked above): it either fits whole or not at all (-1).
     if (this.writeNow(data, 0) === -1) return false;
-    this.counters.messagesSent++;
-    this.counters.bytesSent += data.length;
+    this.countSent(data.length);
     return true;
+  }
+
+  private countSent(bytes: number): void {
+    this.counters.messagesSent++;
+    this.counters.bytesSent += bytes;
   }
 
   private enqueue(data: Uint8Array, progress: number): Promise<void> {
@@ -263,8 +265,7 @@ export class Channel implements Pollable {
       }
       progressed = true;
       this.queue.shift();
-      this.counters.messagesSent++;
-      this.counters.bytesSent += item.data.length;
+      this.countSent(item.data.length);
       item.resolve();
     }
     return progressed;

@@ -138,11 +138,6 @@ export class RingWriter {
     return record > contiguous ? contiguous + record : record;
   }
 
-  /** Whether `needed` bytes are free now. */
-  hasSpace(needed: number): boolean {
-    return this.free() >= needed;
-  }
-
   /**
    * Announces that we are about to sleep until `needed` bytes are free. Returns false (and
    * withdraws the announcement) when they already are: then do not sleep. The exchange is a

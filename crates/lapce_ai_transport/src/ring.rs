@@ -102,13 +102,11 @@ pub fn header_prefix(capacity: usize) -> Result<[u8; 12]> {
 
 /// Writes a fresh ring header into a zeroed region. Only the creator does this, once.
 pub fn init_header(map: &Mapping, capacity: usize) -> Result<()> {
-    check_capacity(capacity)?;
+    let prefix = header_prefix(capacity)?;
     if map.len() != region_size(capacity) {
         return Err(Error::InvalidArgument("mapping size does not match capacity".into()));
     }
-    map.write_u32(OFF_MAGIC, MAGIC);
-    map.write_u32(OFF_VERSION, LAYOUT_VERSION);
-    map.write_u32(OFF_CAPACITY, capacity as u32);
+    map.write_bytes(OFF_MAGIC, &prefix);
     Ok(())
 }
 
