@@ -1,0 +1,2 @@
+//! Hostile peers for the adversarial suite (`__test__/adversary`).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Rust client for lapce-ai-ipc (see `docs/PROTOCOL.md`).
+#![deny(missing_docs)]
