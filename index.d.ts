@@ -45,9 +45,11 @@ export declare class NativeControlStream {
 /** One side of an open channel. See `src/transport/channel.ts` for the JS class built on it. */
 export declare class NativeEndpoint {
   /**
-   * Opens one side of a channel from its four fds (taken from `fds`, which is left empty).
-   * `side`: 0 for the server (creator), 1 for the client. `zeroCopy: false` forces the copying
-   * receive path that runtimes without external buffers use.
+   * Opens one side of a channel from its fds (taken from `fds`, which is left empty).
+   * `side`: 0 for the server, from the set `createChannelFds` made (after sending it); 1 for
+   * the client, from the three fds WELCOME carried. Every fd is checked first (sealed memfds
+   * of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false`
+   * forces the copying receive path that runtimes without external buffers use.
    */
   constructor(fds: NativeFds, side: number, capacity: number, maxMessage: number, zeroCopy?: boolean | undefined | null)
   /**
@@ -99,11 +101,17 @@ export declare class NativeEndpoint {
    * False means there is already work: do not sleep.
    */
   prepareSleep(wantSpace: number): boolean
-  /** Resets the doorbell and withdraws the sleep announcement after a wake-up. */
-  woke(): void
+  /**
+   * Resets the doorbell and withdraws the sleep announcement after a wake-up. Returns true
+   * once the peer hung up its doorbell end: read what is left in the ring, then close.
+   */
+  woke(): boolean
   /** Free space the next fragment of a message with `remaining` bytes to go needs. */
   spaceNeeded(remaining: number): number
-  /** Whether the peer closed its side (meaningful once `poll()` finds nothing). */
+  /**
+   * Whether the peer closed its ring or hung up its doorbell (meaningful once `poll()` finds
+   * nothing).
+   */
   peerClosed(): boolean
   /** Whether a message is waiting. */
   hasPending(): boolean
@@ -128,11 +136,11 @@ export declare class NativeEndpoint {
 }
 
 /**
- * A set of owned file descriptors (ring memfds and doorbell eventfds of one channel, as they
+ * A set of owned file descriptors (the ring memfds and the doorbell end of one channel, as they
  * travel over the control socket).
  */
 export declare class NativeFds {
-  /** How many descriptors are still held. */
+  /** How many descriptors would travel (the server's own doorbell end is not counted). */
   get count(): number
   /** Closes every descriptor now instead of at garbage collection. */
   close(): void
@@ -157,8 +165,9 @@ export declare class NativeListener {
 export declare function controlSocketPair(): Array<NativeControlStream>
 
 /**
- * Creates the four fds of a new channel (two sealed ring memfds of `capacity` bytes each,
- * two eventfd doorbells), in wire order.
+ * Creates a new channel's fds: two sealed ring memfds of `capacity` bytes each and a doorbell
+ * socketpair. `count` is 3: the wire fds `[ring s→c, ring c→s, client's doorbell end]` that
+ * `send()` passes; the server's own end stays inside for `new NativeEndpoint(fds, Side.Server…)`.
  */
 export declare function createChannelFds(capacity: number): NativeFds
 

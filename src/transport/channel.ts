@@ -1,6 +1,7 @@
 /**
- * A {@link Channel} is one side of an open shared-memory connection: a ring each way and a
- * doorbell, built from the fds a handshake passed (or {@link channelPair} in one process).
+ * A {@link Channel} is one side of an open shared-memory connection: a ring each way and one
+ * end of a doorbell socketpair, built from the three fds a handshake passed (or
+ * {@link channelPair} in one process).
  *
  * Data path: `send()` writes the record into the outgoing ring from JS ({@link RingWriter});
  * the peer's scheduler finds it on its next loop turn or is woken by its doorbell; it reads
@@ -91,6 +92,8 @@ export class Channel implements Pollable {
   private readonly queue: PendingSend[] = [];
   private lastHead = -1;
   private unreleased = false;
+  /** The peer hung up its doorbell end: it is gone once its ring is drained. */
+  private peerGone = false;
   private isClosed = false;
   private closeError: IpcError | undefined;
   private finalStats: NativeEndpointStats | null = null;
@@ -113,8 +116,9 @@ export class Channel implements Pollable {
   readonly maxMessage: number;
 
   /**
-   * Opens this side from the channel's four fds (taken from `fds`).
-   * @param side `server` for the side that created the fds, `client` for the one that received them.
+   * Opens this side from the channel's fds (taken from `fds`).
+   * @param side `server` for the side that created the fds with `createChannelFds` (and sent
+   *   them), `client` for the one that received the three fds of WELCOME.
    */
   constructor(fds: NativeFds, side: 'server' | 'client', options: ChannelOptions = {}) {
     this.capacity = options.capacity ?? DEFAULT_CAPACITY;
@@ -305,7 +309,7 @@ export class Channel implements Pollable {
             // The writer waits for the space of what we already read.
             this.ep.release();
             this.unreleased = false;
-          } else if (Atomics.load(this.rxCtl, CLOSED) !== 0) {
+          } else if (this.peerGone || Atomics.load(this.rxCtl, CLOSED) !== 0) {
             this.close();
           }
         } else {
@@ -386,6 +390,9 @@ export class Channel implements Pollable {
         this.unreleased = false;
       }
       if (!this.reading && this.queue.length === 0) return true;
+      // A gone peer never rings again; a reader closes the channel in step(), a mere sender
+      // waits for its owner to close it.
+      if (this.peerGone && !this.reading) return true;
       if (!this.writer) {
         const want = this.queue.length ? this.ep.spaceNeeded(this.queue[0].data.length - this.queue[0].progress) : 0;
         return this.ep.prepareSleep(want);
@@ -409,7 +416,12 @@ export class Channel implements Pollable {
     if (this.isClosed) return;
     this.counters.wakeups++;
     try {
-      this.ep.woke();
+      if (this.ep.woke() && !this.peerGone) {
+        // A hung-up socket stays readable: stop watching it, or the loop would spin on it.
+        // What the peer left in the ring is still read, then the channel closes (step).
+        this.peerGone = true;
+        this.ep.unwatch();
+      }
     } catch (e) {
       this.fail(e);
       return;

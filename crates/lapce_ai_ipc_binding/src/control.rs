@@ -161,9 +161,7 @@ impl NativeControlStream {
         if self.received_fds.is_empty() {
             None
         } else {
-            Some(NativeFds {
-                fds: std::mem::take(&mut self.received_fds),
-            })
+            Some(NativeFds::received(std::mem::take(&mut self.received_fds)))
         }
     }
 

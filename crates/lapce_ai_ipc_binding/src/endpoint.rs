@@ -79,9 +79,11 @@ impl NativeEndpoint {
 
 #[napi]
 impl NativeEndpoint {
-    /// Opens one side of a channel from its four fds (taken from `fds`, which is left empty).
-    /// `side`: 0 for the server (creator), 1 for the client. `zeroCopy: false` forces the copying
-    /// receive path that runtimes without external buffers use.
+    /// Opens one side of a channel from its fds (taken from `fds`, which is left empty).
+    /// `side`: 0 for the server, from the set `createChannelFds` made (after sending it); 1 for
+    /// the client, from the three fds WELCOME carried. Every fd is checked first (sealed memfds
+    /// of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false`
+    /// forces the copying receive path that runtimes without external buffers use.
     #[napi(constructor)]
     pub fn new(fds: &mut NativeFds, side: u32, capacity: u32, max_message: u32, zero_copy: Option<bool>) -> Result<Self> {
         let side = match side {
@@ -89,7 +91,24 @@ impl NativeEndpoint {
             1 => Side::Client,
             _ => return Err(invalid("side must be 0 (server) or 1 (client)")),
         };
-        let fds = ChannelFds::from_vec(fds.take()).map_err(js_err)?;
+        let (wire, kept) = fds.take();
+        let fds = match (side, kept) {
+            (Side::Server, Some(own)) => {
+                // The client's doorbell end (wire[2]) was sent; dropping it here is what lets the
+                // server see the client hang up.
+                let [ring_s2c, ring_c2s, _client_end]: [_; 3] = wire
+                    .try_into()
+                    .map_err(|_| invalid("a server set must come from createChannelFds"))?;
+                ChannelFds {
+                    ring_s2c,
+                    ring_c2s,
+                    doorbell: own,
+                }
+            }
+            (Side::Server, None) => return Err(invalid("the server side opens the fds createChannelFds made")),
+            (Side::Client, Some(_)) => return Err(invalid("the client side opens received fds, not createChannelFds's")),
+            (Side::Client, None) => ChannelFds::from_vec(wire).map_err(js_err)?,
+        };
         let ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
         Ok(NativeEndpoint {
             inner: Some(ep),
@@ -236,9 +255,10 @@ impl NativeEndpoint {
         self.ep()?.prepare_sleep(want_space as usize).map_err(js_err)
     }
 
-    /// Resets the doorbell and withdraws the sleep announcement after a wake-up.
+    /// Resets the doorbell and withdraws the sleep announcement after a wake-up. Returns true
+    /// once the peer hung up its doorbell end: read what is left in the ring, then close.
     #[napi]
-    pub fn woke(&mut self) -> Result<()> {
+    pub fn woke(&mut self) -> Result<bool> {
         self.ep()?.woke().map_err(js_err)
     }
 
@@ -248,7 +268,8 @@ impl NativeEndpoint {
         Ok(self.ep()?.space_needed(remaining as usize) as u32)
     }
 
-    /// Whether the peer closed its side (meaningful once `poll()` finds nothing).
+    /// Whether the peer closed its ring or hung up its doorbell (meaningful once `poll()` finds
+    /// nothing).
     #[napi]
     pub fn peer_closed(&mut self) -> Result<bool> {
         Ok(self.ep()?.peer_closed())

@@ -8,7 +8,7 @@
 //!   (a `uv_async` plus a queue). That is a second wake-up, another thread to schedule, and
 //!   about 8 µs extra; it exists as the fallback for hosts that do not export libuv.
 
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::thread::JoinHandle;
 
 use lapce_ai_transport::Doorbell;
@@ -33,8 +33,9 @@ pub enum Waker {
 impl Waker {
     /// Starts a waker of the given kind (`"uv"` or `"thread"`). The callback gets no arguments.
     ///
-    /// `drain`: for `thread`, the watched fd is an eventfd the thread must reset itself after each
-    /// wake-up, or it would spin; a dup of it is passed here.
+    /// `drain`: for `thread`, the watched fd is a doorbell the thread must drain itself after each
+    /// wake-up, or it would spin; a dup of it is passed here. Once the doorbell hangs up the
+    /// thread makes one last call and ends (the socket would stay readable for ever).
     pub fn start(env: &Env, kind: &str, fd: RawFd, drain: Option<OwnedFd>, callback: Function<'_, (), ()>, name: &str) -> Result<Self> {
         match kind {
             "thread" => {
@@ -45,12 +46,11 @@ impl Waker {
                     .callee_handled::<false>()
                     .build()
                     .map_err(napi_err)?;
-                let stop = Doorbell::new().map_err(js_err)?;
-                let stop_fd = rustix::io::dup(stop.as_fd()).map_err(|e| crate::error::invalid(e.to_string()))?;
+                let (stop, stop_rx) = Doorbell::pair().map_err(js_err)?;
                 let thread = std::thread::Builder::new()
                     .name(format!("lapce-ai-wake-{name}"))
                     .spawn(move || loop {
-                        let mut fds = [PollFd::new(&bell, PollFlags::IN), PollFd::new(&stop_fd, PollFlags::IN)];
+                        let mut fds = [PollFd::new(&bell, PollFlags::IN), PollFd::new(&stop_rx, PollFlags::IN)];
                         match rustix::event::poll(&mut fds, None) {
                             Err(rustix::io::Errno::INTR) => continue,
                             Err(_) => return,
@@ -59,8 +59,11 @@ impl Waker {
                         if !fds[1].revents().is_empty() {
                             return;
                         }
-                        let _ = bell.drain();
+                        let hung_up = bell.drain().map_or(true, |d| d.hung_up);
                         tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                        if hung_up {
+                            return;
+                        }
                     })
                     .map_err(|e| crate::error::invalid(e.to_string()))?;
                 Ok(Waker::Thread {

@@ -348,15 +348,14 @@ mod tests {
     #[test]
     fn channel_fds_travel_over_scm_rights_and_work() {
         let (a, b) = ControlStream::pair().unwrap();
-        let fds = ChannelFds::create(4096).unwrap();
-        let borrowed: Vec<BorrowedFd<'_>> = fds.0.iter().map(|f| f.as_fd()).collect();
-        assert_eq!(a.send(b"hello", &borrowed).unwrap(), 5);
+        let new = ChannelFds::create(4096).unwrap();
+        assert_eq!(a.send(b"hello", &new.wire()).unwrap(), 5);
         let mut buf = [0u8; 16];
         let got = recv_blocking(&b, &mut buf);
         assert_eq!(&buf[..got.bytes], b"hello");
-        assert_eq!(got.fds.len(), 4);
+        assert_eq!(got.fds.len(), 3);
         let mut client = Endpoint::open(ChannelFds::from_vec(got.fds).unwrap(), Side::Client, 4096, 1 << 20).unwrap();
-        let mut server = Endpoint::open(fds, Side::Server, 4096, 1 << 20).unwrap();
+        let mut server = Endpoint::open(new.server, Side::Server, 4096, 1 << 20).unwrap();
         server.send_blocking(b"through shm", None).unwrap();
         assert_eq!(client.recv_blocking(None).unwrap().unwrap(), b"through shm");
     }
@@ -365,7 +364,7 @@ mod tests {
     fn too_many_fds_are_refused_and_closed() {
         let (a, b) = ControlStream::pair().unwrap();
         // Send MAX_FDS now (allowed), then check the receiver caps what it accepts per message.
-        let bells: Vec<_> = (0..MAX_FDS).map(|_| crate::Doorbell::new().unwrap()).collect();
+        let bells: Vec<_> = (0..MAX_FDS).map(|_| crate::Doorbell::pair().unwrap().0).collect();
         let borrowed: Vec<BorrowedFd<'_>> = bells.iter().map(|d| d.as_fd()).collect();
         assert!(a.send(b"x", &borrowed).is_ok());
         let mut buf = [0u8; 4];

@@ -1,11 +1,11 @@
-//! One side of a duplex channel: a ring each way plus the two doorbells.
+//! One side of a duplex channel: a ring each way plus one end of the doorbell socketpair.
 //!
-//! The server creates everything with [`ChannelFds::create`] and passes the four fds to the
-//! client; each side then opens an [`Endpoint`] with its [`Side`]. A side waits on *its own*
-//! doorbell both for new messages and for space in its outgoing ring, so an event loop watches
-//! exactly one fd per connection.
+//! The server creates everything with [`ChannelFds::create`], keeps its own doorbell end and
+//! passes the client the three fds of [`NewChannel::wire`]; each side then opens an [`Endpoint`]
+//! with its [`Side`]. A side waits on *its own* doorbell end both for new messages and for space
+//! in its outgoing ring, so an event loop watches exactly one fd per connection.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,20 +17,63 @@ use crate::{Error, Result};
 /// Which end of the channel this is. The server created the fds; the client received them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
-    /// Writes ring 0, reads ring 1, waits on doorbell 0.
+    /// Writes ring 0 (server→client), reads ring 1.
     Server,
-    /// Writes ring 1, reads ring 0, waits on doorbell 1.
+    /// Writes ring 1 (client→server), reads ring 0.
     Client,
 }
 
-/// The four fds of a channel, in wire order: ring server→client, ring client→server,
-/// the server's doorbell, the client's doorbell.
+/// The fds one side opens a channel from: both rings in wire order (server→client,
+/// client→server) and this side's own end of the doorbell socketpair. On the client these are
+/// exactly the three fds of WELCOME, in that order.
 #[derive(Debug)]
-pub struct ChannelFds(pub [OwnedFd; 4]);
+pub struct ChannelFds {
+    /// The server→client ring memfd.
+    pub ring_s2c: OwnedFd,
+    /// The client→server ring memfd.
+    pub ring_c2s: OwnedFd,
+    /// This side's end of the doorbell socketpair.
+    pub doorbell: OwnedFd,
+}
+
+/// Number of fds a WELCOME carries.
+pub const WIRE_FDS: usize = 3;
+
+/// A channel just made by the server: the server's own fds, and the client's doorbell end,
+/// which goes to the client and must then be closed here (or the server would never see the
+/// client's end hang up).
+#[derive(Debug)]
+pub struct NewChannel {
+    /// What the server opens its [`Endpoint`] from.
+    pub server: ChannelFds,
+    /// The client's end of the doorbell socketpair.
+    pub client_doorbell: OwnedFd,
+}
+
+impl NewChannel {
+    /// The fds to pass in WELCOME, in wire order: `[ring s→c, ring c→s, client's doorbell end]`.
+    pub fn wire(&self) -> [BorrowedFd<'_>; WIRE_FDS] {
+        [
+            self.server.ring_s2c.as_fd(),
+            self.server.ring_c2s.as_fd(),
+            self.client_doorbell.as_fd(),
+        ]
+    }
+
+    /// Copies of the client's fds, for a client in this same process (tests, in-process use).
+    pub fn client_fds(&self) -> Result<ChannelFds> {
+        let dup = |fd: BorrowedFd<'_>| rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| Error::io("dup", e));
+        Ok(ChannelFds {
+            ring_s2c: dup(self.server.ring_s2c.as_fd())?,
+            ring_c2s: dup(self.server.ring_c2s.as_fd())?,
+            doorbell: dup(self.client_doorbell.as_fd())?,
+        })
+    }
+}
 
 impl ChannelFds {
-    /// Creates two sealed, initialised rings of `capacity` bytes and two doorbells.
-    pub fn create(capacity: usize) -> Result<Self> {
+    /// Creates two sealed, initialised rings of `capacity` bytes and a doorbell socketpair.
+    pub fn create(capacity: usize) -> Result<NewChannel> {
         ring::check_capacity(capacity)?;
         let size = ring::region_size(capacity);
         let header = ring::header_prefix(capacity)?;
@@ -45,15 +88,27 @@ impl ChannelFds {
             Ok(fd)
         };
         let (r0, r1) = (make_ring()?, make_ring()?);
-        Ok(ChannelFds([r0, r1, Doorbell::new()?.into_fd(), Doorbell::new()?.into_fd()]))
+        let (own, theirs) = Doorbell::pair()?;
+        Ok(NewChannel {
+            server: ChannelFds {
+                ring_s2c: r0,
+                ring_c2s: r1,
+                doorbell: own.into_fd(),
+            },
+            client_doorbell: theirs.into_fd(),
+        })
     }
 
-    /// Rebuilds the set from fds received in wire order.
+    /// Rebuilds the set from the fds of a WELCOME, in wire order (exactly [`WIRE_FDS`]).
     pub fn from_vec(fds: Vec<OwnedFd>) -> Result<Self> {
-        let fds: [OwnedFd; 4] = fds
+        let [ring_s2c, ring_c2s, doorbell]: [OwnedFd; WIRE_FDS] = fds
             .try_into()
-            .map_err(|v: Vec<OwnedFd>| Error::InvalidShm(format!("expected 4 fds, got {}", v.len())))?;
-        Ok(ChannelFds(fds))
+            .map_err(|v: Vec<OwnedFd>| Error::InvalidShm(format!("expected {WIRE_FDS} fds, got {}", v.len())))?;
+        Ok(ChannelFds {
+            ring_s2c,
+            ring_c2s,
+            doorbell,
+        })
     }
 }
 
@@ -81,33 +136,46 @@ pub struct EndpointStats {
 pub struct Endpoint {
     tx: Producer,
     rx: Consumer,
-    own_bell: Doorbell,
-    peer_bell: Doorbell,
+    bell: Doorbell,
+    /// The doorbell showed that the peer closed its end (or died).
+    peer_gone: bool,
     capacity: usize,
     stats: EndpointStats,
 }
 
 impl Endpoint {
-    /// Opens this side of a channel. The ring fds are checked (sealed memfds of the right size),
-    /// mapped and closed; the doorbell fds are kept.
+    /// Opens this side of a channel. The fds are checked before anything is mapped (each ring a
+    /// memfd sealed SHRINK|GROW|SEAL and not against writing, of the right size, the two rings
+    /// two different files; the doorbell an `AF_UNIX` stream socket), the rings mapped and their
+    /// fds closed; the doorbell fd is kept.
     pub fn open(fds: ChannelFds, side: Side, capacity: usize, max_message: usize) -> Result<Self> {
         ring::check_capacity(capacity)?;
         let size = ring::region_size(capacity);
-        let [r0, r1, b0, b1] = fds.0;
-        for fd in [&r0, &r1] {
-            shm::check_sealed_memfd(fd.as_fd(), size)?;
+        let ChannelFds {
+            ring_s2c,
+            ring_c2s,
+            doorbell,
+        } = fds;
+        let id0 = shm::check_sealed_memfd(ring_s2c.as_fd(), size)?;
+        let id1 = shm::check_sealed_memfd(ring_c2s.as_fd(), size)?;
+        if id0 == id1 {
+            // One memfd for both directions would have each side read its own records.
+            return Err(Error::InvalidShm("both rings are the same memfd".into()));
         }
-        let (m0, m1) = (Arc::new(Mapping::map(r0.as_fd(), size)?), Arc::new(Mapping::map(r1.as_fd(), size)?));
-        let (b0, b1) = (Doorbell::from_fd(b0)?, Doorbell::from_fd(b1)?);
-        let (tx, rx, own_bell, peer_bell) = match side {
-            Side::Server => (m0, m1, b0, b1),
-            Side::Client => (m1, m0, b1, b0),
+        let bell = Doorbell::from_fd(doorbell)?;
+        let (m0, m1) = (
+            Arc::new(Mapping::map(ring_s2c.as_fd(), size)?),
+            Arc::new(Mapping::map(ring_c2s.as_fd(), size)?),
+        );
+        let (tx, rx) = match side {
+            Side::Server => (m0, m1),
+            Side::Client => (m1, m0),
         };
         Ok(Endpoint {
             tx: Producer::new(tx, capacity)?,
             rx: Consumer::new(rx, capacity, max_message)?,
-            own_bell,
-            peer_bell,
+            bell,
+            peer_gone: false,
             capacity,
             stats: EndpointStats::default(),
         })
@@ -121,7 +189,12 @@ impl Endpoint {
     fn notify(&mut self, peer_asleep: bool) -> Result<()> {
         if peer_asleep {
             self.stats.doorbells_rung += 1;
-            self.peer_bell.ring()
+            // A peer that closed its end is gone: remembered, reported by `peer_closed`, never
+            // an error of the call that happened to ring.
+            if !self.bell.ring()? {
+                self.peer_gone = true;
+            }
+            Ok(())
         } else {
             self.stats.doorbells_suppressed += 1;
             Ok(())
@@ -197,7 +270,7 @@ impl Endpoint {
     /// to be free in the outgoing ring (0 when not waiting to send). Returns false when there is
     /// already work (a message or the space), in which case do not sleep.
     pub fn prepare_sleep(&mut self, want_space: usize) -> Result<bool> {
-        if !self.rx.prepare_sleep() {
+        if self.peer_gone || !self.rx.prepare_sleep() {
             return Ok(false);
         }
         if want_space > 0 && !self.tx.prepare_wait_for_space(want_space)? {
@@ -207,11 +280,15 @@ impl Endpoint {
         Ok(true)
     }
 
-    /// Called after waking: drains the doorbell and withdraws the sleep announcement.
-    pub fn woke(&mut self) -> Result<()> {
-        self.own_bell.drain()?;
+    /// Called after waking: drains the doorbell (bounded) and withdraws the sleep announcement.
+    /// Returns true once the peer has hung up its doorbell end: it is gone, and the caller
+    /// finishes reading what is in the ring and closes (see [`Endpoint::peer_closed`]).
+    pub fn woke(&mut self) -> Result<bool> {
+        if self.bell.drain()?.hung_up {
+            self.peer_gone = true;
+        }
         self.rx.cancel_sleep();
-        Ok(())
+        Ok(self.peer_gone)
     }
 
     /// Space a write of `remaining` more bytes needs before it can make progress.
@@ -219,9 +296,10 @@ impl Endpoint {
         self.tx.space_needed(remaining)
     }
 
-    /// Whether the peer closed its outgoing ring (check after draining it).
+    /// Whether the peer closed its outgoing ring or hung up its doorbell (check after draining
+    /// the ring: records published before closing are still readable).
     pub fn peer_closed(&self) -> bool {
-        self.rx.is_closed()
+        self.peer_gone || self.rx.is_closed()
     }
 
     /// Whether a message is waiting to be read.
@@ -237,7 +315,7 @@ impl Endpoint {
 
     /// The doorbell this side waits on, for event loops.
     pub fn own_doorbell(&self) -> &Doorbell {
-        &self.own_bell
+        &self.bell
     }
 
     /// Counters so far.
@@ -254,7 +332,7 @@ impl Endpoint {
             let needed = self.space_needed(msg.len() - progress);
             if self.prepare_sleep(needed)? {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                let rung = self.own_bell.wait(left)?;
+                let rung = self.bell.wait(left)?;
                 self.woke()?;
                 if !rung && left.is_some_and(|l| l.is_zero()) {
                     return Err(Error::io("send", std::io::Error::from(std::io::ErrorKind::TimedOut)));
@@ -293,7 +371,7 @@ impl Endpoint {
                     self.rx.cancel_sleep();
                     return Ok(None);
                 }
-                self.own_bell.wait(left)?;
+                self.bell.wait(left)?;
                 self.woke()?;
             }
         }
@@ -305,15 +383,15 @@ mod tests {
     use super::*;
     use std::thread;
 
-    fn dup(fds: &ChannelFds) -> ChannelFds {
-        ChannelFds(fds.0.each_ref().map(|fd| rustix::io::dup(fd).unwrap()))
+    fn pair(capacity: usize) -> (Endpoint, Endpoint) {
+        let new = ChannelFds::create(capacity).unwrap();
+        let client = Endpoint::open(new.client_fds().unwrap(), Side::Client, capacity, 64 << 20).unwrap();
+        let server = Endpoint::open(new.server, Side::Server, capacity, 64 << 20).unwrap();
+        (server, client)
     }
 
-    fn pair(capacity: usize) -> (Endpoint, Endpoint) {
-        let fds = ChannelFds::create(capacity).unwrap();
-        let client = Endpoint::open(dup(&fds), Side::Client, capacity, 64 << 20).unwrap();
-        let server = Endpoint::open(fds, Side::Server, capacity, 64 << 20).unwrap();
-        (server, client)
+    fn dup(fd: &OwnedFd) -> OwnedFd {
+        rustix::io::dup(fd).unwrap()
     }
 
     #[test]
@@ -328,17 +406,67 @@ mod tests {
     #[test]
     fn wrong_fd_count_and_kind_are_refused() {
         assert!(ChannelFds::from_vec(vec![]).is_err());
-        let fds = ChannelFds::create(4096).unwrap();
-        // Swap a ring and a doorbell: the opener must notice.
-        let [r0, r1, b0, b1] = fds.0;
-        let err = Endpoint::open(ChannelFds([b0, r1, r0, b1]), Side::Client, 4096, 1 << 20).unwrap_err();
+        let new = ChannelFds::create(4096).unwrap();
+        let c = new.client_fds().unwrap();
+        assert!(ChannelFds::from_vec(vec![dup(&c.ring_s2c), dup(&c.ring_c2s), dup(&c.doorbell), dup(&c.doorbell)]).is_err());
+        // A ring where the doorbell goes, and the other way round: the opener must notice.
+        let swapped = ChannelFds {
+            ring_s2c: dup(&c.doorbell),
+            ring_c2s: dup(&c.ring_c2s),
+            doorbell: dup(&c.ring_s2c),
+        };
+        let err = Endpoint::open(swapped, Side::Client, 4096, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::InvalidShm(_)), "{err}");
+        // The same memfd for both rings.
+        let same = ChannelFds {
+            ring_s2c: dup(&c.ring_s2c),
+            ring_c2s: dup(&c.ring_s2c),
+            doorbell: dup(&c.doorbell),
+        };
+        let err = Endpoint::open(same, Side::Client, 4096, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("same memfd"), "{err}");
+        // An eventfd as the doorbell (protocol v1).
+        let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let v1 = ChannelFds {
+            ring_s2c: dup(&c.ring_s2c),
+            ring_c2s: dup(&c.ring_c2s),
+            doorbell: efd,
+        };
+        assert!(matches!(Endpoint::open(v1, Side::Client, 4096, 1 << 20), Err(Error::InvalidShm(_))));
+        Endpoint::open(c, Side::Client, 4096, 1 << 20).unwrap();
+    }
+
+    #[test]
+    fn a_peer_that_hangs_up_its_doorbell_is_seen_as_closed() {
+        let (mut s, c) = pair(4096);
+        s.send_blocking(b"last words", None).unwrap();
+        drop(c);
+        assert!(s.own_doorbell().wait(Some(Duration::from_secs(5))).unwrap());
+        assert!(s.woke().unwrap(), "EOF on the doorbell");
+        assert!(s.peer_closed());
+        assert!(!s.prepare_sleep(0).unwrap(), "never sleep on a dead peer");
+        // Writing to a gone peer's ring is harmless; ringing its doorbell is not an error.
+        let mut p = 0;
+        assert!(s.write(b"x", &mut p).unwrap());
+        assert!(matches!(s.recv_blocking(Some(Duration::from_secs(1))), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn ringing_a_client_that_closed_its_doorbell_is_not_an_error() {
+        let (mut s, mut c) = pair(4096);
+        assert!(c.prepare_sleep(0).unwrap());
+        let Endpoint { bell, .. } = c;
+        drop(bell);
+        let mut p = 0;
+        // The client announced sleep, so this write rings, and finds the end closed.
+        assert!(s.write(b"x", &mut p).unwrap());
+        assert!(s.peer_closed());
     }
 
     #[test]
     fn wrong_capacity_is_refused() {
         let fds = ChannelFds::create(4096).unwrap();
-        assert!(Endpoint::open(fds, Side::Client, 8192, 1 << 20).is_err());
+        assert!(Endpoint::open(fds.server, Side::Client, 8192, 1 << 20).is_err());
     }
 
     /// Lost-wake-up race: the consumer sleeps as often as it can, the producer sends in bursts of
@@ -355,12 +483,12 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                if x % 64 == 0 {
+                if x.is_multiple_of(64) {
                     for _ in 0..(x % 2000) {
                         std::hint::spin_loop();
                     }
                 }
-                if x % 4096 == 0 {
+                if x.is_multiple_of(4096) {
                     thread::yield_now();
                 }
             }

@@ -3,8 +3,9 @@
 //! * [`shm`]: sealed `memfd` regions and their mappings. All raw shared-memory access lives here.
 //! * [`ring`]: a single-producer, single-consumer *message* ring inside such a region. The peer on
 //!   the other side of the mapping is untrusted: every index and length it writes is checked.
-//! * [`doorbell`]: one `eventfd` per direction, rung only when the peer said it is going to sleep.
-//! * [`endpoint`]: one side of a duplex channel (a ring each way and the two doorbells).
+//! * [`doorbell`]: one `AF_UNIX` stream socketpair per channel, rung only when the peer said it is
+//!   going to sleep.
+//! * [`endpoint`]: one side of a duplex channel (a ring each way and a doorbell end).
 //! * [`control`]: the Unix control socket: listener, connector, `SCM_RIGHTS` and `SO_PEERCRED`.
 //!
 //! The crate knows nothing of Node.js; `lapce_ai_ipc_binding` wraps it for Node-API.
@@ -19,7 +20,7 @@ pub mod ring;
 pub mod shm;
 
 pub use control::{ControlListener, ControlStream, PeerCred, Received};
-pub use doorbell::Doorbell;
-pub use endpoint::{ChannelFds, Endpoint, EndpointStats, Side};
+pub use doorbell::{Doorbell, Drained};
+pub use endpoint::{ChannelFds, Endpoint, EndpointStats, NewChannel, Side, WIRE_FDS};
 pub use error::{Error, Result};
 pub use ring::{Consumer, Next, Producer};

@@ -29,19 +29,32 @@ pub fn create_sealed_memfd(name: &str, size: usize) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Checks that an fd received from a peer is a sealed memfd of exactly `size` bytes.
+/// Seals a ring memfd must not carry: with `WRITE` or `FUTURE_WRITE` the peer could make the
+/// region read-only and every write of ours fail.
+pub const FORBIDDEN_SEALS: SealFlags = SealFlags::WRITE.union(SealFlags::FUTURE_WRITE);
+
+/// Identity of a file (device and inode), to tell two fds of one file from two files.
+pub type FileId = (u64, u64);
+
+/// Checks that an fd received from a peer is a sealed memfd of exactly `size` bytes: its seals
+/// include [`REQUIRED_SEALS`] and none of [`FORBIDDEN_SEALS`]. Returns the file's identity.
 ///
 /// Mapping an unsealed file would let the peer truncate it and crash us with SIGBUS.
-pub fn check_sealed_memfd(fd: BorrowedFd<'_>, size: usize) -> Result<()> {
+pub fn check_sealed_memfd(fd: BorrowedFd<'_>, size: usize) -> Result<FileId> {
     let seals = rustix::fs::fcntl_get_seals(fd).map_err(|e| Error::InvalidShm(format!("not a sealable memfd ({e})")))?;
-    if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
-        return Err(Error::InvalidShm(format!("memfd is not sealed against resizing (seals {seals:?})")));
+    if !seals.contains(REQUIRED_SEALS) {
+        return Err(Error::InvalidShm(format!(
+            "memfd lacks the seals SHRINK|GROW|SEAL (seals {seals:?})"
+        )));
+    }
+    if seals.intersects(FORBIDDEN_SEALS) {
+        return Err(Error::InvalidShm(format!("memfd is sealed against writing (seals {seals:?})")));
     }
     let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
     if st.st_size as u64 != size as u64 {
         return Err(Error::InvalidShm(format!("memfd is {} bytes, expected {size}", st.st_size)));
     }
-    Ok(())
+    Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 /// A shared, read-write mapping of a whole memfd. Unmapped on drop.
@@ -192,6 +205,25 @@ mod tests {
         assert!(rustix::fs::ftruncate(&fd, 4096).is_err(), "shrink must be refused");
         assert!(rustix::fs::ftruncate(&fd, 1 << 20).is_err(), "grow must be refused");
         assert!(check_sealed_memfd(fd.as_fd(), 4096).is_err(), "size mismatch must be reported");
+    }
+
+    #[test]
+    fn write_sealed_or_unsealable_memfd_is_refused() {
+        for extra in [SealFlags::WRITE, SealFlags::FUTURE_WRITE] {
+            let fd = rustix::fs::memfd_create("w", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+            rustix::fs::ftruncate(&fd, 4096).unwrap();
+            rustix::fs::fcntl_add_seals(&fd, extra | SealFlags::SHRINK | SealFlags::GROW).unwrap();
+            rustix::fs::fcntl_add_seals(&fd, SealFlags::SEAL).unwrap();
+            assert!(
+                matches!(check_sealed_memfd(fd.as_fd(), 4096), Err(Error::InvalidShm(_))),
+                "{extra:?}"
+            );
+        }
+        // Sealed against resizing but not against more seals: the peer could still add WRITE.
+        let fd = rustix::fs::memfd_create("s", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW).unwrap();
+        assert!(matches!(check_sealed_memfd(fd.as_fd(), 4096), Err(Error::InvalidShm(_))));
     }
 
     #[test]
