@@ -8,6 +8,8 @@ import native = require('../../src/native');
 import type { NativeEndpoint } from '../../index';
 import { IpcError } from '../../src/errors';
 import { Channel, channelPair } from '../../src/transport/channel';
+import { activate } from '../../src/transport/idle';
+import { OFF_HEAD } from '../../src/transport/layout';
 import { RingWriter } from '../../src/transport/ring-writer';
 import { closed, CORRUPTIONS, type Corruption, deferred, echoRoundTrip, makeMessage, pair, PEER, scribble, within } from './helpers';
 
@@ -159,4 +161,84 @@ test('a child process scribbling over the flags only does not break the channel'
   await p.link.request({ type: 'corrupt', variant: 'flags' });
   t.deepEqual(await more, [3]);
   t.false(ch.closed);
+});
+
+// ---- nothing a peer writes throws out of the data path (issue 7 items 1, 4, 12) ----------
+
+test('a head of 0xFFFFFFFF written before reading starts is validated, not mistaken for "seen" (no livelock)', async (t) => {
+  const other = bystander(t);
+  const { channel, ep } = rawPair(t, 4096, true);
+  const whenClosed = closed(channel);
+  // Before any handler is attached: the reader has not looked at the ring yet.
+  Atomics.store(new Int32Array(ep.txBuffer()!, 0, 128), OFF_HEAD / 4, -1);
+  ep.ringPeer();
+  channel.onMessage(() => t.fail('no message can come out of a corrupt ring'));
+  const err = await within(whenClosed, 5000, 'the channel to close instead of spinning');
+  t.is(err?.code, 'RING_CORRUPT', err?.message);
+  await other.check();
+});
+
+test('trySend on a ring whose tail the peer corrupted returns false and closes with RING_CORRUPT', async (t) => {
+  const { channel, ep } = rawPair(t, 4096, true);
+  await channel.send(makeMessage(0, 100));
+  scribble(ep.rxBuffer()!, 4096, 'tail');
+  const whenClosed = closed(channel);
+  let sent: boolean | undefined;
+  t.notThrows(() => {
+    sent = channel.trySend(makeMessage(1, 100));
+  });
+  t.false(sent);
+  t.is((await within(whenClosed, 5000, 'close'))?.code, 'RING_CORRUPT');
+  t.false(channel.trySend(makeMessage(2, 10)), 'a closed channel: false, never a throw');
+  const e = await t.throwsAsync(channel.send(makeMessage(2, 10)));
+  t.is((e as IpcError).code, 'RING_CORRUPT', 'send() says why');
+});
+
+test('trySend never throws for a message that is too large: send() rejects it', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096, maxMessage: 1000 });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  t.false(a.trySend(new Uint8Array(2000)));
+  const e = await t.throwsAsync(a.send(new Uint8Array(2000)));
+  t.is((e as IpcError).code, 'MESSAGE_TOO_LARGE');
+  t.false(a.closed);
+});
+
+test('a message handler that throws closes only its channel, with HANDLER_ERROR', async (t) => {
+  const other = bystander(t);
+  const [a, b] = channelPair({ capacity: 4096 });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const whenClosed = closed(b);
+  b.onMessage(() => {
+    throw new Error('boom');
+  });
+  await a.send(makeMessage(0, 10));
+  const err = await within(whenClosed, 5000, 'the channel to close');
+  t.is(err?.code, 'HANDLER_ERROR');
+  t.regex(err?.message ?? '', /boom/);
+  await other.check();
+});
+
+test('a pollable whose step throws is dropped by the scheduler; every other channel keeps going', async (t) => {
+  const other = bystander(t);
+  const aborted = deferred<unknown>();
+  const bad = {
+    spinMs: Infinity,
+    lastWork: 0,
+    active: false,
+    step(): boolean {
+      throw new Error('step bug');
+    },
+    park: () => true,
+    abort: (e: unknown) => aborted.resolve(e),
+  };
+  activate(bad);
+  t.regex(String(await within(aborted.promise, 5000, 'abort')), /step bug/);
+  t.false(bad.active);
+  await other.check();
 });

@@ -90,6 +90,7 @@ export class Channel implements Pollable {
   private readonly rxCtl: Int32Array | null;
   private readonly desc = new Int32Array(2 * BATCH);
   private readonly queue: PendingSend[] = [];
+  /** `head` (unsigned) as of the last complete drain; -1, which no u32 equals, forces a poll. */
   private lastHead = -1;
   private unreleased = false;
   /** The peer hung up its doorbell end: it is gone once its ring is drained. */
@@ -197,14 +198,19 @@ export class Channel implements Pollable {
 
   /**
    * Sends `data` only if the whole message fits in the ring now and nothing is queued before
-   * it; returns whether it was sent. Never waits and never allocates.
+   * it; returns whether it was sent. Never waits, never allocates and never throws: on false,
+   * call {@link send}, which queues the message or rejects with the reason (closed, too large,
+   * or the `RING_CORRUPT` a peer's scribbling just closed the channel with).
    */
   trySend(data: Uint8Array): boolean {
-    if (this.isClosed) throw this.closedError();
-    if (data.length > this.maxMessage) throw this.tooLarge(data.length);
-    if (this.queue.length > 0 || data.length > maxFragment(this.capacity)) return false;
-    // One record (checked above): it either fits whole or not at all (-1).
-    if (this.writeNow(data, 0) === -1) return false;
+    if (this.isClosed || this.queue.length > 0 || data.length > this.maxMessage || data.length > maxFragment(this.capacity)) return false;
+    try {
+      // One record (checked above): it either fits whole or not at all (-1).
+      if (this.writeNow(data, 0) === -1) return false;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
     this.countSent(data.length);
     return true;
   }
@@ -222,7 +228,15 @@ export class Channel implements Pollable {
     const owned = TRANSIENT.has(data.buffer) ? Uint8Array.prototype.slice.call(data) : data;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ data: owned, progress, resolve, reject });
-      if (this.queue.length === 1) this.flushQueue();
+      if (this.queue.length === 1) {
+        try {
+          this.flushQueue();
+        } catch (e) {
+          // Closing rejects every queued send, this one included, with the reason.
+          this.fail(e);
+          return;
+        }
+      }
       activate(this);
     });
   }
@@ -281,7 +295,12 @@ export class Channel implements Pollable {
 
   private deliver(msg: Uint8Array, inPlace: boolean): void {
     if (this.handler) {
-      this.handler(msg);
+      try {
+        this.handler(msg);
+      } catch (e) {
+        // Our caller's bug, not the peer's: this channel ends with it, nothing else does.
+        this.close(new IpcError('HANDLER_ERROR', `message handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      }
       return;
     }
     const owned = inPlace ? msg.slice() : msg;
@@ -301,7 +320,8 @@ export class Channel implements Pollable {
       let work = this.queue.length > 0 && this.flushQueue();
       if (this.reading) {
         if (this.rxCtl) {
-          const head = Atomics.load(this.rxCtl, HEAD);
+          // Unsigned, so the -1 of "not seen yet" can never equal a value the peer wrote.
+          const head = Atomics.load(this.rxCtl, HEAD) >>> 0;
           if (head !== this.lastHead) {
             this.drainInPlace(head);
             work = true;
@@ -358,7 +378,7 @@ export class Channel implements Pollable {
         else this.lastHead = -1;
         return;
       }
-      head = Atomics.load(this.rxCtl as Int32Array, HEAD);
+      head = Atomics.load(this.rxCtl as Int32Array, HEAD) >>> 0;
     }
   }
 
@@ -465,7 +485,22 @@ export class Channel implements Pollable {
       if (err) w.reject(err);
       else w.resolve({ value: undefined, done: true });
     }
-    for (const cb of this.closeHandlers.splice(0)) cb(err);
+    for (const cb of this.closeHandlers.splice(0)) {
+      try {
+        cb(err);
+      } catch (e) {
+        // A close handler's own bug must not stop the others or escape into the data path
+        // (a doorbell callback, a scheduler turn); it surfaces as an uncaught exception.
+        process.nextTick(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  /** @internal The scheduler's last resort if a step ever threw. */
+  abort(e: unknown): void {
+    this.fail(e);
   }
 
   /** Whether the doorbell watch keeps the process alive (default true). */

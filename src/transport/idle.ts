@@ -32,6 +32,8 @@ export interface Pollable {
   step(): boolean;
   /** Tries to go to sleep; returns false when work turned up meanwhile (stay active). */
   park(): boolean;
+  /** Ends the pollable after `step` or `park` threw (they should not), so one bad channel cannot stop the scheduler. */
+  abort(e: unknown): void;
   /** Polling window in ms (Infinity: never park; 0: park when idle). */
   readonly spinMs: number;
   /** @internal last time work was done, in ms (performance.now()). */
@@ -48,14 +50,20 @@ function tick(): void {
   const now = performance.now();
   let idleFor = Infinity;
   for (const p of active) {
-    if (p.step()) {
-      p.lastWork = now;
-      idleFor = 0;
-    } else if (now - p.lastWork >= p.spinMs && p.park()) {
+    try {
+      if (p.step()) {
+        p.lastWork = now;
+        idleFor = 0;
+      } else if (now - p.lastWork >= p.spinMs && p.park()) {
+        p.active = false;
+        active.delete(p);
+      } else {
+        idleFor = Math.min(idleFor, now - p.lastWork);
+      }
+    } catch (e) {
       p.active = false;
       active.delete(p);
-    } else {
-      idleFor = Math.min(idleFor, now - p.lastWork);
+      p.abort(e);
     }
   }
   if (active.size > 0) {
