@@ -127,8 +127,9 @@ export declare class NativeEndpoint {
   /** Counters so far. */
   stats(): NativeEndpointStats
   /**
-   * Closes this side: the peer sees end-of-stream, the doorbell fds are closed, and the
-   * ring ArrayBuffers are detached so no stale view can touch ring memory. Idempotent.
+   * Closes this side: the peer sees end-of-stream, the doorbell fd is closed, the ring
+   * ArrayBuffers are detached (every view reads as empty) and both rings are unmapped, all
+   * now rather than at garbage collection. Idempotent.
    */
   close(): void
   /** Whether `close()` was called. */

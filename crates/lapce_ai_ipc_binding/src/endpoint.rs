@@ -17,7 +17,7 @@ use napi_derive::napi;
 
 use crate::error::{invalid, js_err, Result};
 use crate::fds::NativeFds;
-use crate::raw::{detach_arraybuffer, external_arraybuffer, i32_slice_mut, u8_slice_mut, JsRef, RawValue};
+use crate::raw::{i32_slice_mut, u8_slice_mut, ExternalBuffer, RawValue};
 use crate::wake::Waker;
 
 /// Counters of one endpoint (all monotonic).
@@ -37,8 +37,8 @@ pub struct NativeEndpointStats {
 pub struct NativeEndpoint {
     inner: Option<Endpoint>,
     assembled: std::collections::VecDeque<Vec<u8>>,
-    rx_buffer: Option<JsRef>,
-    tx_buffer: Option<JsRef>,
+    rx_buffer: Option<ExternalBuffer>,
+    tx_buffer: Option<ExternalBuffer>,
     waker: Option<Waker>,
     zero_copy: bool,
 }
@@ -54,7 +54,7 @@ impl NativeEndpoint {
 impl NativeEndpoint {
     fn wrap_once(
         env: &Env,
-        slot: &mut Option<JsRef>,
+        slot: &mut Option<ExternalBuffer>,
         zero_copy: &mut bool,
         mapping: &std::sync::Arc<lapce_ai_transport::shm::Mapping>,
     ) -> Result<Option<RawValue>> {
@@ -64,9 +64,10 @@ impl NativeEndpoint {
         if !*zero_copy {
             return Ok(None);
         }
-        match external_arraybuffer(env, mapping)? {
-            Some(v) => {
-                *slot = Some(JsRef::new(env.raw(), v)?);
+        match ExternalBuffer::new(env, mapping)? {
+            Some(b) => {
+                let v = b.value()?;
+                *slot = Some(b);
                 Ok(Some(RawValue(v)))
             }
             None => {
@@ -324,18 +325,19 @@ impl NativeEndpoint {
         }
     }
 
-    /// Closes this side: the peer sees end-of-stream, the doorbell fds are closed, and the
-    /// ring ArrayBuffers are detached so no stale view can touch ring memory. Idempotent.
+    /// Closes this side: the peer sees end-of-stream, the doorbell fd is closed, the ring
+    /// ArrayBuffers are detached (every view reads as empty) and both rings are unmapped, all
+    /// now rather than at garbage collection. Idempotent.
     #[napi]
     pub fn close(&mut self, env: Env) {
         self.unwatch();
         if let Some(mut ep) = self.inner.take() {
             let _ = ep.close();
         }
-        for r in [self.rx_buffer.take(), self.tx_buffer.take()].into_iter().flatten() {
-            if let Ok(v) = r.value() {
-                detach_arraybuffer(env.raw(), v);
-            }
+        // The endpoint (and its share of the mappings) is gone; detaching the buffers drops
+        // the last share, so both rings are unmapped here, not at garbage collection.
+        for b in [self.rx_buffer.take(), self.tx_buffer.take()].into_iter().flatten() {
+            b.release(env.raw());
         }
         self.assembled.clear();
     }

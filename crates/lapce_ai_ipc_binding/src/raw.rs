@@ -11,7 +11,7 @@
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use lapce_ai_transport::shm::Mapping;
 use napi::bindgen_prelude::{Int32ArraySlice, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue};
@@ -96,47 +96,78 @@ impl Drop for JsRef {
     }
 }
 
+/// A mapping lent to a JS external `ArrayBuffer`: held both by the buffer's finalizer and by
+/// the [`ExternalBuffer`] that made it, so whichever comes first (an explicit release at close,
+/// or garbage collection) drops it, and the mapping is unmapped exactly once.
+type Lent = Arc<Mutex<Option<Arc<Mapping>>>>;
+
 unsafe extern "C" fn release_mapping(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Box<Arc<Mapping>>` leaked in `external_arraybuffer`, and V8 calls the
+    // SAFETY: `hint` is the `Box<Lent>` leaked in `ExternalBuffer::new`, and V8 calls the
     // finalizer exactly once, after which no view of the buffer exists.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Mapping>>()) });
+    drop(unsafe { Box::from_raw(hint.cast::<Lent>()) });
 }
 
-/// Wraps a whole mapping as one external `ArrayBuffer`, so JS can read messages in place through
-/// views. The buffer keeps the mapping alive until it is collected. Returns `None` where the
-/// runtime refuses external buffers (V8 sandbox); callers then copy.
-pub fn external_arraybuffer(env: &Env, mapping: &Arc<Mapping>) -> Result<Option<sys::napi_value>> {
-    let hint = Box::into_raw(Box::new(mapping.clone()));
-    let mut value = ptr::null_mut();
-    // SAFETY: the pointer is valid for `len` bytes for as long as the `Arc` in `hint` lives,
-    // which the finalizer releases only when the ArrayBuffer is gone. Each mapping is wrapped
-    // once (callers cache the value): wrapping one address twice has aborted older Nodes.
-    let status = unsafe {
-        sys::napi_create_external_arraybuffer(
-            env.raw(),
-            mapping.as_ptr().cast(),
-            mapping.len(),
-            Some(release_mapping),
-            hint.cast(),
-            &mut value,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        // SAFETY: the finalizer was not registered, so the box is still ours to free.
-        drop(unsafe { Box::from_raw(hint) });
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            return Ok(None);
+/// One external `ArrayBuffer` over a whole mapping, so JS can read and write ring memory in
+/// place through views. [`ExternalBuffer::release`] detaches it and unmaps at once, without
+/// waiting for garbage collection.
+pub struct ExternalBuffer {
+    value: JsRef,
+    lent: Lent,
+}
+
+impl ExternalBuffer {
+    /// Wraps `mapping`. Returns `None` where the runtime refuses external buffers (V8 sandbox);
+    /// callers then copy.
+    pub fn new(env: &Env, mapping: &Arc<Mapping>) -> Result<Option<Self>> {
+        let lent: Lent = Arc::new(Mutex::new(Some(mapping.clone())));
+        let hint = Box::into_raw(Box::new(lent.clone()));
+        let mut value = ptr::null_mut();
+        // SAFETY: the pointer is valid for `len` bytes for as long as the mapping lives; it is
+        // dropped only by `release` (after the buffer is detached, so no view can reach it) or
+        // by the finalizer (when the buffer is gone). Each mapping is wrapped once (callers
+        // cache the value): wrapping one address twice has aborted older Nodes.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env.raw(),
+                mapping.as_ptr().cast(),
+                mapping.len(),
+                Some(release_mapping),
+                hint.cast(),
+                &mut value,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: the finalizer was not registered, so the box is still ours to free.
+            drop(unsafe { Box::from_raw(hint) });
+            if status == sys::Status::napi_no_external_buffers_allowed {
+                return Ok(None);
+            }
+            check(status, "napi_create_external_arraybuffer")?;
         }
-        check(status, "napi_create_external_arraybuffer")?;
+        Ok(Some(ExternalBuffer {
+            value: JsRef::new(env.raw(), value)?,
+            lent,
+        }))
     }
-    Ok(Some(value))
-}
 
-/// Detaches an ArrayBuffer so every view of it reads as empty: after a channel closes, JS must
-/// not read ring memory the peer may reuse.
-pub fn detach_arraybuffer(env: sys::napi_env, value: sys::napi_value) {
-    // SAFETY: JS thread, live value; detaching an external buffer is allowed and idempotent in effect.
-    unsafe { sys::napi_detach_arraybuffer(env, value) };
+    /// The `ArrayBuffer`.
+    pub fn value(&self) -> Result<sys::napi_value> {
+        self.value.value()
+    }
+
+    /// Detaches the buffer, so every view of it reads as empty and none can touch ring memory
+    /// again, then unmaps the region now. If the runtime refuses to detach, the mapping is left
+    /// to the finalizer (a view may still reach it).
+    pub fn release(self, env: sys::napi_env) {
+        let Ok(v) = self.value.value() else { return };
+        // SAFETY: JS thread, live value (our reference holds it).
+        let status = unsafe { sys::napi_detach_arraybuffer(env, v) };
+        if status == sys::Status::napi_ok {
+            if let Ok(mut lent) = self.lent.lock() {
+                lent.take();
+            }
+        }
+    }
 }
 
 // ---- libuv -------------------------------------------------------------------------------
