@@ -50,8 +50,9 @@ export declare class NativeEndpoint {
    * the client, from the three fds WELCOME carried. Every fd is checked first (sealed memfds
    * of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false`
    * forces the copying receive path that runtimes without external buffers use.
+   * `budget`: the reassembly budget to charge (none: unlimited).
    */
-  constructor(fds: NativeFds, side: number, capacity: number, maxMessage: number, zeroCopy?: boolean | undefined | null)
+  constructor(fds: NativeFds, side: number, capacity: number, maxMessage: number, zeroCopy?: boolean | undefined | null, budget?: NativeReassemblyBudget | undefined | null)
   /**
    * The incoming ring's whole region (header and records) as one ArrayBuffer, made once;
    * offsets from `poll()` index into it. `null` when the runtime refuses external buffers
@@ -160,6 +161,18 @@ export declare class NativeListener {
   watch(callback: () => void): void
   /** Stops listening; with `unlink`, removes the socket file if it is still ours. */
   close(unlink: boolean): void
+}
+
+/** A reassembly-memory budget in bytes, shared by the endpoints opened with it. */
+export declare class NativeReassemblyBudget {
+  /** A budget of `limit` bytes. */
+  constructor(limit: number)
+  /** Bytes held now by the endpoints sharing this budget. */
+  get used(): number
+  /** The limit in bytes. */
+  get limit(): number
+  /** Changes the limit; what is held stays held. */
+  set limit(limit: number)
 }
 
 /** A connected pair of control sockets (for tests and for handing one end to a child). */

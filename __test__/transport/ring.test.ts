@@ -3,7 +3,10 @@
  * the ring (both directions), and empty messages.
  */
 import test from 'ava';
-import { channelPair } from '../../src/transport/channel';
+import native = require('../../src/native');
+import type { IpcError } from '../../src/errors';
+import { Channel, channelPair, createReassemblyBudget } from '../../src/transport/channel';
+import { RingWriter } from '../../src/transport/ring-writer';
 import { closed, deferred, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
 
 test('messages of varying sizes wrap a 4 KiB ring many times, content intact', async (t) => {
@@ -181,4 +184,60 @@ test('a handler may send the transient view it received: if it has to wait, it i
   const got = await echoRoundTrip(a, n, (i) => makeMessage(i, 1 + ((i * 997) % 3000)));
   t.is(got, n);
   t.true(b.stats().ringFullWaits > 0, 'some echoes had to wait');
+});
+
+// ---- reassembly budget (issue 7 item 9) -------------------------------------------------
+
+test('a message whose reassembly does not fit the budget closes the channel with RESOURCE_EXHAUSTED', async (t) => {
+  const budget = createReassemblyBudget(8192);
+  const [a, b] = channelPair({ capacity: 4096, reassemblyBudget: budget });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const whenClosed = new Promise<IpcError | undefined>((r) => b.onClose(r));
+  b.onMessage(() => t.fail('the message cannot arrive'));
+  void a.send(new Uint8Array(20_000)).catch(() => undefined);
+  const err = await within(whenClosed, 5000, 'the receiver to close');
+  t.is(err?.code, 'RESOURCE_EXHAUSTED', err?.message);
+  t.is(budget.used, 0, 'a failed reassembly gives its bytes back');
+});
+
+test('channels sharing a budget: one holding a half-reassembled message leaves less for the others', async (t) => {
+  const budget = createReassemblyBudget(16384);
+  // Pair 1: a raw writer puts the first fragments of a large message into the ring and stops.
+  const fds = native.createChannelFds(4096);
+  const [x, y] = native.controlSocketPair();
+  x.send(Buffer.from([0]), fds);
+  y.recv(Buffer.alloc(1));
+  const theirs = y.takeFds()!;
+  x.close();
+  y.close();
+  const raw = new native.NativeEndpoint(theirs, 1, 4096, 1 << 20, true);
+  const holder = new Channel(fds, 'server', { capacity: 4096, reassemblyBudget: budget });
+  const [a, b] = channelPair({ capacity: 4096, reassemblyBudget: budget });
+  t.teardown(() => {
+    holder.close();
+    raw.close();
+    a.close();
+    b.close();
+  });
+  holder.onMessage(() => t.fail('half a message cannot arrive'));
+  const w = new RingWriter(raw.txBuffer()!, 4096);
+  t.true(w.write(new Uint8Array(100_000), 0) > 0);
+  if (w.publish()) raw.ringPeer();
+  raw.ringPeer();
+  const deadline = Date.now() + 5000;
+  while (budget.used === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const held = budget.used;
+  t.true(held >= 4096, `the half-reassembled message holds ${held} bytes`);
+  // A message that would fit an empty budget no longer does.
+  const whenClosed = new Promise<IpcError | undefined>((r) => b.onClose(r));
+  b.onMessage(() => t.fail('the message cannot arrive'));
+  void a.send(new Uint8Array(14_000)).catch(() => undefined);
+  t.is((await within(whenClosed, 5000, 'close'))?.code, 'RESOURCE_EXHAUSTED');
+  t.is(budget.used, held);
+  t.false(holder.closed);
+  holder.close();
+  t.is(budget.used, 0, 'closing gives the held bytes back at once');
 });

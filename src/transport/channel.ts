@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import native = require('../native');
-import type { NativeEndpoint, NativeEndpointStats, NativeFds } from '../../index';
+import type { NativeEndpoint, NativeEndpointStats, NativeFds, NativeReassemblyBudget } from '../../index';
 import { fromNative, IpcError } from '../errors';
 import { activate, deactivate, IdleMode, Pollable, spinWindowMs } from './idle';
 import { HEADER_SIZE, maxFragment, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
@@ -38,6 +38,34 @@ export interface ChannelOptions {
   zeroCopy?: boolean;
   /** Messages buffered for an async iterator before reading pauses (backpressure). Default 1024. */
   highWaterMark?: number;
+  /**
+   * The budget this channel's fragment reassembly is charged to, shared with other channels
+   * (an `IpcServer` passes one for all its sessions). Past it the channel closes with
+   * `RESOURCE_EXHAUSTED`. Default: one budget for the whole process, {@link DEFAULT_REASSEMBLY_BUDGET} bytes.
+   */
+  reassemblyBudget?: ReassemblyBudget;
+}
+
+/** A byte budget for fragment reassembly shared by the channels opened with it. */
+export type ReassemblyBudget = NativeReassemblyBudget;
+
+/** Default of the process-wide reassembly budget, bytes. */
+export const DEFAULT_REASSEMBLY_BUDGET = 256 << 20;
+
+/** Makes a reassembly budget of `limitBytes` (a whole number of bytes). */
+export function createReassemblyBudget(limitBytes: number): ReassemblyBudget {
+  try {
+    return new native.NativeReassemblyBudget(limitBytes);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+let processBudget: ReassemblyBudget | null = null;
+
+/** The budget channels share when their options name none. */
+export function processReassemblyBudget(): ReassemblyBudget {
+  return (processBudget ??= createReassemblyBudget(DEFAULT_REASSEMBLY_BUDGET));
 }
 
 /** Resolved defaults. */
@@ -127,7 +155,14 @@ export class Channel implements Pollable {
     this.spinMs = spinWindowMs(options.idle ?? 'adaptive', options.spinMicros);
     this.highWaterMark = options.highWaterMark ?? 1024;
     try {
-      this.ep = new native.NativeEndpoint(fds, side === 'server' ? 0 : 1, this.capacity, this.maxMessage, options.zeroCopy ?? true);
+      this.ep = new native.NativeEndpoint(
+        fds,
+        side === 'server' ? 0 : 1,
+        this.capacity,
+        this.maxMessage,
+        options.zeroCopy ?? true,
+        options.reassemblyBudget ?? processReassemblyBudget(),
+      );
     } catch (e) {
       fds.close();
       throw fromNative(e);

@@ -15,6 +15,7 @@ use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
+use crate::budget::NativeReassemblyBudget;
 use crate::error::{invalid, js_err, Result};
 use crate::fds::NativeFds;
 use crate::raw::{i32_slice_mut, u8_slice_mut, ExternalBuffer, RawValue};
@@ -85,8 +86,16 @@ impl NativeEndpoint {
     /// the client, from the three fds WELCOME carried. Every fd is checked first (sealed memfds
     /// of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false`
     /// forces the copying receive path that runtimes without external buffers use.
+    /// `budget`: the reassembly budget to charge (none: unlimited).
     #[napi(constructor)]
-    pub fn new(fds: &mut NativeFds, side: u32, capacity: u32, max_message: u32, zero_copy: Option<bool>) -> Result<Self> {
+    pub fn new(
+        fds: &mut NativeFds,
+        side: u32,
+        capacity: u32,
+        max_message: u32,
+        zero_copy: Option<bool>,
+        budget: Option<&NativeReassemblyBudget>,
+    ) -> Result<Self> {
         let side = match side {
             0 => Side::Server,
             1 => Side::Client,
@@ -110,7 +119,10 @@ impl NativeEndpoint {
             (Side::Client, Some(_)) => return Err(invalid("the client side opens received fds, not createChannelFds's")),
             (Side::Client, None) => ChannelFds::from_vec(wire).map_err(js_err)?,
         };
-        let ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
+        let mut ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
+        if let Some(b) = budget {
+            ep.set_reassembly_budget(b.inner.clone()).map_err(js_err)?;
+        }
         Ok(NativeEndpoint {
             inner: Some(ep),
             assembled: Default::default(),

@@ -5,6 +5,7 @@
 //! control socket becomes readable ([`wake`]). Protocol, handshake and policy live in TypeScript.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod budget;
 mod control;
 mod endpoint;
 mod error;

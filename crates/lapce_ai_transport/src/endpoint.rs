@@ -181,6 +181,12 @@ impl Endpoint {
         })
     }
 
+    /// Charges this endpoint's reassembly memory to `budget`, shared with other endpoints (one
+    /// per process or per server). Call before the first message.
+    pub fn set_reassembly_budget(&mut self, budget: crate::Budget) -> Result<()> {
+        self.rx.set_budget(budget)
+    }
+
     /// Ring capacity of each direction.
     pub fn capacity(&self) -> usize {
         self.capacity

@@ -33,6 +33,9 @@ pub enum Error {
     /// Another live server already listens on this control socket path.
     #[error("a server is already listening on {0}")]
     AddressInUse(String),
+    /// A shared budget (reassembly memory) is used up; the connection that wanted more ends.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
     /// The channel was closed.
     #[error("channel closed")]
     Closed,
@@ -55,6 +58,7 @@ impl Error {
             Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::AddressInUse(_) => "ADDRESS_IN_USE",
+            Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             Error::Closed => "CLOSED",
         }
     }

@@ -12,6 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod control;
 pub mod doorbell;
 pub mod endpoint;
@@ -19,6 +20,7 @@ mod error;
 pub mod ring;
 pub mod shm;
 
+pub use budget::Budget;
 pub use control::{ControlListener, ControlStream, PeerCred, Received};
 pub use doorbell::{Doorbell, Drained};
 pub use endpoint::{ChannelFds, Endpoint, EndpointStats, NewChannel, Side, WIRE_FDS};

@@ -29,7 +29,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use crate::shm::Mapping;
-use crate::{Error, Result};
+use crate::{Budget, Error, Result};
 
 /// Bytes before the data area.
 pub const HEADER_SIZE: usize = 512;
@@ -330,8 +330,18 @@ pub struct Consumer {
     /// fragmented message so its pages are already mapped (fresh buffers cost a page fault per
     /// 4 KiB, which dominated large-message throughput).
     spare: Option<Vec<u8>>,
+    /// Shared limit on reassembly memory, charged with the capacity of `assembling` and `spare`.
+    budget: Budget,
+    /// Bytes of `budget` held for `assembling` and for `spare`.
+    charged: (usize, usize),
     max_message: usize,
     poisoned: bool,
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.budget.release(self.charged.0 + self.charged.1);
+    }
 }
 
 impl Consumer {
@@ -350,9 +360,51 @@ impl Consumer {
             read: tail,
             assembling: None,
             spare: None,
+            budget: Budget::unlimited(),
+            charged: (0, 0),
             max_message,
             poisoned: false,
         })
+    }
+
+    /// Charges reassembly memory to `budget` (shared with other consumers) from now on. Only
+    /// before the first fragmented message: fails once anything is charged.
+    pub fn set_budget(&mut self, budget: Budget) -> Result<()> {
+        if self.charged != (0, 0) {
+            return Err(Error::InvalidArgument(
+                "the reassembly budget is set before the first message".into(),
+            ));
+        }
+        self.budget = budget;
+        Ok(())
+    }
+
+    /// Drops a half-reassembled message and its charge (the consumer is failing).
+    fn abandon_assembly(&mut self) {
+        self.assembling = None;
+        self.budget.release(std::mem::take(&mut self.charged.0));
+        self.poisoned = true;
+    }
+
+    /// Makes room for `size` bytes of the message being reassembled, charging the budget for
+    /// what the buffer grows by. Grows to at least a whole ring (a fragmented message is at
+    /// least a ring's quarter, so most grow once or not at all), doubling, never past
+    /// `max_message`.
+    fn reserve_assembly(&mut self, size: usize) -> Result<()> {
+        let buf = self.assembling.as_ref().expect("assembling");
+        let have = self.charged.0.max(buf.capacity());
+        if size <= buf.capacity() {
+            return Ok(());
+        }
+        let want = size.max(have.saturating_mul(2)).max(self.capacity).min(self.max_message);
+        if let Err(e) = self.budget.acquire(want - self.charged.0) {
+            self.abandon_assembly();
+            return Err(e);
+        }
+        self.charged.0 = want;
+        let buf = self.assembling.as_mut().expect("assembling");
+        buf.reserve_exact(want - buf.len());
+        Ok(())
     }
 
     fn corrupt(&mut self, what: String) -> Error {
@@ -412,24 +464,26 @@ impl Consumer {
                 }
                 return Ok(Some(Next::InPlace { offset: payload, len }));
             }
-            // A fragmented message is at least a ring's quarter; start at a whole ring so that
-            // most messages grow the buffer once or not at all.
             if self.assembling.is_none() {
-                let spare = self.spare.take();
-                self.assembling = Some(spare.unwrap_or_else(|| Vec::with_capacity(self.capacity.min(self.max_message))));
+                self.assembling = Some(self.spare.take().unwrap_or_default());
+                self.charged = (std::mem::take(&mut self.charged.1), 0);
             }
-            let buf = self.assembling.as_mut().expect("set above");
-            let size = buf.len() + len;
+            let size = self.assembling.as_ref().map_or(0, Vec::len) + len;
             if size > self.max_message {
-                self.assembling = None;
-                self.poisoned = true;
+                // Refused at the first fragment that passes the limit, before copying it.
+                self.abandon_assembly();
                 return Err(Error::MessageTooLarge {
                     size,
                     limit: self.max_message,
                 });
             }
+            self.reserve_assembly(size)?;
+            let buf = self.assembling.as_mut().expect("set above");
             self.map.append_to(payload, len, buf);
             if !more {
+                // Handed out: the caller copies it and recycles it at once (bounded by one
+                // ring's worth per poll), so it leaves the budget here.
+                self.budget.release(std::mem::take(&mut self.charged.0));
                 return Ok(self.assembling.take().map(Next::Assembled));
             }
         }
@@ -438,9 +492,11 @@ impl Consumer {
     /// Hands back the buffer of an [`Next::Assembled`] message once its contents were copied
     /// out, to be reused for the next one. Buffers larger than four rings are dropped instead,
     /// so one huge message does not pin memory for the life of the connection.
+    /// The spare is charged to the budget; when the budget has no room, it is dropped.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= 4 * self.capacity {
+        if self.spare.is_none() && buf.capacity() <= 4 * self.capacity && self.budget.acquire(buf.capacity()).is_ok() {
             buf.clear();
+            self.charged.1 = buf.capacity();
             self.spare = Some(buf);
         }
     }
@@ -623,6 +679,80 @@ mod tests {
         let (mut p, mut c, _) = ring(1 << 16, 1000);
         assert!(send(&mut p, &[1u8; 2000]));
         assert!(matches!(c.next_message(), Err(Error::MessageTooLarge { size: 2000, limit: 1000 })));
+    }
+
+    /// Feeds `msg` through `p` into `c` until it arrives or `c` fails.
+    fn push_through(p: &mut Producer, c: &mut Consumer, msg: &[u8]) -> Result<Vec<u8>> {
+        let mut progress = 0;
+        loop {
+            p.write(msg, &mut progress).unwrap();
+            p.publish();
+            while let Some(next) = c.next_message()? {
+                if let Next::Assembled(v) = next {
+                    c.release();
+                    return Ok(v);
+                }
+            }
+            c.release();
+        }
+    }
+
+    #[test]
+    fn reassembly_is_charged_to_a_shared_budget_and_refused_past_it() {
+        let budget = Budget::new(64 * 1024);
+        let (mut p1, mut c1, _m1) = ring(4096, 1 << 20);
+        let (mut p2, mut c2, _m2) = ring(4096, 1 << 20);
+        c1.set_budget(budget.clone()).unwrap();
+        c2.set_budget(budget.clone()).unwrap();
+        // Consumer 1 starts a large message and stops half-way: its buffer stays charged.
+        let big = vec![7u8; 40_000];
+        let mut progress = 0;
+        p1.write(&big, &mut progress).unwrap();
+        p1.publish();
+        while c1.next_message().unwrap().is_some() {}
+        c1.release();
+        let held = budget.used();
+        assert!(held >= 4096 && held <= 64 * 1024, "{held}");
+        // Consumer 2's message does not fit next to it: refused, with its own charge undone.
+        let err = push_through(&mut p2, &mut c2, &vec![1u8; 60_000]).unwrap_err();
+        assert!(matches!(err, Error::ResourceExhausted(_)), "{err}");
+        assert_eq!(budget.used(), held, "the refused consumer holds nothing");
+        assert!(c2.next_message().is_err(), "and stays failed");
+        // Dropping consumer 1 gives its bytes back; a fresh consumer can use the budget again.
+        drop(c1);
+        assert_eq!(budget.used(), 0);
+        let (mut p3, mut c3, _m3) = ring(4096, 1 << 20);
+        c3.set_budget(budget.clone()).unwrap();
+        // Small enough (≤ 4 rings) that its buffer is kept as the spare.
+        let msg: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let got = push_through(&mut p3, &mut c3, &msg).unwrap();
+        assert_eq!(got, msg);
+        assert_eq!(budget.used(), 0, "a handed-out message leaves the budget");
+        c3.recycle(got);
+        assert!(budget.used() > 0, "a kept spare buffer is charged");
+        drop(c3);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn an_oversized_fragmented_message_is_refused_at_the_first_fragment_past_the_limit() {
+        let (mut p, mut c, _) = ring(4096, 5000);
+        let big = vec![0u8; 100_000];
+        let mut progress = 0;
+        let err = loop {
+            p.write(&big, &mut progress).unwrap();
+            p.publish();
+            match c.next_message() {
+                Ok(None) => {
+                    c.release();
+                }
+                Ok(Some(_)) => unreachable!("nothing can be complete"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, Error::MessageTooLarge { limit: 5000, .. }), "{err}");
+        // Refused as soon as the fifth 1016-byte fragment passed 5000 bytes, not at the end.
+        assert!(progress < 5000 + 4096, "the producer had written {progress} bytes");
     }
 
     #[test]
