@@ -78,6 +78,11 @@ impl Stream {
         self.reported
     }
 
+    /// Chunks received and not yet taken (at most the stream's window).
+    pub fn buffered(&self) -> usize {
+        lock(&self.state.q).items.len()
+    }
+
     /// The next chunk if one is waiting; never blocks.
     pub fn poll_next(&mut self) -> Result<Polled> {
         self.take(Some(Instant::now()))
