@@ -15,7 +15,7 @@ const uniqueTag = (): string => `t${process.pid}-${++tagSeq}`;
 const scope = new Scope();
 test.before(async () => {
   socketPath = sockPath(scope);
-  server = await spawnServer(scope, { socketPath, maxStreamsPerConnection: 64 });
+  server = await spawnServer(scope, { socketPath, maxStreams: 64 });
 });
 test.after.always(() => scope.run());
 
@@ -174,6 +174,8 @@ test('errors reach the client typed: unknown method, wrong call kind, thrown, ty
   await expect(client.request('boom'), 'HANDLER_ERROR', false, /boom: the handler failed/);
   await expect(client.request('typed', { name: 42 }), 'BAD_PAYLOAD', false, /name must be a string/);
   await expect(client.request('foreign'), 'RATE_LIMITED', true, /rate limited/);
+  // No duck typing: only IpcError (and subclasses) keep their code.
+  await expect(client.request('ducktyped'), 'HANDLER_ERROR', false, /looks typed/);
   await expect(client.request('unserializable'), 'HANDLER_ERROR', false, /BigInt/);
   const chunks: unknown[] = [];
   await expect(
@@ -214,7 +216,7 @@ async function rawSession(t: import('ava').ExecutionContext) {
       10_000,
       what,
     );
-  return { channel, conn, frameFor };
+  return { channel, conn, frameFor, frames: () => frames };
 }
 
 function rawFrame(kind: number, flags: number, id: number, method: string, payload: Buffer): Buffer {
@@ -246,16 +248,21 @@ test('a payload flagged JSON that does not parse comes back as a BAD_PAYLOAD err
   t.deepEqual(decodePayload(ok), { fine: true });
 });
 
-test('an id reused while its call is in flight gets a PROTOCOL_ERROR for that id; the first call is unharmed', async (t) => {
+test('an id reused while its call is in flight is a protocol error: id-0 ERROR, then the session ends', async (t) => {
   const raw = await rawSession(t);
-  await raw.channel.send(encodeFrame(FrameKind.Request, 21, 'slow', { ms: 150, value: 'first' }));
+  const tag = uniqueTag();
+  await raw.channel.send(encodeFrame(FrameKind.Request, 21, 'slow', { ms: 60_000, value: 'first', tag }));
+  await probe('started', tag);
   await raw.channel.send(encodeFrame(FrameKind.Request, 21, 'echo', 'second'));
-  const err = await raw.frameFor(21, 'duplicate id error');
+  const err = await raw.frameFor(0, 'connection-level error');
   t.is(err.kind, FrameKind.Error);
-  t.is((decodePayload(err) as { code: string }).code, 'PROTOCOL_ERROR');
-  const first = await raw.frameFor(21, 'first call response', 1);
-  t.is(first.kind, FrameKind.Response);
-  t.is(decodePayload(first), 'first');
+  const body = decodePayload(err) as { code: string; message: string };
+  t.is(body.code, 'PROTOCOL_ERROR');
+  t.regex(body.message, /id 21 is already in use/);
+  await waitFor(() => raw.conn.closed, 'the server to hang up');
+  // The first call's handler is aborted; no answer for id 21 ever came.
+  t.is((await probe('aborted', tag)).reason, 'CONNECTION_LOST');
+  t.is(raw.frames().filter((f) => f.id === 21).length, 0);
 });
 
 test('a malformed data frame ends that session (the client sees EOF), not the server', async (t) => {

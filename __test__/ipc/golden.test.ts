@@ -21,7 +21,7 @@ import {
   encodeReject,
   encodeWelcome,
 } from '../../src/protocol/control';
-import { decodeFrame, decodePayload, encodeFrame, FrameKind } from '../../src/protocol/frame';
+import { decodeCredit, decodeFrame, decodePayload, encodeCredit, encodeFrame, FrameKind } from '../../src/protocol/frame';
 import { assemble, build } from './golden/generate';
 
 interface Golden {
@@ -97,6 +97,24 @@ for (const g of file.data) {
   });
 }
 
+test('STREAM_CREDIT: encodeCredit writes the golden, decodeCredit reads its increments', (t) => {
+  const g = file.data.find((x) => x.name === 'stream_credit')!;
+  t.is(encodeCredit(4, 256, 4 << 20).toString('hex'), g.hex);
+  const f = decodeFrame(Buffer.from(g.hex, 'hex'));
+  t.is(f.kind, FrameKind.StreamCredit);
+  t.deepEqual(decodeCredit(f.payload), { chunks: 256, bytes: 4 << 20 });
+  // Largest increments survive the u32 round trip.
+  t.deepEqual(decodeCredit(decodeFrame(encodeCredit(9, 0xffffffff, 0x80000000)).payload), { chunks: 0xffffffff, bytes: 0x80000000 });
+});
+
+test('id 0 is accepted only on an ERROR (the connection-level error)', (t) => {
+  const g = file.data.find((x) => x.name === 'connection_error')!;
+  const f = decodeFrame(Buffer.from(g.hex, 'hex'));
+  t.is(f.id, 0);
+  t.is((decodePayload(f) as { code: string }).code, 'PROTOCOL_ERROR');
+  t.throws(() => decodeFrame(encodeFrame(FrameKind.Response, 0, '', null)), { code: 'PROTOCOL_ERROR' } as never);
+});
+
 test('decoders refuse what the goldens do not allow', (t) => {
   const hex = (name: string) => Buffer.from(file.data.find((g) => g.name === name)!.hex, 'hex');
   const bad = (mutate: (b: Buffer) => void, base = 'request_json') => {
@@ -106,7 +124,12 @@ test('decoders refuse what the goldens do not allow', (t) => {
   };
   const cases: Array<[string, Buffer]> = [
     ['kind 0', bad((b) => (b[0] = 0))],
-    ['kind 8', bad((b) => (b[0] = 8))],
+    ['kind 9', bad((b) => (b[0] = 9))],
+    ['reserved flag bit 7', bad((b) => (b[1] = 0x81))],
+    ['id 0 on a request', bad((b) => b.writeUInt32LE(0, 4))],
+    ['method length 256', Buffer.concat([bad((b) => b.writeUInt16LE(256, 2)), Buffer.alloc(300, 0x61)])],
+    ['non-UTF-8 method', bad((b) => (b[8] = 0xff))],
+    ['credit with a method', bad((b) => b.writeUInt16LE(1, 2), 'stream_credit')],
     ['unknown flag', bad((b) => (b[1] = 2))],
     ['id 0', bad((b) => b.writeUInt32LE(0, 4))],
     ['request without method', bad((b) => b.writeUInt16LE(0, 2))],

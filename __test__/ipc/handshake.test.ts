@@ -34,7 +34,7 @@ async function warmUp(server: IpcServer, socketPath: string): Promise<void> {
 
 test.serial('a successful handshake opens a session with the announced parameters; closing frees it', async (t) => {
   const { logger, lines } = captureLogger();
-  const { server, socketPath } = await startServer(t, { logger, ringCapacity: 64 << 10, maxMessage: 1 << 20, maxStreamsPerConnection: 7 });
+  const { server, socketPath } = await startServer(t, { logger, ringCapacity: 64 << 10, maxMessage: 1 << 20, maxStreams: 7 });
   const before = fdCount();
   const client = await connect(t, socketPath, { name: 'handshake-test' });
   const w = client.session!;
@@ -50,8 +50,16 @@ test.serial('a successful handshake opens a session with the announced parameter
   t.deepEqual(await client.request('echo', { hello: 'world' }), { hello: 'world' });
   await waitFor(() => server.connections === 1, 'server to open the session');
   const accepted = lines.find((l) => l.msg === 'connection accepted');
-  t.like(accepted, { slot: 0, generation: 1, peerPid: process.pid, name: 'handshake-test' });
-  t.true(lines.some((l) => l.msg === 'lapce-ai-ipc server listening' && l.socket === `${socketPath}.ctl` && (l.level as number) >= 30));
+  t.like(accepted, { slot: 0, generation: 1, peerPid: process.pid, clientName: 'handshake-test' });
+  t.true(
+    lines.some(
+      (l) =>
+        l.msg === 'lapce-ai-ipc server listening' &&
+        l.socket === socketPath &&
+        l.controlSocket === `${socketPath}.ctl` &&
+        (l.level as number) >= 30,
+    ),
+  );
 
   client.close();
   await waitFor(() => server.connections === 0, 'session to close');
@@ -129,6 +137,7 @@ const CASES: RejectCase[] = [
     mutate: () => null,
     code: 'HANDSHAKE_TIMEOUT',
     reason: 'timeout',
+    retryable: true,
     server: { handshakeTimeoutMs: 150 },
   },
   {
@@ -136,6 +145,7 @@ const CASES: RejectCase[] = [
     mutate: () => Buffer.from([100, 0, 0, 0, 1, 0x4c, 0x41]),
     code: 'HANDSHAKE_TIMEOUT',
     reason: 'timeout',
+    retryable: true,
     server: { handshakeTimeoutMs: 150 },
   },
   {

@@ -130,7 +130,7 @@ test('a second server on a live path is refused with ADDRESS_IN_USE and does not
   const intruder = new IpcServer({ socketPath, logger: silent() });
   const err = await ipcError(t, intruder.listen());
   t.is(err.code, 'ADDRESS_IN_USE');
-  t.true(err.message.includes(controlPath(socketPath)), err.message);
+  t.true(err.message.includes(socketPath), err.message);
   t.regex(err.message, /already listening/);
   // And a second child server fails the same way.
   const other = await spawnServer(t, { socketPath });
@@ -261,7 +261,9 @@ test('graceful shutdown with nothing in flight ends at once; close() is idempote
   await Promise.all([server.close({ deadlineMs: 60_000 }), server.close()]);
   t.false(fs.existsSync(controlPath(socketPath)));
   const err = await within(lost, 10_000, 'disconnect');
-  t.is(err.code, 'CONNECTION_LOST');
+  // The server may not have read the client's READY yet: then it refuses with REJECT 8.
+  t.true(err.code === 'CONNECTION_LOST' || (err.code === 'HANDSHAKE_REJECTED' && err.details?.reason === 'shutting_down'), err.message);
+  t.true(err.retryable);
 });
 
 test('the idle timeout closes an idle session, but not one with a call in flight', async (t) => {
@@ -283,7 +285,7 @@ test('the idle timeout closes an idle session, but not one with a call in flight
 });
 
 test('max streams per connection: the next stream fails with a retryable TOO_MANY_STREAMS; requests and other connections are unaffected', async (t) => {
-  const srv = await startServer(t, { maxStreamsPerConnection: 2 });
+  const srv = await startServer(t, { maxStreams: 2 });
   const client = await connect(t, srv.socketPath);
   const stops = [new AbortController(), new AbortController()];
   const running = stops.map((ac, k) => consume(client.stream('ticker', { tag: `ms-${k}`, intervalMs: 5 }, { signal: ac.signal })));

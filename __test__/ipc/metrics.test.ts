@@ -68,7 +68,7 @@ test('after traffic every metric family shows it, in all three forms', async (t)
   t.is(metricValue(m, 'lapce_ipc_handshake_failures_total'), 0);
 
   // Prometheus text.
-  const text = await server.metricsRegistry.prometheus();
+  const text = await server.prometheus();
   t.regex(text, /^lapce_ipc_connections_active 1$/m);
   t.regex(text, /^lapce_ipc_request_seconds_count\{method="echo"\} 50$/m);
   t.regex(text, /^lapce_ipc_request_seconds_bucket\{le="0\.1",method="echo"\} \d+$/m);
@@ -96,7 +96,7 @@ test('after traffic every metric family shows it, in all three forms', async (t)
   t.deepEqual([...new Set(info)].sort(), ['connection accepted', 'connection closed', 'lapce-ai-ipc server listening']);
   t.like(
     lines.find((l) => l.msg === 'connection accepted'),
-    { slot: 0, peerPid: process.pid, name: 'metrics-client' },
+    { slot: 0, peerPid: process.pid, clientName: 'metrics-client' },
   );
   t.like(
     lines.find((l) => l.msg === 'connection closed'),

@@ -1,16 +1,46 @@
 /**
  * {@link IpcClient}: connects to an {@link IpcServer}, makes requests and opens streams,
  * many at once on one connection, matched by id.
+ *
+ * The server is not trusted either: a malformed control or data frame, a frame of a kind a
+ * server may not send, or a stream that overruns the window it was granted ends the connection
+ * with a typed error (PROTOCOL_ERROR) and fails every call on it; nothing it sends can throw
+ * out of a callback.
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
-import { IpcError } from '../errors';
-import { ControlType, decodeGoAway, Welcome } from '../protocol/control';
-import { decodeFrame, decodePayload, encodeFrame, Frame, FrameKind, Payload } from '../protocol/frame';
-import type { Channel, ChannelOptions } from '../transport/channel';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_RECONNECT_INITIAL_DELAY_MS,
+  DEFAULT_RECONNECT_MAX_DELAY_MS,
+  DEFAULT_STREAM_WINDOW,
+} from '../defaults';
+import type { StreamWindow } from '../defaults';
+import { HandshakeError, IpcError } from '../errors';
+import { ControlType, decodeGoAway, decodeReject } from '../protocol/control';
+import { rejectName } from '../protocol/reject';
+import type { Welcome } from '../protocol/control';
+import {
+  checkMethod,
+  decodeFrame,
+  decodePayload,
+  encodeCredit,
+  encodeFrame,
+  FRAME_HEADER,
+  FrameKind,
+  isClientKind,
+} from '../protocol/frame';
+import type { Frame, Payload } from '../protocol/frame';
+import type { Channel } from '../transport/channel';
+import { BoundedFifo } from '../util/fifo';
+import type { ControlFrame } from './control-connection';
 import { ControlConnection } from './control-connection';
 import { clientHandshake } from './handshake';
-import { controlPath, defaultSocketPath } from './paths';
+import { channelTuningOption, intOption, stringOption, streamWindowOption } from './options';
+import type { ChannelTuning } from './options';
+import { defaultSocketPath, resolveSocketPath } from './paths';
+
+export type { StreamWindow } from '../defaults';
 
 /** Automatic reconnection: exponential backoff with jitter. */
 export interface ReconnectOptions {
@@ -22,16 +52,22 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-/** Options of {@link IpcClient.connect}. */
+/** Options of {@link IpcClient.connect}. Every option is checked (INVALID_ARGUMENT). */
 export interface IpcClientOptions {
   /** Name sent in HELLO, shown in the server's logs. Default `node-<pid>`. */
   name?: string;
   /** Handshake timeout, ms. Default 2000. */
   handshakeTimeoutMs?: number;
   /** How the client's channel polls and sleeps. */
-  channel?: Pick<ChannelOptions, 'idle' | 'spinMicros' | 'wake' | 'zeroCopy'>;
+  channel?: ChannelTuning;
   /** Reconnect automatically when the connection is lost. Default off. */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * Flow-control window granted to each stream (chunks and payload bytes the server may send
+   * ahead of the consumer). Default 256 chunks, 4 MiB. Override per call with
+   * {@link StreamOptions.window}.
+   */
+  streamWindow?: Partial<StreamWindow>;
 }
 
 /** Options of one call. */
@@ -40,6 +76,12 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Fails the call with TIMEOUT (and cancels it on the server) after this many ms. */
   timeout?: number;
+}
+
+/** Options of one stream. */
+export interface StreamOptions extends CallOptions {
+  /** This stream's window; default the client's `streamWindow`. */
+  window?: Partial<StreamWindow>;
 }
 
 /** A request waiting for its reply; settles once, then releases its timer and listener. */
@@ -69,14 +111,80 @@ class PendingRequest {
   }
 }
 
-type PendingCall = PendingRequest | { kind: 'stream'; onChunk: (v: unknown) => void; onEnd: (e?: IpcError) => void };
-
 interface Connection {
   conn: ControlConnection;
   channel: Channel;
   welcome: Welcome;
   goingAway: boolean;
 }
+
+/**
+ * One stream's receiving side: a bounded queue of chunks and the window bookkeeping. The
+ * server may have at most `window.chunks` chunks outstanding, so the queue never holds more;
+ * credit goes back as the consumer takes chunks, not as they arrive.
+ */
+class StreamCall {
+  readonly kind = 'stream';
+  readonly queue: BoundedFifo<{ value: unknown; size: number }>;
+  private consumedChunks = 0;
+  private consumedBytes = 0;
+  ended = false;
+  failure: IpcError | undefined;
+  waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | null = null;
+  onFinish: (() => void) | null = null;
+
+  constructor(
+    readonly id: number,
+    readonly window: StreamWindow,
+    private readonly grant: (chunks: number, bytes: number) => void,
+  ) {
+    this.queue = new BoundedFifo(window.chunks);
+  }
+
+  /** A chunk arrived; false when it overruns the window (the server broke the protocol). */
+  push(value: unknown, size: number): boolean {
+    if (!this.queue.push({ value, size })) return false;
+    this.wake();
+    return true;
+  }
+
+  /** The consumer took a chunk: return credit once half the window is used. */
+  consumed(size: number): void {
+    if (this.ended) return;
+    this.consumedChunks++;
+    this.consumedBytes += size;
+    if (this.consumedChunks * 2 >= this.window.chunks || this.consumedBytes * 2 >= this.window.bytes) {
+      this.grant(this.consumedChunks, Math.max(1, this.consumedBytes));
+      this.consumedChunks = 0;
+      this.consumedBytes = 0;
+    }
+  }
+
+  finish(err?: IpcError): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.failure = err;
+    this.onFinish?.();
+    this.wake();
+  }
+
+  wake(): void {
+    const w = this.waiter;
+    if (!w) return;
+    const item = this.queue.shift();
+    if (item) {
+      this.waiter = null;
+      this.consumed(item.size);
+      w.resolve({ value: item.value, done: false });
+    } else if (this.ended) {
+      this.waiter = null;
+      if (this.failure) w.reject(this.failure);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+}
+
+type PendingCall = PendingRequest | StreamCall;
 
 /** The IPC client. Events: `disconnect` (err), `reconnect`, `goaway` (message). */
 export class IpcClient extends EventEmitter {
@@ -86,18 +194,50 @@ export class IpcClient extends EventEmitter {
   private nextId = 1;
   private isClosed = false;
   private readonly reconnect: Required<ReconnectOptions> | null;
+  private readonly name: string;
+  private readonly handshakeTimeoutMs: number;
+  private readonly channelTuning: ChannelTuning;
+  private readonly streamWindow: StreamWindow;
+  /** The control socket's path. */
+  readonly controlPath: string;
 
   private constructor(
-    /** The server's socket path. */
+    /** The server's socket path, as given (`P` or `P.ctl`). */
     readonly socketPath: string,
-    private readonly options: IpcClientOptions,
+    options: IpcClientOptions,
   ) {
     super();
+    this.controlPath = resolveSocketPath(socketPath).controlPath;
+    this.name = stringOption('name', options.name, `node-${process.pid}`);
+    this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1);
+    this.channelTuning = channelTuningOption('channel', options.channel);
+    this.streamWindow = streamWindowOption('streamWindow', options.streamWindow, DEFAULT_STREAM_WINDOW);
     const r = options.reconnect;
-    this.reconnect = r ? { initialDelayMs: 50, maxDelayMs: 5000, maxAttempts: Infinity, ...(r === true ? {} : r) } : null;
+    if (r !== undefined && typeof r !== 'boolean' && (typeof r !== 'object' || r === null)) {
+      throw new IpcError('INVALID_ARGUMENT', 'option reconnect must be a boolean or an object');
+    }
+    if (r) {
+      const o = r === true ? {} : r;
+      this.reconnect = {
+        initialDelayMs: intOption('reconnect.initialDelayMs', o.initialDelayMs, DEFAULT_RECONNECT_INITIAL_DELAY_MS, 1, 2 ** 31 - 1),
+        maxDelayMs: intOption('reconnect.maxDelayMs', o.maxDelayMs, DEFAULT_RECONNECT_MAX_DELAY_MS, 1, 2 ** 31 - 1),
+        maxAttempts:
+          o.maxAttempts === undefined || o.maxAttempts === Infinity
+            ? Infinity
+            : intOption('reconnect.maxAttempts', o.maxAttempts, 0, 1, 2 ** 31 - 1),
+      };
+    } else {
+      this.reconnect = null;
+    }
   }
 
-  /** Connects and completes the handshake. */
+  /**
+   * Connects and completes the handshake. `socketPath` may be `P` or `P.ctl`. Fails with
+   * INVALID_ARGUMENT for a bad option or path (too long for a Unix socket, a directory), with a
+   * {@link HandshakeError} when the server refuses (`reason` says why, e.g. `server_full`, and
+   * the message carries the server's), or with CONNECTION_LOST whose `cause` has Node's
+   * `code` (ENOENT, ECONNREFUSED, EACCES), `syscall` and `address`.
+   */
   static async connect(socketPath: string = defaultSocketPath(), options: IpcClientOptions = {}): Promise<IpcClient> {
     const client = new IpcClient(socketPath, options);
     client.connecting = client.establish();
@@ -120,11 +260,11 @@ export class IpcClient extends EventEmitter {
   }
 
   private async establish(): Promise<Connection> {
-    const conn = ControlConnection.connect(controlPath(this.socketPath));
+    const conn = ControlConnection.connect(this.controlPath);
     const { welcome, channel } = await clientHandshake(conn, {
-      name: this.options.name ?? `node-${process.pid}`,
-      timeoutMs: this.options.handshakeTimeoutMs ?? 2000,
-      channel: this.options.channel ?? {},
+      name: this.name,
+      timeoutMs: this.handshakeTimeoutMs,
+      channel: this.channelTuning,
     });
     const c: Connection = { conn, channel, welcome, goingAway: false };
     if (this.isClosed) {
@@ -133,25 +273,63 @@ export class IpcClient extends EventEmitter {
       throw new IpcError('CHANNEL_CLOSED', 'client closed');
     }
     this.current = c;
-    channel.onMessage((msg) => this.onFrame(msg));
-    channel.onClose((err) => this.lost(c, err ?? new IpcError('CONNECTION_LOST', 'server closed the channel', { retryable: true })));
-    conn.onClose((err) =>
+    channel.onMessage((msg) => this.onData(c, msg));
+    channel.onClose((err) => this.lost(c, err ?? new IpcError('CONNECTION_LOST', 'server closed the channel')));
+    conn.onClose((err) => {
+      // Replies the server wrote before hanging up (GOING_AWAY errors, an id-0 ERROR) are
+      // read first, so the calls fail with the server's reason when it gave one.
+      this.drainChannel(c);
       this.lost(
         c,
-        new IpcError('CONNECTION_LOST', err ? `control connection failed: ${err.message}` : 'server closed the connection', {
-          retryable: true,
-          cause: err,
-        }),
-      ),
-    );
-    conn.onFrame((f) => {
-      f.fds?.close();
-      if (f.type === ControlType.GoAway) {
-        c.goingAway = true;
-        this.emit('goaway', decodeGoAway(f.body).message);
-      }
+        err?.code === 'PROTOCOL_ERROR'
+          ? err
+          : new IpcError('CONNECTION_LOST', err ? `control connection failed: ${err.message}` : 'server closed the connection', {
+              cause: err,
+            }),
+      );
     });
+    conn.onFrame((f) => this.onControl(c, f));
     return c;
+  }
+
+  private drainChannel(c: Connection): void {
+    if (c.channel.closed) return;
+    try {
+      (c.channel as unknown as { step(): boolean }).step();
+    } catch {
+      /* the channel's own failure path closes it */
+    }
+  }
+
+  private onControl(c: Connection, f: ControlFrame): void {
+    f.fds?.close();
+    if (f.type === ControlType.Reject) {
+      // The server refused after all (it had not read our READY yet, e.g. shutting down).
+      let err: IpcError;
+      try {
+        const r = decodeReject(f.body);
+        err = new HandshakeError(r.reason, `server rejected the connection (${rejectName(r.reason)}): ${r.message}`, {
+          details: { serverMessage: r.message },
+        });
+      } catch (e) {
+        err = e instanceof IpcError ? e : new IpcError('PROTOCOL_ERROR', String(e));
+      }
+      this.lost(c, err);
+      return;
+    }
+    if (f.type !== ControlType.GoAway) {
+      this.lost(c, new IpcError('PROTOCOL_ERROR', `server sent control frame type ${f.type} after the handshake`));
+      return;
+    }
+    let message: string;
+    try {
+      message = decodeGoAway(f.body).message;
+    } catch (e) {
+      this.lost(c, e instanceof IpcError ? e : new IpcError('PROTOCOL_ERROR', String(e)));
+      return;
+    }
+    c.goingAway = true;
+    this.emit('goaway', message);
   }
 
   private lost(c: Connection, err: IpcError): void {
@@ -164,7 +342,7 @@ export class IpcClient extends EventEmitter {
     this.calls.clear();
     for (const call of calls) {
       if (call.kind === 'request') call.reject(err);
-      else call.onEnd(err);
+      else call.finish(err);
     }
     if (!this.isClosed) this.emit('disconnect', err);
     if (this.reconnect && !this.isClosed) (this.connecting = this.reconnectLoop()).catch(() => undefined); // callers see the failure; never unhandled
@@ -184,10 +362,7 @@ export class IpcClient extends EventEmitter {
       } catch (e) {
         if (attempt + 1 >= r.maxAttempts) {
           this.connecting = null;
-          throw new IpcError('CONNECTION_LOST', `could not reconnect after ${attempt + 1} attempts: ${(e as Error).message}`, {
-            retryable: true,
-            cause: e,
-          });
+          throw new IpcError('CONNECTION_LOST', `could not reconnect after ${attempt + 1} attempts: ${(e as Error).message}`, { cause: e });
         }
       }
     }
@@ -196,8 +371,8 @@ export class IpcClient extends EventEmitter {
   private async connection(): Promise<Connection> {
     if (this.isClosed) throw new IpcError('CHANNEL_CLOSED', 'client closed');
     const c = this.current ?? (this.connecting ? await this.connecting : null);
-    if (!c) throw new IpcError('CONNECTION_LOST', 'not connected to the server', { retryable: true });
-    if (c.goingAway) throw new IpcError('GOING_AWAY', 'server is shutting down', { retryable: true });
+    if (!c) throw new IpcError('CONNECTION_LOST', 'not connected to the server');
+    if (c.goingAway) throw new IpcError('GOING_AWAY', 'server is shutting down');
     return c;
   }
 
@@ -209,13 +384,38 @@ export class IpcClient extends EventEmitter {
     }
   }
 
-  private onFrame(msg: Uint8Array): void {
+  private onData(c: Connection, msg: Uint8Array): void {
+    try {
+      this.dispatch(c, msg);
+    } catch (e) {
+      this.lost(
+        c,
+        e instanceof IpcError ? e : new IpcError('PROTOCOL_ERROR', `cannot handle a frame: ${(e as Error)?.message ?? String(e)}`),
+      );
+    }
+  }
+
+  private dispatch(c: Connection, msg: Uint8Array): void {
     let frame: Frame;
     try {
       frame = decodeFrame(msg);
     } catch (e) {
-      const c = this.current;
-      if (c) this.lost(c, e as IpcError);
+      this.lost(c, e as IpcError);
+      return;
+    }
+    if (isClientKind(frame.kind)) {
+      this.lost(c, new IpcError('PROTOCOL_ERROR', `server sent frame kind ${frame.kind}, which only clients send`));
+      return;
+    }
+    if (frame.id === 0) {
+      // A connection-level error: the server ends the session and says why.
+      let err: IpcError;
+      try {
+        err = IpcError.fromJSON(decodePayload(frame));
+      } catch {
+        err = new IpcError('PROTOCOL_ERROR', 'malformed connection-level error frame');
+      }
+      this.lost(c, err);
       return;
     }
     const call = this.calls.get(frame.id);
@@ -224,26 +424,42 @@ export class IpcClient extends EventEmitter {
       case FrameKind.Response:
         this.calls.delete(frame.id);
         if (call.kind === 'request') this.settle(call, frame);
+        else call.finish(new IpcError('PROTOCOL_ERROR', 'server answered a stream with a RESPONSE'));
         return;
       case FrameKind.StreamChunk:
         if (call.kind === 'stream') {
+          let value: unknown;
           try {
-            call.onChunk(decodePayload(frame));
+            value = decodePayload(frame);
           } catch (e) {
             this.calls.delete(frame.id);
-            call.onEnd(e as IpcError);
+            this.cancelOnServer(c, frame.id);
+            call.finish(e as IpcError);
+            return;
           }
+          if (!call.push(value, msg.length - FRAME_HEADER)) {
+            this.lost(c, new IpcError('PROTOCOL_ERROR', `server overran the window of stream ${frame.id} (${call.window.chunks} chunks)`));
+          }
+        } else {
+          this.calls.delete(frame.id);
+          call.reject(new IpcError('PROTOCOL_ERROR', 'server answered a request with a STREAM_CHUNK'));
         }
         return;
       case FrameKind.StreamEnd:
         this.calls.delete(frame.id);
-        if (call.kind === 'stream') call.onEnd();
+        if (call.kind === 'stream') call.finish();
+        else call.reject(new IpcError('PROTOCOL_ERROR', 'server answered a request with a STREAM_END'));
         return;
       case FrameKind.Error: {
         this.calls.delete(frame.id);
-        const err = errorFromFrame(frame);
+        let err: IpcError;
+        try {
+          err = IpcError.fromJSON(decodePayload(frame));
+        } catch {
+          err = new IpcError('PROTOCOL_ERROR', 'malformed error frame');
+        }
         if (call.kind === 'request') call.reject(err);
-        else call.onEnd(err);
+        else call.finish(err);
         return;
       }
     }
@@ -257,39 +473,73 @@ export class IpcClient extends EventEmitter {
     }
   }
 
+  /** Sends a frame that needs no answer; a failure only means the connection is going. */
+  private sendQuiet(c: Connection, frame: Uint8Array): void {
+    if (c.channel.closed) return;
+    try {
+      if (c.channel.trySend(frame)) return;
+    } catch {
+      return;
+    }
+    c.channel.send(frame).catch(() => undefined);
+  }
+
+  private cancelOnServer(c: Connection, id: number): void {
+    this.sendQuiet(c, encodeFrame(FrameKind.Cancel, id, ''));
+  }
+
   private cancel(c: Connection, id: number): void {
     if (!this.calls.delete(id)) return;
-    c.channel.send(encodeFrame(FrameKind.Cancel, id, '')).catch(() => undefined);
+    this.cancelOnServer(c, id);
   }
 
   /**
-   * Calls `method` with `payload` (bytes as they are, anything else as JSON) and resolves with
-   * the result (a Buffer for bytes, the parsed value for JSON). Fails with a typed
-   * {@link IpcError}: the handler's error, UNKNOWN_METHOD, TIMEOUT, CANCELLED, or a retryable
-   * CONNECTION_LOST within milliseconds of losing the server.
+   * Calls `method` with `payload` (bytes as they are, anything else as JSON; `undefined` is
+   * sent as `null`) and resolves with the result (a Buffer for bytes, the parsed value for
+   * JSON; a handler's `undefined` arrives as `null`). Never throws: it rejects with a typed
+   * {@link IpcError}: INVALID_ARGUMENT for an empty or over-long method name or a payload JSON
+   * cannot encode (checked here, never sent), the handler's error, UNKNOWN_METHOD, TIMEOUT,
+   * CANCELLED, or a retryable CONNECTION_LOST within milliseconds of losing the server.
    */
   request<T = unknown>(method: string, payload?: Payload, options: CallOptions = {}): Promise<T> {
-    if (options.signal?.aborted) return Promise.reject(new IpcError('CANCELLED', 'request cancelled', { cause: options.signal.reason }));
+    let frame: Buffer;
+    try {
+      checkMethod(method);
+      if (options.timeout !== undefined) intOption('timeout', options.timeout, 0, 0, 2 ** 31 - 1);
+      if (options.signal?.aborted) return Promise.reject(new IpcError('CANCELLED', 'request cancelled', { cause: options.signal.reason }));
+      // Encoded before an id is taken: a payload that cannot be encoded fails here, locally.
+      frame = encodeFrame(FrameKind.Request, 0, method, payload ?? null);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     // With a session open (the usual case) the call goes out synchronously, with no extra await.
     const c = this.current;
-    if (c && !c.goingAway && !this.isClosed) return this.call<T>(c, method, payload, options);
-    return this.connection().then((conn) => this.call<T>(conn, method, payload, options));
+    if (c && !c.goingAway && !this.isClosed) return this.call<T>(c, method, frame, options);
+    return this.connection().then((conn) => this.call<T>(conn, method, frame, options));
   }
 
-  private call<T>(c: Connection, method: string, payload: Payload, options: CallOptions): Promise<T> {
-    const id = this.allocId();
-    const frame = encodeFrame(FrameKind.Request, id, method, payload ?? null);
+  private call<T>(c: Connection, method: string, frame: Buffer, options: CallOptions): Promise<T> {
     if (frame.length > c.channel.maxMessage) {
       return Promise.reject(
         new IpcError('MESSAGE_TOO_LARGE', `request of ${frame.length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`),
       );
     }
+    const id = this.allocId();
+    frame.writeUInt32LE(id, 4);
     return new Promise<T>((resolve, reject) => {
       const call = new PendingRequest(resolve as (v: unknown) => void, reject);
       this.calls.set(id, call);
       if (options.signal || options.timeout !== undefined) this.guard(c, id, method, call, options);
       // Without a promise when the ring has room, which is almost always.
-      if (!c.channel.trySend(frame)) {
+      let sent = false;
+      try {
+        sent = c.channel.trySend(frame);
+      } catch (e) {
+        this.calls.delete(id);
+        call.reject(e instanceof IpcError ? e : new IpcError('IO', String(e)));
+        return;
+      }
+      if (!sent) {
         c.channel.send(frame).catch((e: IpcError) => {
           if (this.calls.delete(id)) call.reject(e);
         });
@@ -311,82 +561,87 @@ export class IpcClient extends EventEmitter {
     if (timeout !== undefined) {
       const timer = setTimeout(() => {
         this.cancel(c, id);
-        call.reject(new IpcError('TIMEOUT', `${method} timed out after ${timeout} ms`, { retryable: true }));
+        call.reject(new IpcError('TIMEOUT', `${method} timed out after ${timeout} ms`));
       }, timeout);
       call.cleanups.push(() => clearTimeout(timer));
     }
   }
 
   /**
-   * Opens a stream: iterate the result to receive chunks. Breaking out of the loop (or
-   * aborting `signal`) cancels the stream on the server. Errors arrive as a typed
-   * {@link IpcError} thrown from the loop.
+   * Opens a stream: iterate the result to receive chunks. The server sends ahead at most the
+   * stream's window (`options.window`, else the client's `streamWindow`); more is granted as
+   * the loop takes chunks, so a slow consumer slows the producer instead of filling memory.
+   * Breaking out of the loop (or aborting `signal`) cancels the stream on the server. Errors
+   * arrive as a typed {@link IpcError} thrown from the loop (INVALID_ARGUMENT for a bad method
+   * name, payload or window, before anything is sent).
    */
-  stream<T = unknown>(method: string, payload?: Payload, options: CallOptions = {}): AsyncIterable<T> {
+  stream<T = unknown>(method: string, payload?: Payload, options: StreamOptions = {}): AsyncIterable<T> {
     return { [Symbol.asyncIterator]: () => this.openStream<T>(method, payload, options) };
   }
 
-  private openStream<T>(method: string, payload: Payload, options: CallOptions): AsyncIterator<T> {
-    const queue: T[] = [];
-    let ended = false;
-    let failure: IpcError | undefined;
-    let waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
+  private openStream<T>(method: string, payload: Payload, options: StreamOptions): AsyncIterator<T> {
     let id = 0;
     let conn: Connection | null = null;
-    const wake = (): void => {
-      if (!waiter) return;
-      const w = waiter;
-      waiter = null;
-      if (queue.length) w.resolve({ value: queue.shift() as T, done: false });
-      else if (failure) w.reject(failure);
-      else if (ended) w.resolve({ value: undefined, done: true });
-      else waiter = w;
-    };
-    const finish = (err?: IpcError): void => {
-      if (ended) return;
-      ended = true;
-      failure = err;
-      options.signal?.removeEventListener('abort', onAbort);
-      wake();
-    };
+    let call: StreamCall | null = null;
+    let early: IpcError | undefined;
     const onAbort = (): void => {
-      if (conn) this.cancel(conn, id);
-      finish(new IpcError('CANCELLED', 'stream cancelled', { cause: options.signal?.reason }));
+      if (conn && call && !call.ended) this.cancel(conn, id);
+      call?.finish(new IpcError('CANCELLED', 'stream cancelled', { cause: options.signal?.reason }));
     };
     const opened = (async () => {
+      checkMethod(method);
+      const window = streamWindowOption('window', options.window, this.streamWindow);
+      const open = encodeFrame(FrameKind.StreamOpen, 0, method, payload ?? null);
       if (options.signal?.aborted) throw new IpcError('CANCELLED', 'stream cancelled', { cause: options.signal.reason });
-      conn = await this.connection();
+      const c = await this.connection();
+      if (open.length > c.channel.maxMessage) {
+        throw new IpcError(
+          'MESSAGE_TOO_LARGE',
+          `stream request of ${open.length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`,
+        );
+      }
+      conn = c;
       id = this.allocId();
-      this.calls.set(id, {
-        kind: 'stream',
-        onChunk: (v) => {
-          queue.push(v as T);
-          wake();
-        },
-        onEnd: finish,
+      open.writeUInt32LE(id, 4);
+      const s = new StreamCall(id, window, (chunks, bytes) => {
+        if (this.calls.get(id) === s) this.sendQuiet(c, encodeCredit(id, chunks, bytes));
       });
+      s.onFinish = () => options.signal?.removeEventListener('abort', onAbort);
+      call = s;
+      this.calls.set(id, s);
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      await conn.channel.send(encodeFrame(FrameKind.StreamOpen, id, method, payload ?? null));
-    })().catch((e) => {
-      this.calls.delete(id);
-      finish(e instanceof IpcError ? e : new IpcError('CONNECTION_LOST', (e as Error).message, { retryable: true }));
+      // STREAM_OPEN and the initial window go out together (PLAN §3: the window starts at 0).
+      this.sendQuiet(c, open);
+      this.sendQuiet(c, encodeCredit(id, window.chunks, window.bytes));
+    })().catch((e: unknown) => {
+      if (call) this.calls.delete(id);
+      early = e instanceof IpcError ? e : new IpcError('CONNECTION_LOST', (e as Error).message);
+      call?.finish(early);
     });
     return {
-      next: async () => {
+      next: async (): Promise<IteratorResult<T>> => {
         await opened;
-        if (queue.length) return { value: queue.shift() as T, done: false };
-        if (failure) throw failure;
-        if (ended) return { value: undefined, done: true };
+        const s = call;
+        if (!s) throw early;
+        const item = s.queue.shift();
+        if (item) {
+          s.consumed(item.size);
+          return { value: item.value as T, done: false };
+        }
+        if (s.failure) throw s.failure;
+        if (s.ended) return { value: undefined, done: true };
         return new Promise<IteratorResult<T>>((resolve, reject) => {
-          waiter = { resolve, reject };
+          s.waiter = { resolve: resolve as (r: IteratorResult<unknown>) => void, reject };
         });
       },
-      return: async () => {
+      return: async (): Promise<IteratorResult<T>> => {
         await opened;
-        if (!ended && conn) {
+        const s = call;
+        if (s && !s.ended && conn) {
           this.cancel(conn, id);
-          finish();
+          s.finish();
         }
+        s?.queue.clear();
         return { value: undefined, done: true };
       },
     };
@@ -397,20 +652,16 @@ export class IpcClient extends EventEmitter {
     return this.request('$metrics', { format });
   }
 
+  /** A round trip to the server's built-in `$ping` (a keep-alive; resolves with null). */
+  ping(options: CallOptions = {}): Promise<null> {
+    return this.request<null>('$ping', null, options);
+  }
+
   /** Closes the connection; calls in flight fail with CHANNEL_CLOSED. Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     const c = this.current;
     if (c) this.lost(c, new IpcError('CHANNEL_CLOSED', 'client closed'));
-  }
-}
-
-function errorFromFrame(frame: Frame): IpcError {
-  try {
-    const e = decodePayload(frame) as { code?: string; message?: string; retryable?: boolean; details?: Record<string, unknown> };
-    return new IpcError(e.code ?? 'HANDLER_ERROR', e.message ?? 'unknown error', { retryable: e.retryable === true, details: e.details });
-  } catch {
-    return new IpcError('PROTOCOL_ERROR', 'malformed error frame');
   }
 }

@@ -3,43 +3,80 @@
  * Unix socket, fds attached where the protocol passes them, EOF reported as close.
  *
  * The connection stays open for the whole session; its EOF is how each side learns the other
- * died (kill -9 included), with no heartbeat.
+ * died (kill -9 included), with no heartbeat. Frames that arrive before anyone asks for them
+ * are kept (a handful at most: a peer that sends more during the handshake is malformed), so a
+ * READY and the EOF right behind it, read in one loop, are both seen by whoever looks next.
+ *
+ * `onClose` has one meaning here and on `Channel`: add a callback, run once when the
+ * connection ends (at once, in a microtask, if it already has).
  * @packageDocumentation
  */
 import native = require('../native');
 import type { NativeControlStream, NativeFds, PeerCredentials } from '../../index';
-import { fromNative, IpcError } from '../errors';
-import { ControlFrameReader, ControlType, encodeReject, RejectReason } from '../protocol/control';
+import { WELCOME_FDS } from '../defaults';
+import { fromNative, IpcError, nativeErrno, systemError } from '../errors';
+import { ControlFrameReader, ControlType, encodeReject } from '../protocol/control';
+import { RejectReason } from '../protocol/reject';
 
-/** A received control frame; `fds` are those that arrived with it (caller owns them). */
+/** A received control frame; `fds` are those that arrived with it (the receiver owns them). */
 export interface ControlFrame {
   type: ControlType;
   body: Buffer;
   fds: NativeFds | null;
 }
 
+/** Options of a {@link ControlConnection}. */
+export interface ControlConnectionOptions {
+  /**
+   * Whether this side accepts fds at all: the client does (WELCOME carries them), the server
+   * never does. Fds that are not allowed are closed at once and end the connection as malformed.
+   */
+  acceptFds: boolean;
+}
+
 const READ_SIZE = 8192;
+/** Frames kept for a reader that has not asked yet; more is a peer flooding the handshake. */
+const MAX_QUEUED_FRAMES = 8;
 
 /** See the module comment. */
 export class ControlConnection {
   private readonly reader = new ControlFrameReader();
   private readonly readBuf = Buffer.allocUnsafe(READ_SIZE);
+  private readonly queued: ControlFrame[] = [];
   private frameHandler: ((f: ControlFrame) => void) | null = null;
-  private closeHandler: ((err?: IpcError) => void) | null = null;
+  private waiter: { resolve: (f: ControlFrame) => void; reject: (e: IpcError) => void } | null = null;
+  private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
   private isClosed = false;
+  private closeError: IpcError | undefined;
+  private established = false;
 
-  constructor(private readonly stream: NativeControlStream) {
+  constructor(
+    private readonly stream: NativeControlStream,
+    private readonly options: ControlConnectionOptions,
+  ) {
     stream.watch(() => this.onReadable());
   }
 
-  /** Connects to a listening control socket. */
+  /**
+   * Connects to a listening control socket. Fails with a retryable CONNECTION_LOST (EACCES:
+   * not retryable) whose `cause` is a Node-style system error (`code` ENOENT, ECONNREFUSED,
+   * EACCES…, `syscall: 'connect'`, `address`), also in `details`.
+   */
   static connect(path: string): ControlConnection {
+    let stream: NativeControlStream;
     try {
-      return new ControlConnection(native.NativeControlStream.connect(path));
+      stream = native.NativeControlStream.connect(path);
     } catch (e) {
-      const err = fromNative(e);
-      throw new IpcError('CONNECTION_LOST', `cannot connect to ${path}: ${err.message}`, { retryable: true, cause: e });
+      const errno = nativeErrno(e);
+      const message = fromNative(e).message;
+      if (!errno) throw new IpcError('CONNECTION_LOST', `cannot connect to ${path}: ${message}`, { cause: e });
+      throw new IpcError('CONNECTION_LOST', `cannot connect to ${path}: ${errno} (${message})`, {
+        retryable: errno !== 'EACCES' && errno !== 'EPERM' && errno !== 'ENOTSOCK',
+        cause: systemError(errno, 'connect', path, message),
+        details: { errno, syscall: 'connect', address: path },
+      });
     }
+    return new ControlConnection(stream, { acceptFds: true });
   }
 
   /** The peer's credentials, from the kernel. */
@@ -47,16 +84,55 @@ export class ControlConnection {
     return this.stream.peerCredentials();
   }
 
-  /** Sets the frame handler. */
+  /**
+   * Sets the handler of frames from now on (replacing any); frames that arrived earlier and
+   * were not taken by {@link next} are handed to it first.
+   */
   onFrame(handler: (f: ControlFrame) => void): void {
     this.frameHandler = handler;
+    while (this.queued.length > 0 && this.frameHandler === handler) handler(this.queued.shift() as ControlFrame);
   }
 
-  /** Sets the close handler (called once; `err` when the connection failed rather than ended). */
-  onClose(handler: (err?: IpcError) => void): void {
-    this.closeHandler = handler;
+  /** Adds a callback run once when the connection ends (`err` when it failed rather than ended). */
+  onClose(cb: (err?: IpcError) => void): void {
+    if (this.isClosed) queueMicrotask(() => cb(this.closeError));
+    else this.closeHandlers.push(cb);
   }
 
+  /**
+   * The next frame (one already received, or the next to arrive). Rejects with the close error
+   * (CONNECTION_LOST for a plain EOF) once the connection is closed and nothing is left, or
+   * with `onTimeout()` after `timeoutMs`.
+   */
+  next(timeoutMs: number, onTimeout: () => IpcError): Promise<ControlFrame> {
+    const q = this.queued.shift();
+    if (q) return Promise.resolve(q);
+    if (this.isClosed) return Promise.reject(this.endError());
+    if (this.waiter) return Promise.reject(new IpcError('INVALID_ARGUMENT', 'next() called while another next() waits'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        reject(onTimeout());
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (f) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  /** Marks the handshake done: from now on a malformed frame ends the connection without a REJECT. */
+  markEstablished(): void {
+    this.established = true;
+  }
+
+  /** Whether the connection is closed. */
   get closed(): boolean {
     return this.isClosed;
   }
@@ -67,73 +143,140 @@ export class ControlConnection {
    * the peer stopped reading: the connection is failed rather than buffered without bound.
    */
   send(frame: Buffer, fds?: NativeFds): void {
-    if (this.isClosed) throw new IpcError('CONNECTION_LOST', 'control connection closed', { retryable: true });
+    if (this.isClosed) throw new IpcError('CONNECTION_LOST', 'control connection closed');
     let sent: number;
     try {
       sent = this.stream.send(frame, fds ?? null);
     } catch (e) {
-      const err = new IpcError('CONNECTION_LOST', `control connection lost: ${fromNative(e).message}`, { retryable: true, cause: e });
+      const err = new IpcError('CONNECTION_LOST', `control connection lost: ${fromNative(e).message}`, { cause: e });
       this.close(err);
       throw err;
     }
     if (sent !== frame.length) {
-      const err = new IpcError('CONNECTION_LOST', 'peer is not reading its control socket', { retryable: true });
+      const err = new IpcError('CONNECTION_LOST', 'peer is not reading its control socket');
       this.close(err);
       throw err;
     }
   }
 
+  /** Sends a frame if possible; a peer that is gone is not an error here. */
+  trySend(frame: Buffer): void {
+    if (this.isClosed) return;
+    try {
+      this.send(frame);
+    } catch {
+      /* the peer is gone; its EOF ends the connection */
+    }
+  }
+
   private onReadable(): void {
+    try {
+      this.readAll();
+    } catch (e) {
+      // Nothing a peer sends may throw out of this callback (it runs on the event loop).
+      this.close(e instanceof IpcError ? e : fromNative(e));
+    }
+  }
+
+  private readAll(): void {
     while (!this.isClosed) {
       let n: number;
       try {
         n = this.stream.recv(this.readBuf);
       } catch (e) {
-        this.close(fromNative(e));
+        this.close(new IpcError('CONNECTION_LOST', `control connection failed: ${fromNative(e).message}`, { cause: e }));
         return;
       }
-      if (n < 0) return;
-      if (n === 0) {
-        this.close();
-        return;
-      }
+      // Fds are taken on every read, whatever it returned, so none is left waiting.
       const fds = this.stream.takeFds();
+      if (n < 0) {
+        if (fds) this.malformed(fds, `fds without data on the control socket`);
+        return;
+      }
+      if (n === 0) {
+        if (fds) this.malformed(fds, `fds without data on the control socket`);
+        else this.close();
+        return;
+      }
+      if (fds && (!this.options.acceptFds || fds.count > WELCOME_FDS)) {
+        this.malformed(fds, this.options.acceptFds ? `${fds.count} fds on one frame (at most ${WELCOME_FDS})` : 'fds sent to the server');
+        return;
+      }
       let frames;
       try {
         frames = this.reader.push(this.readBuf.subarray(0, n));
       } catch (e) {
-        fds?.close();
-        // Garbage (a bad length): tell the peer why before hanging up, as the protocol promises.
-        try {
-          this.stream.send(encodeReject({ reason: RejectReason.Malformed, message: (e as Error).message }), null);
-        } catch {
-          /* gone */
-        }
-        this.close(e as IpcError);
+        this.malformed(fds, (e as Error).message);
         return;
       }
-      // Fds ride on the first byte of the frame they were sent with; in this protocol only
-      // WELCOME carries any and nothing else is in flight then, so they go to the first frame
-      // completed by this read (or are closed if none is).
+      // Fds ride on the first byte of the frame they were sent with; only WELCOME may carry
+      // them, and nothing else is in flight then, so they belong to the first frame this read
+      // completed. On any other frame (or with no frame) they are malformed.
       let pending = fds;
       for (const f of frames) {
         if (this.isClosed) break;
         const attached = pending;
         pending = null;
-        this.frameHandler?.({ type: f.type, body: Buffer.from(f.body), fds: attached });
+        if (attached && f.type !== ControlType.Welcome) {
+          this.malformed(attached, `fds attached to control frame type ${f.type}`);
+          return;
+        }
+        this.deliver({ type: f.type, body: Buffer.from(f.body), fds: attached });
       }
-      pending?.close();
+      if (pending) {
+        // Fds whose frame is still incomplete: a WELCOME is 41 bytes and arrives whole.
+        this.malformed(pending, 'fds before a complete control frame');
+        return;
+      }
     }
   }
 
-  /** Closes the socket (the peer sees EOF). Idempotent. */
+  private deliver(f: ControlFrame): void {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve(f);
+    } else if (this.frameHandler) {
+      this.frameHandler(f);
+    } else if (this.queued.length < MAX_QUEUED_FRAMES) {
+      this.queued.push(f);
+    } else {
+      f.fds?.close();
+      this.malformed(null, `more than ${MAX_QUEUED_FRAMES} control frames nobody asked for`);
+    }
+  }
+
+  /**
+   * The peer broke the control protocol: close any fds at once, tell it why (REJECT 6) while
+   * the handshake runs, and end the connection with PROTOCOL_ERROR.
+   */
+  private malformed(fds: NativeFds | null, message: string): void {
+    fds?.close();
+    const err = new IpcError('PROTOCOL_ERROR', `malformed control frame: ${message}`, { details: { reason: 'malformed' } });
+    if (!this.established) this.trySend(encodeReject({ reason: RejectReason.Malformed, message: err.message }));
+    this.close(err);
+  }
+
+  private endError(): IpcError {
+    return this.closeError ?? new IpcError('CONNECTION_LOST', 'peer closed the control socket');
+  }
+
+  /**
+   * Closes the socket (the peer sees EOF), the frames nobody took and their fds. Close
+   * callbacks run after the socket is shut. Idempotent.
+   */
   close(err?: IpcError): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.closeError = err;
     this.stream.close();
-    const h = this.closeHandler;
-    this.closeHandler = null;
-    h?.(err);
+    for (const f of this.queued.splice(0)) f.fds?.close();
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.reject(this.endError());
+    }
+    for (const cb of this.closeHandlers.splice(0)) cb(err);
   }
 
   /** Whether this connection keeps the process alive (default true). */

@@ -1,20 +1,24 @@
 /**
- * The handshake on the control socket, both sides, as small state machines:
+ * The handshake on the control socket (protocol version 2), both sides, as straight-line async
+ * functions:
  *
  * ```
  * client                                   server
- *   HELLO(magic, versions, pid, name) ──▶   check magic, version, SO_PEERCRED uid and pid,
- *                                           take a slot, create rings + doorbells
- *                     ◀── WELCOME(+4 fds)   (or REJECT(reason, text))
- *   map rings, check sizes and seals
+ *   HELLO(magic, versions, pid, name) ──▶   check magic, version, SO_PEERCRED uid (and pid),
+ *                                           take a slot, create rings + doorbell socketpair
+ *                     ◀── WELCOME(+3 fds)   (or REJECT(reason, text))
+ *   check and map the fds (the binding)
  *   READY(slot, generation)           ──▶   session open
  * ```
- * Any failure sends REJECT with a reason and frees whatever that attempt took.
+ * Any failure sends REJECT with a reason (when the peer can still hear it) and frees whatever
+ * that attempt took: slot, fds, mappings. The server's whole handshake, from accept to READY,
+ * runs under one deadline.
  * @packageDocumentation
  */
 import native = require('../native');
 import type { NativeFds } from '../../index';
-import { IpcError } from '../errors';
+import { WELCOME_FDS } from '../defaults';
+import { HandshakeError, IpcError } from '../errors';
 import {
   ControlType,
   decodeHello,
@@ -26,60 +30,23 @@ import {
   encodeReject,
   encodeWelcome,
   FEATURES_NONE,
-  Hello,
   HELLO_MAGIC,
   PROTOCOL_VERSION_MAX,
   PROTOCOL_VERSION_MIN,
-  REJECT_NAMES,
-  RejectReason,
-  Welcome,
 } from '../protocol/control';
-import { Channel, ChannelOptions } from '../transport/channel';
+import type { Hello, Welcome } from '../protocol/control';
+import { RejectReason, rejectName } from '../protocol/reject';
+import { Channel } from '../transport/channel';
+import type { ChannelOptions } from '../transport/channel';
 import type { ControlConnection, ControlFrame } from './control-connection';
-
-/** A handshake failure, with the protocol's reason code. */
-export class HandshakeError extends IpcError {
-  constructor(
-    readonly reason: RejectReason,
-    message: string,
-    retryable = false,
-  ) {
-    super(reason === RejectReason.Timeout ? 'HANDSHAKE_TIMEOUT' : 'HANDSHAKE_REJECTED', message, {
-      retryable,
-      details: { reason: REJECT_NAMES[reason] ?? String(reason) },
-    });
-  }
-
-  /** The reason's readable name. */
-  get reasonName(): string {
-    return REJECT_NAMES[this.reason] ?? 'unknown';
-  }
-}
-
-/** Waits for the next control frame, or fails on close or timeout. */
-function nextFrame(conn: ControlConnection, timeoutMs: number): Promise<ControlFrame> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new HandshakeError(RejectReason.Timeout, `no handshake reply within ${timeoutMs} ms`, true)),
-      timeoutMs,
-    );
-    conn.onFrame((f) => {
-      clearTimeout(timer);
-      conn.onFrame(() => undefined);
-      resolve(f);
-    });
-    conn.onClose((err) => {
-      clearTimeout(timer);
-      reject(err ?? new IpcError('CONNECTION_LOST', 'peer closed the control socket during the handshake', { retryable: true }));
-    });
-  });
-}
 
 /** Server-side settings of a handshake. */
 export interface ServerHandshakeParams {
   timeoutMs: number;
-  allowedUids: number[];
-  capacity: number;
+  allowedUids: readonly number[];
+  /** Compare the HELLO pid with SO_PEERCRED (off for clients in another PID namespace). */
+  checkPid: boolean;
+  ringCapacity: number;
   maxMessage: number;
   maxStreams: number;
   idleTimeoutMs: number;
@@ -89,7 +56,7 @@ export interface ServerHandshakeParams {
   releaseSlot(slot: number): void;
 }
 
-/** What a successful server-side handshake yields. */
+/** What a successful server-side handshake yields (the caller owns the channel). */
 export interface Accepted {
   hello: Hello;
   uid: number;
@@ -98,47 +65,68 @@ export interface Accepted {
   channel: Channel;
 }
 
-/** Runs the server side. On failure, sends REJECT, frees the slot and fds, and throws. */
+function timeoutError(ms: number): () => IpcError {
+  return () => new HandshakeError(RejectReason.Timeout, `no handshake reply within ${ms} ms`);
+}
+
+/** An error the peer sent no REJECT for: a malformed control stream becomes REJECT 6. */
+function asHandshakeError(e: unknown): unknown {
+  if (e instanceof HandshakeError) return e;
+  if (e instanceof IpcError && e.code === 'PROTOCOL_ERROR') return new HandshakeError(RejectReason.Malformed, e.message, { cause: e });
+  return e;
+}
+
+/**
+ * Runs the server side. On failure, sends REJECT (9 for an internal error such as EMFILE),
+ * frees the slot, fds and channel, closes the connection and throws.
+ */
 export async function serverHandshake(conn: ControlConnection, p: ServerHandshakeParams): Promise<Accepted> {
-  const deadline = Date.now() + p.timeoutMs;
+  const deadline = performance.now() + p.timeoutMs;
+  const remaining = (): number => Math.max(1, Math.ceil(deadline - performance.now()));
   let slot: { slot: number; generation: number } | undefined;
   let fds: NativeFds | undefined;
   let channel: Channel | undefined;
   try {
-    const first = await nextFrame(conn, p.timeoutMs).catch((e: IpcError) => {
+    let first: ControlFrame;
+    try {
+      first = await conn.next(remaining(), timeoutError(p.timeoutMs));
+    } catch (e) {
       // Closing before saying anything is what a liveness probe does (a second server checking
       // whether this path is live): not a failed handshake.
-      if (e.code === 'CONNECTION_LOST') throw new IpcError('CONNECTION_LOST', e.message, { details: { beforeHello: true } });
+      if (e instanceof IpcError && e.code === 'CONNECTION_LOST')
+        throw new IpcError('CONNECTION_LOST', e.message, { details: { beforeHello: true } });
       throw e;
-    });
-    first.fds?.close();
+    }
     if (first.type !== ControlType.Hello)
       throw new HandshakeError(RejectReason.Malformed, `expected HELLO, got control frame type ${first.type}`);
-    let hello: Hello;
-    try {
-      hello = decodeHello(first.body);
-    } catch (e) {
-      throw new HandshakeError(RejectReason.Malformed, (e as Error).message);
-    }
+    const hello = decodeHello(first.body);
     if (hello.magic !== HELLO_MAGIC) throw new HandshakeError(RejectReason.BadMagic, `bad magic 0x${hello.magic.toString(16)}`);
     const version = Math.min(hello.maxVersion, PROTOCOL_VERSION_MAX);
     if (version < Math.max(hello.minVersion, PROTOCOL_VERSION_MIN)) {
       throw new HandshakeError(
         RejectReason.NoCommonVersion,
-        `client speaks ${hello.minVersion}..${hello.maxVersion}, server ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION_MAX}`,
+        `client speaks versions ${hello.minVersion}..${hello.maxVersion}; this server speaks version ${PROTOCOL_VERSION_MAX} only`,
       );
     }
     const cred = conn.peerCredentials();
     if (!p.allowedUids.includes(cred.uid)) throw new HandshakeError(RejectReason.UidMismatch, `uid ${cred.uid} is not allowed`);
-    if (cred.pid !== hello.pid)
-      throw new HandshakeError(RejectReason.PidMismatch, `HELLO says pid ${hello.pid}, the socket says ${cred.pid}`);
+    if (p.checkPid && cred.pid !== hello.pid) {
+      throw new HandshakeError(
+        RejectReason.PidMismatch,
+        `HELLO says pid ${hello.pid}, the socket says ${cred.pid} (a client in another PID namespace needs the server option checkPid: false)`,
+      );
+    }
     slot = p.takeSlot();
-    fds = native.createChannelFds(p.capacity);
+    try {
+      fds = native.createChannelFds(p.ringCapacity);
+    } catch (e) {
+      throw new HandshakeError(RejectReason.Internal, `server cannot create the channel: ${(e as Error).message}`, { cause: e });
+    }
     const welcome: Welcome = {
       version,
       slot: slot.slot,
       generation: slot.generation,
-      capacity: p.capacity,
+      capacity: p.ringCapacity,
       maxMessage: p.maxMessage,
       maxStreams: p.maxStreams,
       features: FEATURES_NONE,
@@ -146,36 +134,39 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
       serverPid: process.pid,
     };
     conn.send(encodeWelcome(welcome), fds);
-    channel = new Channel(fds, 'server', { ...p.channel, capacity: p.capacity, maxMessage: p.maxMessage });
-    fds = undefined;
-    const reply = await nextFrame(conn, Math.max(1, deadline - Date.now()));
-    reply.fds?.close();
+    try {
+      channel = new Channel(fds, 'server', { ...p.channel, capacity: p.ringCapacity, maxMessage: p.maxMessage });
+    } catch (e) {
+      throw new HandshakeError(RejectReason.Internal, `server cannot open the channel: ${(e as Error).message}`, { cause: e });
+    }
+    fds = undefined; // the channel owns them now
+    const reply = await conn.next(remaining(), timeoutError(p.timeoutMs));
     if (reply.type === ControlType.Reject) {
       const r = decodeReject(reply.body);
-      throw new HandshakeError(RejectReason.ClientRejected, `client rejected the session: ${r.message}`);
+      throw new HandshakeError(RejectReason.ClientRejected, `client rejected the session (${rejectName(r.reason)}): ${r.message}`);
     }
     if (reply.type !== ControlType.Ready)
       throw new HandshakeError(RejectReason.Malformed, `expected READY, got control frame type ${reply.type}`);
     const ready = decodeReady(reply.body);
-    if (ready.slot !== slot.slot || ready.generation !== slot.generation)
-      throw new HandshakeError(RejectReason.Malformed, 'READY names another slot');
+    if (ready.slot !== slot.slot || ready.generation !== slot.generation) {
+      throw new HandshakeError(
+        RejectReason.Malformed,
+        `READY names slot ${ready.slot} generation ${ready.generation}, WELCOME gave slot ${slot.slot} generation ${slot.generation}`,
+      );
+    }
+    conn.markEstablished();
     return { hello, uid: cred.uid, slot: slot.slot, generation: slot.generation, channel };
   } catch (e) {
     fds?.close();
     channel?.close();
     if (slot) p.releaseSlot(slot.slot);
-    const err =
-      e instanceof HandshakeError
-        ? e
-        : e instanceof IpcError && e.code === 'PROTOCOL_ERROR'
-          ? new HandshakeError(RejectReason.Malformed, e.message)
-          : e;
-    if (err instanceof HandshakeError && !conn.closed && err.reason !== RejectReason.ClientRejected) {
-      try {
-        conn.send(encodeReject({ reason: err.reason, message: err.message }));
-      } catch {
-        /* the peer is gone; nothing more to tell it */
-      }
+    let err = asHandshakeError(e);
+    if (!(err instanceof IpcError)) {
+      // Anything else is our own failure: say so (REJECT 9) rather than hanging up silently.
+      err = new HandshakeError(RejectReason.Internal, `internal error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+    if (err instanceof HandshakeError && err.reasonCode !== RejectReason.ClientRejected) {
+      conn.trySend(encodeReject({ reason: err.reasonCode, message: err.message }));
     }
     conn.close();
     throw err;
@@ -198,6 +189,8 @@ export interface Connected {
 /** Runs the client side. On failure closes everything it took and throws. */
 export async function clientHandshake(conn: ControlConnection, p: ClientHandshakeParams): Promise<Connected> {
   let channel: Channel | undefined;
+  let fds: NativeFds | null = null;
+  let ourDecision = true;
   try {
     conn.send(
       encodeHello({
@@ -209,48 +202,48 @@ export async function clientHandshake(conn: ControlConnection, p: ClientHandshak
         name: p.name,
       }),
     );
-    const reply = await nextFrame(conn, p.timeoutMs);
+    const reply = await conn.next(p.timeoutMs, timeoutError(p.timeoutMs));
+    fds = reply.fds;
     if (reply.type === ControlType.Reject) {
-      reply.fds?.close();
+      ourDecision = false;
       const r = decodeReject(reply.body);
+      throw new HandshakeError(r.reason, `server rejected the connection (${rejectName(r.reason)}): ${r.message}`, {
+        details: { serverMessage: r.message },
+      });
+    }
+    if (reply.type !== ControlType.Welcome)
+      throw new HandshakeError(RejectReason.Malformed, `expected WELCOME, got control frame type ${reply.type}`);
+    const welcome = decodeWelcome(reply.body);
+    if (welcome.version < PROTOCOL_VERSION_MIN || welcome.version > PROTOCOL_VERSION_MAX) {
       throw new HandshakeError(
-        r.reason,
-        `server rejected the connection (${REJECT_NAMES[r.reason] ?? r.reason}): ${r.message}`,
-        r.reason === RejectReason.ServerFull || r.reason === RejectReason.ShuttingDown,
+        RejectReason.NoCommonVersion,
+        `server chose version ${welcome.version}; this client speaks ${PROTOCOL_VERSION_MAX}`,
       );
     }
-    if (reply.type !== ControlType.Welcome) {
-      reply.fds?.close();
-      throw new HandshakeError(RejectReason.Malformed, `expected WELCOME, got control frame type ${reply.type}`);
-    }
-    const welcome = decodeWelcome(reply.body);
-    const fds = reply.fds;
-    if (!fds || fds.count !== 4) {
-      fds?.close();
-      throw new HandshakeError(RejectReason.ClientRejected, `WELCOME carried ${fds?.count ?? 0} fds, expected 4`);
-    }
-    if (welcome.version < PROTOCOL_VERSION_MIN || welcome.version > PROTOCOL_VERSION_MAX) {
-      fds.close();
-      throw new HandshakeError(RejectReason.NoCommonVersion, `server chose version ${welcome.version}`);
+    if (!fds || fds.count !== WELCOME_FDS) {
+      throw new HandshakeError(RejectReason.ClientRejected, `WELCOME carried ${fds?.count ?? 0} fds, expected ${WELCOME_FDS}`);
     }
     try {
-      // Maps both rings after checking they are sealed memfds of the announced size.
-      channel = new Channel(fds, 'client', { ...p.channel, capacity: welcome.capacity, maxMessage: welcome.maxMessage });
+      // The binding checks each fd (sealed memfds of the announced size, distinct rings, a Unix
+      // stream socket as doorbell) before mapping.
+      const taken = fds;
+      fds = null;
+      channel = new Channel(taken, 'client', { ...p.channel, capacity: welcome.capacity, maxMessage: welcome.maxMessage });
     } catch (e) {
-      throw new HandshakeError(RejectReason.ClientRejected, `server's rings are unusable: ${(e as Error).message}`);
+      throw new HandshakeError(RejectReason.ClientRejected, `server's channel is unusable: ${(e as Error).message}`, { cause: e });
     }
     conn.send(encodeReady({ slot: welcome.slot, generation: welcome.generation }));
+    conn.markEstablished();
     return { welcome, channel };
   } catch (e) {
+    fds?.close();
     channel?.close();
-    if (e instanceof HandshakeError && e.reason === RejectReason.ClientRejected && !conn.closed) {
-      try {
-        conn.send(encodeReject({ reason: e.reason, message: e.message }));
-      } catch {
-        /* already gone */
-      }
+    const err = asHandshakeError(e);
+    // Tell the server why we walk away, when it is our decision (it would wait for READY).
+    if (ourDecision && err instanceof HandshakeError && err.reasonCode !== RejectReason.Timeout) {
+      conn.trySend(encodeReject({ reason: err.reasonCode, message: err.message }));
     }
     conn.close();
-    throw e;
+    throw err;
   }
 }

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MAX_SOCKET_PATH_BYTES } from '../defaults';
 import { IpcError } from '../errors';
 
 /**
@@ -17,9 +18,44 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
   return runtime ? path.join(runtime, 'lapce-ai', 'ai.sock') : path.join('/tmp', `lapce-ai-${uid}`, 'ai.sock');
 }
 
-/** The control socket's path for a socket path. */
+/** Suffix of the control socket: the socket path `P` names the control socket `P.ctl`. */
+export const CONTROL_SUFFIX = '.ctl';
+
+/** The control socket's path for a socket path given as `P` or `P.ctl`. */
 export function controlPath(socketPath: string): string {
-  return `${socketPath}.ctl`;
+  return socketPath.endsWith(CONTROL_SUFFIX) ? socketPath : `${socketPath}${CONTROL_SUFFIX}`;
+}
+
+/**
+ * Checks a socket path a user gave (`P` or `P.ctl`, both name the control socket `P.ctl`)
+ * before anything is tried: the control path must fit in `sun_path` (at most
+ * {@link MAX_SOCKET_PATH_BYTES} bytes), and neither spelling may be a directory. Throws
+ * INVALID_ARGUMENT saying which rule the path breaks.
+ */
+export function resolveSocketPath(socketPath: string): { socketPath: string; controlPath: string } {
+  if (typeof socketPath !== 'string' || socketPath.length === 0)
+    throw new IpcError('INVALID_ARGUMENT', 'socket path must be a non-empty string');
+  if (socketPath.includes('\0')) throw new IpcError('INVALID_ARGUMENT', 'socket path must not contain a NUL byte');
+  const ctl = controlPath(socketPath);
+  const bytes = Buffer.byteLength(ctl, 'utf8');
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new IpcError(
+      'INVALID_ARGUMENT',
+      `socket path ${socketPath} is too long: the control socket ${ctl} is ${bytes} bytes, a Unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`,
+      { details: { path: socketPath, bytes, limit: MAX_SOCKET_PATH_BYTES } },
+    );
+  }
+  for (const p of new Set([socketPath, ctl])) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isDirectory())
+      throw new IpcError('INVALID_ARGUMENT', `socket path ${p} is a directory; give a file path such as ${path.join(p, 'ai.sock')}`);
+  }
+  return { socketPath, controlPath: ctl };
 }
 
 /**

@@ -3,40 +3,74 @@
  * client, dispatches calls to handlers, and shuts down gracefully.
  * @packageDocumentation
  */
-import pino, { Logger } from 'pino';
+import * as fs from 'node:fs';
+import pino from 'pino';
+import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import native = require('../native');
 import type { NativeListener } from '../../index';
-import { fromNative, IpcError } from '../errors';
-import { encodeGoAway, encodeReject, REJECT_NAMES, RejectReason } from '../protocol/control';
-import type { ChannelOptions, ChannelStats } from '../transport/channel';
+import {
+  ACCEPT_BACKOFF_MAX_MS,
+  ACCEPT_BACKOFF_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_MESSAGE,
+  DEFAULT_MAX_STREAMS,
+  DEFAULT_REASSEMBLY_BUDGET,
+  DEFAULT_RING_CAPACITY,
+  DEFAULT_SHUTDOWN_DEADLINE_MS,
+} from '../defaults';
+import { fromNative, HandshakeError, IpcError, nativeErrno } from '../errors';
+import { encodeReject } from '../protocol/control';
+import { RejectReason, rejectName } from '../protocol/reject';
+import type { ChannelStats } from '../transport/channel';
 import { ControlConnection } from './control-connection';
-import { HandshakeError, serverHandshake } from './handshake';
+import { serverHandshake } from './handshake';
 import { addStats, ServerMetrics, zeroStats } from './metrics';
-import { controlPath, defaultSocketPath, ensureSocketDir } from './paths';
-import { HandlerEntry, RequestHandler, Session, StreamHandler } from './session';
+import { boolOption, channelTuningOption, intOption, maxMessageOption, ringCapacityOption, stringOption, uidsOption } from './options';
+import type { ChannelTuning } from './options';
+import { defaultSocketPath, ensureSocketDir, resolveSocketPath } from './paths';
+import { Session } from './session';
+import type { HandlerEntry, HandlerOptions, PayloadKind, RequestHandler, SessionHost, StreamHandler } from './session';
 
-/** Options of {@link IpcServer}. */
+/** Options of {@link IpcServer}. Every option is checked by the constructor (INVALID_ARGUMENT). */
 export interface IpcServerOptions {
-  /** Socket path (the control socket is this plus `.ctl`). Default {@link defaultSocketPath}. */
+  /**
+   * Socket path: `P` or `P.ctl` (the control socket is always `P.ctl`). Default
+   * {@link defaultSocketPath}. At most 107 bytes with `.ctl`; a directory is refused.
+   */
   socketPath?: string;
-  /** Ring capacity per direction per connection, bytes (power of two). Default 1 MiB. */
+  /** Ring capacity per direction per connection, bytes (a power of two, 4 KiB to 1 GiB). Default 1 MiB. */
   ringCapacity?: number;
-  /** Largest message either side may send, bytes. Default 16 MiB. */
+  /** Largest message (whole data frame) either side may send, bytes. Default 16 MiB. */
   maxMessage?: number;
   /** Most open sessions. Default 1024. */
   maxConnections?: number;
-  /** Most concurrent streams per connection. Default 64. */
-  maxStreamsPerConnection?: number;
-  /** Handshake timeout, ms. Default 2000. */
+  /** Most concurrent streams per connection (`TOO_MANY_STREAMS` past it). Default 64. */
+  maxStreams?: number;
+  /** Most calls in flight per connection (`TOO_MANY_REQUESTS` past it). Default 1024. */
+  maxInFlight?: number;
+  /** From accept to READY, ms. Default 2000. */
   handshakeTimeoutMs?: number;
-  /** Close sessions with no incoming frame for this long, ms. Default 0 (off). */
+  /** Close sessions with no incoming data frame (and no call in flight) for this long, ms. Default 0 (off). */
   idleTimeoutMs?: number;
+  /** Default deadline of {@link IpcServer.close}, ms. Default 5000. */
+  shutdownDeadlineMs?: number;
   /** Uids allowed to connect. Default: only the server's own. */
   allowedUids?: number[];
+  /**
+   * Compare the pid in HELLO with the kernel's SO_PEERCRED pid. Default true. Set false for
+   * clients in another PID namespace (a Flatpak or otherwise sandboxed editor), where the two
+   * differ; the uid is checked either way.
+   */
+  checkPid?: boolean;
+  /** Process-wide budget for fragment-reassembly memory, bytes. Default 256 MiB. */
+  reassemblyBudget?: number;
   /** How the server's channels poll and sleep. */
-  channel?: Pick<ChannelOptions, 'idle' | 'spinMicros' | 'wake' | 'zeroCopy'>;
-  /** pino logger. Default: pino at `LAPCE_AI_LOG_LEVEL` or `info`, to stderr. */
+  channel?: ChannelTuning;
+  /** pino logger. Default: silent (a library does not write to stderr uninvited). */
   logger?: Logger;
   /** prom-client registry to register metrics on. Default: a new one. */
   registry?: Registry;
@@ -44,7 +78,7 @@ export interface IpcServerOptions {
 
 /** Options of {@link IpcServer.close}. */
 export interface CloseOptions {
-  /** How long in-flight calls may take to finish before they are cancelled, ms. Default 5000. */
+  /** How long in-flight calls may take to finish before they are cancelled, ms. Default `shutdownDeadlineMs`. */
   deadlineMs?: number;
 }
 
@@ -54,59 +88,123 @@ interface Slot {
   reserved: boolean;
 }
 
+interface ResolvedOptions {
+  ringCapacity: number;
+  maxMessage: number;
+  maxConnections: number;
+  maxStreams: number;
+  maxInFlight: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  shutdownDeadlineMs: number;
+  allowedUids: number[];
+  checkPid: boolean;
+  reassemblyBudget: number;
+  channel: ChannelTuning;
+}
+
+const U32 = 0xffff_ffff;
+
+function resolveOptions(o: IpcServerOptions): ResolvedOptions {
+  return {
+    ringCapacity: ringCapacityOption('ringCapacity', o.ringCapacity, DEFAULT_RING_CAPACITY),
+    maxMessage: maxMessageOption('maxMessage', o.maxMessage, DEFAULT_MAX_MESSAGE),
+    maxConnections: intOption('maxConnections', o.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 1 << 20),
+    maxStreams: intOption('maxStreams', o.maxStreams, DEFAULT_MAX_STREAMS, 1, U32),
+    maxInFlight: intOption('maxInFlight', o.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1, U32),
+    handshakeTimeoutMs: intOption('handshakeTimeoutMs', o.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1),
+    idleTimeoutMs: intOption('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0, U32),
+    shutdownDeadlineMs: intOption('shutdownDeadlineMs', o.shutdownDeadlineMs, DEFAULT_SHUTDOWN_DEADLINE_MS, 0, U32),
+    allowedUids: uidsOption('allowedUids', o.allowedUids, [process.getuid?.() ?? 0]),
+    checkPid: boolOption('checkPid', o.checkPid, true),
+    reassemblyBudget: intOption('reassemblyBudget', o.reassemblyBudget, DEFAULT_REASSEMBLY_BUDGET, 0, Number.MAX_SAFE_INTEGER),
+    channel: channelTuningOption('channel', o.channel),
+  };
+}
+
 /** The IPC server. Register handlers, then {@link IpcServer.listen}. */
 export class IpcServer {
-  /** The socket path (the control socket is `${socketPath}.ctl`). */
+  /** The socket path as the user gave it (`P` or `P.ctl`). */
   readonly socketPath: string;
-  readonly metricsRegistry: ServerMetrics;
-  private readonly opts: Required<Omit<IpcServerOptions, 'socketPath' | 'logger' | 'registry' | 'channel'>> & { channel: ChannelOptions };
+  /** The control socket's path (`P.ctl`). */
+  readonly controlPath: string;
+  private readonly stats: ServerMetrics;
+  private readonly opts: ResolvedOptions;
   private readonly logger: Logger;
   private readonly handlers = new Map<string, HandlerEntry>();
   private readonly slots: Slot[] = [];
   private readonly freeSlots: number[] = [];
-  /** Open sessions, with their control connection and how to end them. */
-  private readonly sessions = new Map<Session, { conn: ControlConnection; end: (why: string) => void }>();
+  private readonly sessions = new Set<Session>();
   private readonly pending = new Set<ControlConnection>();
   private readonly closedTraffic: ChannelStats = zeroStats();
+  private readonly host: SessionHost;
   private listener: NativeListener | null = null;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
   private idleTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
+  /** A spare fd, given up to accept (and refuse) a connection when the process is out of fds. */
+  private reserveFd = -1;
+  private acceptTrouble: { since: number; failures: number } | null = null;
+  private acceptTimer: NodeJS.Timeout | null = null;
 
+  /** @throws IpcError INVALID_ARGUMENT for an invalid option. */
   constructor(options: IpcServerOptions = {}) {
-    this.socketPath = options.socketPath ?? defaultSocketPath();
-    this.opts = {
-      ringCapacity: options.ringCapacity ?? 1 << 20,
-      maxMessage: options.maxMessage ?? 16 << 20,
-      maxConnections: options.maxConnections ?? 1024,
-      maxStreamsPerConnection: options.maxStreamsPerConnection ?? 64,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
-      idleTimeoutMs: options.idleTimeoutMs ?? 0,
-      allowedUids: options.allowedUids ?? [process.getuid?.() ?? 0],
-      channel: options.channel ?? {},
+    const given = stringOption('socketPath', options.socketPath, defaultSocketPath());
+    const paths = resolveSocketPath(given);
+    this.socketPath = given;
+    this.controlPath = paths.controlPath;
+    this.opts = resolveOptions(options);
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.stats = new ServerMetrics({ traffic: () => this.traffic() }, options.registry);
+    const server = this;
+    this.host = {
+      handlers: this.handlers,
+      metrics: this.stats,
+      logger: this.logger,
+      maxStreams: this.opts.maxStreams,
+      maxInFlight: this.opts.maxInFlight,
+      trackActivity: this.opts.idleTimeoutMs > 0,
+      get goingAway() {
+        return server.state !== 'listening';
+      },
+      sessionEnded: (s, reason, err) => this.sessionEnded(s, reason, err),
     };
-    this.logger = options.logger ?? pino({ level: process.env.LAPCE_AI_LOG_LEVEL ?? 'info' }, pino.destination(2));
-    this.metricsRegistry = new ServerMetrics({ traffic: () => this.traffic() }, options.registry);
-    this.handle('$metrics', async (req: { format?: string } | null) =>
-      req?.format === 'prometheus' ? { text: await this.metricsRegistry.prometheus() } : this.metrics(),
+    this.handle(
+      '$metrics',
+      async (req: { format?: unknown } | null) => {
+        const format = req?.format ?? 'json';
+        if (format === 'prometheus') return { text: await this.prometheus() };
+        if (format === 'json') return this.metrics();
+        throw new IpcError('BAD_PAYLOAD', `$metrics format must be "json" or "prometheus", got ${JSON.stringify(format).slice(0, 40)}`);
+      },
+      { payload: 'json' },
     );
+    this.handle('$ping', () => null);
   }
 
-  /** Registers a request/response handler for `method`. */
-  handle(method: string, fn: RequestHandler): this {
-    this.handlers.set(method, { kind: 'request', fn });
+  /**
+   * Registers a request/response handler for `method`. What it returns is the reply: bytes
+   * (`Uint8Array`) as they are, anything else as JSON (`undefined` arrives as `null`).
+   */
+  handle(method: string, fn: RequestHandler, options: HandlerOptions = {}): this {
+    this.handlers.set(method, { kind: 'request', fn, payload: payloadOption(options) });
     return this;
   }
 
   /** Registers a streaming handler (an async generator) for `method`. */
-  handleStream(method: string, fn: StreamHandler): this {
-    this.handlers.set(method, { kind: 'stream', fn });
+  handleStream(method: string, fn: StreamHandler, options: HandlerOptions = {}): this {
+    this.handlers.set(method, { kind: 'stream', fn, payload: payloadOption(options) });
     return this;
   }
 
   /** The prom-client registry holding the server's metrics (add your own to it). */
   get registry(): Registry {
-    return this.metricsRegistry.registry;
+    return this.stats.registry;
+  }
+
+  /** The metrics in Prometheus text exposition. */
+  prometheus(): Promise<string> {
+    return this.stats.prometheus();
   }
 
   /**
@@ -115,24 +213,28 @@ export class IpcServer {
    */
   async listen(): Promise<void> {
     if (this.state !== 'new') throw new IpcError('INVALID_ARGUMENT', 'listen() was already called');
-    ensureSocketDir(this.socketPath, this.socketPath === defaultSocketPath());
-    const path = controlPath(this.socketPath);
+    const path = this.controlPath;
+    ensureSocketDir(path, this.socketPath === defaultSocketPath());
     try {
       this.listener = native.NativeListener.bind(path);
     } catch (e) {
       const err = fromNative(e);
       if (err.code === 'ADDRESS_IN_USE') {
-        throw new IpcError('ADDRESS_IN_USE', `another lapce-ai-ipc server is already listening on ${path}`, { cause: e });
+        throw new IpcError('ADDRESS_IN_USE', `another lapce-ai-ipc server is already listening on ${this.socketPath}`, { cause: e });
       }
       throw err;
     }
+    this.openReserveFd();
     this.listener.watch(() => this.onAcceptable());
     this.state = 'listening';
     if (this.opts.idleTimeoutMs > 0) {
       this.idleTimer = setInterval(() => this.reapIdle(), Math.max(10, Math.min(this.opts.idleTimeoutMs / 4, 1000)));
       this.idleTimer.unref();
     }
-    this.logger.info({ socket: path, maxConnections: this.opts.maxConnections }, 'lapce-ai-ipc server listening');
+    this.logger.info(
+      { socket: this.socketPath, controlSocket: path, maxConnections: this.opts.maxConnections },
+      'lapce-ai-ipc server listening',
+    );
   }
 
   /** Open sessions. */
@@ -140,17 +242,34 @@ export class IpcServer {
     return this.sessions.size;
   }
 
+  private openReserveFd(): void {
+    if (this.reserveFd >= 0) return;
+    try {
+      this.reserveFd = fs.openSync('/dev/null', 'r');
+    } catch {
+      this.reserveFd = -1;
+    }
+  }
+
   private onAcceptable(): void {
+    if (this.acceptTimer) return;
     for (;;) {
       let stream;
       try {
         stream = this.listener?.accept();
       } catch (e) {
-        this.logger.warn({ err: fromNative(e).message }, 'accept failed');
+        this.acceptFailed(e);
         return;
       }
-      if (!stream) return;
-      const conn = new ControlConnection(stream);
+      if (!stream) break;
+      let conn: ControlConnection;
+      try {
+        conn = new ControlConnection(stream, { acceptFds: false });
+      } catch (e) {
+        stream.close();
+        this.acceptFailed(e);
+        return;
+      }
       if (this.state !== 'listening') {
         this.refuse(conn, RejectReason.ShuttingDown, 'server is shutting down');
       } else if (this.sessions.size + this.pending.size >= this.opts.maxConnections) {
@@ -159,55 +278,130 @@ export class IpcServer {
         this.startHandshake(conn);
       }
     }
+    if (this.acceptTrouble) {
+      this.logger.warn({ failures: this.acceptTrouble.failures, ms: Date.now() - this.acceptTrouble.since }, 'accepting connections again');
+      this.acceptTrouble = null;
+    }
+  }
+
+  /**
+   * accept() failed (EMFILE/ENFILE at the fd limit, most likely). The waiting connection keeps
+   * the socket readable, so returning would spin: the reserve fd is given up to take it off the
+   * queue with a REJECT 9, and accepting pauses with backoff. Logged once per episode.
+   */
+  private acceptFailed(e: unknown): void {
+    const errno = nativeErrno(e) ?? fromNative(e).code;
+    const first = this.acceptTrouble === null;
+    if (first) this.acceptTrouble = { since: Date.now(), failures: 0 };
+    const trouble = this.acceptTrouble as { since: number; failures: number };
+    trouble.failures++;
+    if (first) this.logger.error({ err: e instanceof Error ? e : new Error(String(e)), errno }, 'accept failed; pausing accepts');
+    if (this.reserveFd >= 0 && (errno === 'EMFILE' || errno === 'ENFILE')) {
+      try {
+        fs.closeSync(this.reserveFd);
+      } catch {
+        /* already gone */
+      }
+      this.reserveFd = -1;
+      try {
+        const stream = this.listener?.accept();
+        if (stream) {
+          const conn = new ControlConnection(stream, { acceptFds: false });
+          this.refuse(conn, RejectReason.Internal, `server is out of file descriptors (${errno}); try again later`);
+        }
+      } catch {
+        /* still out of fds */
+      }
+      this.openReserveFd();
+    }
+    const delay = Math.min(ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MS * 2 ** Math.min(10, trouble.failures - 1));
+    this.acceptTimer = setTimeout(() => {
+      this.acceptTimer = null;
+      if (this.state === 'listening') this.onAcceptable();
+    }, delay);
+    this.acceptTimer.unref();
   }
 
   private refuse(conn: ControlConnection, reason: RejectReason, message: string): void {
-    const name = REJECT_NAMES[reason];
-    this.metricsRegistry.connectionsRejected.inc({ reason: name });
-    this.metricsRegistry.handshakeFailures.inc({ reason: name });
+    const name = rejectName(reason);
+    this.stats.connectionsRejected.inc({ reason: name });
+    this.stats.handshakeFailures.inc({ reason: name });
     this.logger.warn({ reason: name }, message);
-    try {
-      conn.send(encodeReject({ reason, message }));
-    } catch {
-      /* already gone */
-    }
+    conn.trySend(encodeReject({ reason, message }));
     conn.close();
   }
 
-  private async startHandshake(conn: ControlConnection): Promise<void> {
+  private startHandshake(conn: ControlConnection): void {
     const started = performance.now();
     this.pending.add(conn);
-    try {
-      const acc = await serverHandshake(conn, {
-        timeoutMs: this.opts.handshakeTimeoutMs,
-        allowedUids: this.opts.allowedUids,
-        capacity: this.opts.ringCapacity,
-        maxMessage: this.opts.maxMessage,
-        maxStreams: this.opts.maxStreamsPerConnection,
-        idleTimeoutMs: this.opts.idleTimeoutMs,
-        channel: this.opts.channel,
-        takeSlot: () => this.takeSlot(),
-        releaseSlot: (slot) => this.releaseSlot(slot),
-      });
-      this.pending.delete(conn);
-      this.metricsRegistry.handshakes.inc();
-      this.metricsRegistry.handshakeSeconds.observe((performance.now() - started) / 1000);
-      this.open(conn, acc.slot, acc.generation, acc.hello.pid, acc.uid, acc.hello.name, acc.channel);
-    } catch (e) {
-      this.pending.delete(conn);
-      if (e instanceof IpcError && e.details?.beforeHello) {
-        this.logger.debug('connection closed before HELLO (a liveness probe?)');
-        return;
-      }
-      const reason = e instanceof HandshakeError ? e.reasonName : 'connection_lost';
-      this.metricsRegistry.handshakeFailures.inc({ reason });
-      this.logger.warn({ reason, err: (e as Error).message }, 'handshake failed');
+    serverHandshake(conn, {
+      timeoutMs: this.opts.handshakeTimeoutMs,
+      allowedUids: this.opts.allowedUids,
+      checkPid: this.opts.checkPid,
+      ringCapacity: this.opts.ringCapacity,
+      maxMessage: this.opts.maxMessage,
+      maxStreams: this.opts.maxStreams,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      channel: this.opts.channel,
+      takeSlot: () => this.takeSlot(),
+      releaseSlot: (slot) => this.releaseSlot(slot),
+    }).then(
+      (acc) => {
+        this.pending.delete(conn);
+        if (this.state !== 'listening') {
+          acc.channel.close();
+          this.releaseSlot(acc.slot);
+          conn.close();
+          return;
+        }
+        this.stats.handshakes.inc();
+        this.stats.handshakeSeconds.observe((performance.now() - started) / 1000);
+        const session = new Session(
+          { slot: acc.slot, generation: acc.generation, pid: acc.hello.pid, uid: acc.uid, name: acc.hello.name },
+          conn,
+          acc.channel,
+          this.host,
+        );
+        this.slots[acc.slot].session = session;
+        this.sessions.add(session);
+        this.stats.connectionsTotal.inc();
+        this.stats.connectionsActive.inc();
+        this.logger.info(
+          { slot: acc.slot, generation: acc.generation, peerPid: acc.hello.pid, clientName: acc.hello.name },
+          'connection accepted',
+        );
+      },
+      (e: unknown) => {
+        this.pending.delete(conn);
+        if (e instanceof IpcError && e.details?.beforeHello) {
+          this.logger.debug('connection closed before HELLO (a liveness probe?)');
+          return;
+        }
+        const reason = e instanceof HandshakeError ? e.reason : 'connection_lost';
+        this.stats.handshakeFailures.inc({ reason });
+        this.logger.warn({ reason, err: e instanceof Error ? e : new Error(String(e)) }, 'handshake failed');
+      },
+    );
+  }
+
+  private sessionEnded(session: Session, reason: string, err: IpcError | undefined): void {
+    if (!this.sessions.delete(session)) return;
+    addStats(this.closedTraffic, session.channel.stats());
+    this.releaseSlot(session.peer.slot);
+    this.stats.connectionsActive.dec();
+    const { slot, generation, pid } = session.peer;
+    if (err && err.code !== 'CHANNEL_CLOSED' && err.code !== 'CONNECTION_LOST') {
+      this.logger.warn({ slot, generation, peerPid: pid, reason, err }, 'connection closed');
+    } else {
+      this.logger.info({ slot, generation, peerPid: pid, reason }, 'connection closed');
     }
   }
 
   private takeSlot(): { slot: number; generation: number } {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
+      if (this.slots.length >= this.opts.maxConnections)
+        throw new HandshakeError(RejectReason.ServerFull, `server is full (${this.opts.maxConnections} connections)`);
       slot = this.slots.length;
       this.slots.push({ generation: 0, session: null, reserved: false });
     }
@@ -225,72 +419,34 @@ export class IpcServer {
     this.freeSlots.push(slot);
   }
 
-  private open(
-    conn: ControlConnection,
-    slot: number,
-    generation: number,
-    pid: number,
-    uid: number,
-    name: string,
-    channel: Session['channel'],
-  ): void {
-    const session = new Session({ slot, generation, pid, uid, name }, channel, {
-      handlers: this.handlers,
-      metrics: this.metricsRegistry,
-      logger: this.logger,
-      maxStreams: this.opts.maxStreamsPerConnection,
-      trackActivity: this.opts.idleTimeoutMs > 0,
-    });
-    this.slots[slot].session = session;
-    this.sessions.set(session, { conn, end: (why) => end(why) });
-    this.metricsRegistry.connectionsTotal.inc();
-    this.metricsRegistry.connectionsActive.inc();
-    this.logger.info({ slot, generation, peerPid: pid, name }, 'connection accepted');
-    let ended = false;
-    const end = (why: string, err?: IpcError): void => {
-      if (ended) return;
-      ended = true;
-      addStats(this.closedTraffic, channel.stats());
-      session.end(new IpcError('CONNECTION_LOST', why, { retryable: true }));
-      conn.close();
-      this.sessions.delete(session);
-      this.releaseSlot(slot);
-      this.metricsRegistry.connectionsActive.dec();
-      this.logger.info({ slot, generation, peerPid: pid, reason: why, err: err?.message }, 'connection closed');
-    };
-    // The control socket's EOF is how a dead client (kill -9 included) is noticed.
-    conn.onClose((err) => end('client closed the control socket', err));
-    conn.onFrame((f) => {
-      f.fds?.close();
-      this.logger.debug({ slot, type: f.type }, 'unexpected control frame after handshake');
-    });
-    channel.onClose((err) => end(err ? `channel failed: ${err.message}` : 'client closed the channel', err));
-  }
-
   private reapIdle(): void {
     const cutoff = Date.now() - this.opts.idleTimeoutMs;
-    for (const [s, { end }] of this.sessions) {
-      if (s.inFlight === 0 && s.lastActivity < cutoff) end(`idle for ${this.opts.idleTimeoutMs} ms`);
+    for (const s of [...this.sessions]) {
+      if (s.inFlight === 0 && s.lastActivity < cutoff) s.end(`idle for ${this.opts.idleTimeoutMs} ms`, { goAway: 'idle timeout' });
     }
   }
 
   private traffic(): ChannelStats {
     const t = { ...this.closedTraffic };
-    for (const s of this.sessions.keys()) addStats(t, s.channel.stats());
+    for (const s of this.sessions) addStats(t, s.channel.stats());
     return t;
   }
 
   /** A JSON snapshot of every metric (prom-client's JSON form). */
   metrics(): Promise<unknown> {
-    return this.metricsRegistry.registry.getMetricsAsJSON();
+    return this.stats.registry.getMetricsAsJSON();
   }
 
   /**
-   * Shuts down gracefully: stops accepting, sends GOAWAY, lets calls in flight finish within
-   * `deadlineMs`, cancels what is left, closes every session and removes the socket file.
+   * Shuts down gracefully: stops accepting and removes the socket file at once (new clients
+   * get ENOENT), sends GOAWAY, answers new calls with GOING_AWAY, lets calls in flight finish
+   * within `deadlineMs`, fails what is left with GOING_AWAY and closes every session.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (!this.closing) this.closing = this.doClose(options.deadlineMs ?? 5000);
+    if (!this.closing) {
+      const deadlineMs = intOption('deadlineMs', options.deadlineMs, this.opts.shutdownDeadlineMs, 0, U32);
+      this.closing = this.doClose(deadlineMs);
+    }
     return this.closing;
   }
 
@@ -303,24 +459,36 @@ export class IpcServer {
     this.listener?.close(true);
     this.listener = null;
     if (this.idleTimer) clearInterval(this.idleTimer);
-    for (const conn of this.pending) conn.close();
-    const live = [...this.sessions];
-    for (const [, { conn }] of live) {
+    if (this.acceptTimer) clearTimeout(this.acceptTimer);
+    if (this.reserveFd >= 0) {
       try {
-        conn.send(encodeGoAway({ deadlineMs, message: 'server shutting down' }));
+        fs.closeSync(this.reserveFd);
       } catch {
-        /* that client is gone already */
+        /* gone */
       }
+      this.reserveFd = -1;
     }
+    for (const conn of this.pending) {
+      conn.trySend(encodeReject({ reason: RejectReason.ShuttingDown, message: 'server is shutting down' }));
+      conn.close();
+    }
+    const live = [...this.sessions];
+    for (const s of live) s.goAway(deadlineMs, 'server shutting down');
     this.logger.info({ sessions: live.length, deadlineMs }, 'shutting down');
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(live.map(([s]) => s.drained())), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    await Promise.race([Promise.all(live.map((s) => s.drained())), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
     clearTimeout(timer);
-    for (const [s] of live) s.abortAll(new IpcError('GOING_AWAY', 'server shut down before the call finished', { retryable: true }));
-    // Give aborted handlers a turn to send their errors before the channels close.
-    await new Promise((r) => setImmediate(r));
-    for (const [, { end }] of live) end('server shut down');
+    const goingAway = new IpcError('GOING_AWAY', 'server shut down before the call finished');
+    for (const s of live) s.abortAll(goingAway);
+    for (const s of live) s.end('server shut down', { abortWith: goingAway });
     this.state = 'closed';
     this.logger.info('server closed');
   }
+}
+
+function payloadOption(options: HandlerOptions): PayloadKind {
+  const p = options.payload ?? 'any';
+  if (p !== 'json' && p !== 'bytes' && p !== 'any')
+    throw new IpcError('INVALID_ARGUMENT', `option payload must be json, bytes or any, got ${String(p)}`);
+  return p;
 }

@@ -1,14 +1,34 @@
 /**
- * A server-side session: one client's open channel and the calls running on it.
+ * A server-side session: one client's open channel and control connection, and the calls
+ * running on it. The session is the one owner of its end: the control socket's EOF, a failed
+ * channel, a malformed frame, a corrupt ring, the idle timeout and shutdown all go through
+ * {@link Session.end}, which aborts the calls, tells the client why (an ERROR frame with id 0
+ * when the ring has room), sets the ring's `closed` word, closes the control socket and hands
+ * the slot back, once.
  *
- * The data path reads straight through: a frame comes off the ring ({@link Session.onFrame}),
- * is decoded and dispatched by kind, the handler runs, and its result goes back as frames.
+ * The data path reads straight through: a frame comes off the ring, is decoded and dispatched
+ * by kind, the handler runs, and its result goes back as frames. Nothing a peer sends can throw
+ * out of it: every callback and promise chain ends in a handler that ends only this session.
  * @packageDocumentation
  */
 import type { Logger } from 'pino';
-import { IpcError } from '../errors';
-import { decodeFrame, decodePayload, encodeFrame, Frame, FrameKind, Payload } from '../protocol/frame';
+import { BACKLOG_PAUSE_RINGS, BACKLOG_RESUME_RINGS, MAX_STREAM_WINDOW, SESSION_TURN_MESSAGES, SESSION_TURN_MS } from '../defaults';
+import { IpcError, toIpcError } from '../errors';
+import { encodeGoAway } from '../protocol/control';
+import {
+  CREDIT_PAYLOAD,
+  decodeCredit,
+  decodeFrame,
+  decodePayload,
+  encodeFrame,
+  FLAG_JSON,
+  FRAME_HEADER,
+  FrameKind,
+  isClientKind,
+} from '../protocol/frame';
+import type { Frame, Payload } from '../protocol/frame';
 import type { Channel } from '../transport/channel';
+import type { ControlConnection, ControlFrame } from './control-connection';
 import type { ServerMetrics } from './metrics';
 
 /** What a handler learns about the call it serves. */
@@ -32,23 +52,72 @@ export interface PeerInfo {
   name: string;
 }
 
-/** A request/response handler. Return bytes (`Uint8Array`) or any JSON value. */
+/**
+ * A request/response handler. Return bytes (`Uint8Array`) or any JSON value; `undefined`
+ * arrives at the client as JSON `null`.
+ */
 export type RequestHandler = (payload: any, ctx: HandlerContext) => Payload | Promise<Payload>;
 /** A streaming handler: each yielded value is one chunk (bytes or JSON). */
 export type StreamHandler = (payload: any, ctx: HandlerContext) => AsyncIterable<Payload>;
 
+/**
+ * What payload a method takes: `json` answers bytes with BAD_PAYLOAD ("method X takes JSON,
+ * got bytes") before the handler runs, `bytes` the reverse, `any` (default) passes either.
+ */
+export type PayloadKind = 'json' | 'bytes' | 'any';
+
+/** Options of a handler registration. */
+export interface HandlerOptions {
+  /** See {@link PayloadKind}. Default `any`. */
+  payload?: PayloadKind;
+}
+
 /** @internal */
-export type HandlerEntry = { kind: 'request'; fn: RequestHandler } | { kind: 'stream'; fn: StreamHandler };
+export type HandlerEntry =
+  { kind: 'request'; fn: RequestHandler; payload: PayloadKind } | { kind: 'stream'; fn: StreamHandler; payload: PayloadKind };
 
 /** @internal What a session needs from its server. */
 export interface SessionHost {
-  handlers: Map<string, HandlerEntry>;
-  metrics: ServerMetrics;
-  logger: Logger;
-  maxStreams: number;
+  readonly handlers: Map<string, HandlerEntry>;
+  readonly metrics: ServerMetrics;
+  readonly logger: Logger;
+  readonly maxStreams: number;
+  readonly maxInFlight: number;
   /** Whether sessions track their last activity (only an idle timeout needs it). */
-  trackActivity: boolean;
+  readonly trackActivity: boolean;
+  /** True once the server sent GOAWAY: new calls get GOING_AWAY. */
+  readonly goingAway: boolean;
+  /** Called once, after the session has released its channel and control connection. */
+  sessionEnded(session: Session, reason: string, err: IpcError | undefined): void;
 }
+
+/** How a session ends. */
+export interface EndOptions {
+  /** Sent to the client as an ERROR frame with id 0 before closing (when the ring has room). */
+  wire?: IpcError;
+  /** Sent as GOAWAY on the control socket before closing (the idle timeout). */
+  goAway?: string;
+  /** What the handlers' signals abort with. Default CONNECTION_LOST. */
+  abortWith?: IpcError;
+  /** The error that ended it, for the log. */
+  err?: IpcError;
+}
+
+let turnCounter = 0;
+let turnScheduled = false;
+/** An id of the current event-loop turn (bumped by one immediate per busy turn). */
+function currentTurn(): number {
+  if (!turnScheduled) {
+    turnScheduled = true;
+    setImmediate(() => {
+      turnCounter++;
+      turnScheduled = false;
+    });
+  }
+  return turnCounter;
+}
+
+const CANCELLED = (): IpcError => new IpcError('CANCELLED', 'cancelled by the client');
 
 /**
  * One call in flight. The AbortController is made only when a handler reads `ctx.signal`:
@@ -58,6 +127,12 @@ class Call implements HandlerContext {
   private controller: AbortController | null = null;
   private abortReason: IpcError | null = null;
   readonly started = performance.now();
+  /** The terminal frame was sent (or the session ended): the id is free, results are dropped. */
+  done = false;
+  /** Stream window left (PLAN §3): starts at zero, the client grants it. */
+  chunks = 0;
+  bytes = 0;
+  private creditWaiter: (() => void) | null = null;
 
   constructor(
     readonly method: string,
@@ -82,47 +157,151 @@ class Call implements HandlerContext {
     if (this.abortReason) return;
     this.abortReason = reason;
     this.controller?.abort(reason);
+    this.wakeCredit();
   }
 
   /** The error to report for an abort or a thrown value. */
   toError(e: unknown): IpcError {
     return this.abortReason ?? toIpcError(e);
   }
+
+  grant(chunks: number, bytes: number): void {
+    this.chunks = Math.min(MAX_STREAM_WINDOW, this.chunks + chunks);
+    this.bytes = Math.min(MAX_STREAM_WINDOW, this.bytes + bytes);
+    this.wakeCredit();
+  }
+
+  get hasCredit(): boolean {
+    return this.chunks >= 1 && this.bytes >= 1;
+  }
+
+  /** Resolves when credit arrives or the call is aborted or done. */
+  waitCredit(): Promise<void> {
+    return new Promise((resolve) => (this.creditWaiter = resolve));
+  }
+
+  wakeCredit(): void {
+    const w = this.creditWaiter;
+    this.creditWaiter = null;
+    w?.();
+  }
 }
 
 /** @internal */
 export class Session {
+  /** Ids in use: from REQUEST/STREAM_OPEN until the terminal frame (PLAN §4). */
   private readonly calls = new Map<number, Call>();
+  /** Handlers running (a cancelled one counts until it returns: it still holds resources). */
+  private running = 0;
   private streams = 0;
   private ended = false;
   private drainWaiters: Array<() => void> = [];
-  /** Time of the last frame received, for the idle timeout. */
+  /** Bytes of replies waiting for ring space (PLAN §8). */
+  private backlog = 0;
+  private paused = false;
+  private turn = -1;
+  private turnMessages = 0;
+  private turnStarted = 0;
+  private reading = true;
+  private turnTimer: NodeJS.Immediate | null = null;
+  private readonly onMessage = (msg: Uint8Array): void => this.onData(msg);
+  /** Time of the last data frame received, for the idle timeout. */
   lastActivity = Date.now();
 
   constructor(
     readonly peer: PeerInfo,
+    readonly conn: ControlConnection,
     readonly channel: Channel,
     private readonly host: SessionHost,
   ) {
-    channel.onMessage((msg) => this.onFrame(msg));
+    // Registered on a connection or channel that already closed (a READY followed at once by
+    // EOF), these run in a microtask and end the session: nothing can slip between.
+    conn.onClose((err) => this.end(err ? `control connection failed: ${err.message}` : 'client closed the control socket', { err }));
+    conn.onFrame((f) => this.onControl(f));
+    channel.onClose((err) =>
+      this.end(err ? `channel failed: ${err.message}` : 'client closed the channel', {
+        err,
+        wire: err && err.code !== 'CHANNEL_CLOSED' ? err : undefined,
+      }),
+    );
+    channel.onMessage(this.onMessage);
   }
 
-  /** Calls in progress. */
+  /** Calls whose id is in use. */
   get inFlight(): number {
     return this.calls.size;
   }
 
-  private onFrame(msg: Uint8Array): void {
+  /** Whether the session has ended. */
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** Any control frame after READY is a protocol error (PLAN §6). */
+  private onControl(f: ControlFrame): void {
+    f.fds?.close();
+    this.protocolError(`control frame type ${f.type} after READY`);
+  }
+
+  private protocolError(message: string): void {
+    const err = new IpcError('PROTOCOL_ERROR', message);
+    this.host.metrics.errors.inc({ code: err.code });
+    this.end(`protocol error: ${message}`, { wire: err, err });
+  }
+
+  private onData(msg: Uint8Array): void {
+    if (this.ended) return;
+    try {
+      this.dispatch(msg);
+    } catch (e) {
+      // A bug of ours, or a handler that threw synchronously past its own guard: this session
+      // ends, the server goes on.
+      const err =
+        e instanceof IpcError ? e : new IpcError('HANDLER_ERROR', `internal error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+      this.end(`internal error: ${err.message}`, { wire: err, err });
+      return;
+    }
+    this.budget();
+  }
+
+  /**
+   * Fairness (PLAN §9): after a turn's budget of messages or time, stop reading this session
+   * until the next event-loop turn, so other sessions and the accept loop get theirs.
+   */
+  private budget(): void {
+    const turn = currentTurn();
+    if (turn !== this.turn) {
+      this.turn = turn;
+      this.turnMessages = 0;
+      this.turnStarted = performance.now();
+    }
+    if (
+      ++this.turnMessages < SESSION_TURN_MESSAGES &&
+      ((this.turnMessages & 31) !== 0 || performance.now() - this.turnStarted < SESSION_TURN_MS)
+    ) {
+      return;
+    }
+    if (this.turnTimer) return;
+    this.turnTimer = setImmediate(() => {
+      this.turnTimer = null;
+      this.updateReading();
+    });
+    this.updateReading();
+  }
+
+  private dispatch(msg: Uint8Array): void {
     if (this.host.trackActivity) this.lastActivity = Date.now();
     let frame: Frame;
     try {
       frame = decodeFrame(msg);
     } catch (e) {
       // A malformed frame means the peer does not speak the protocol: nothing after it can be
-      // trusted, so the session ends (the client sees CONNECTION_LOST).
-      this.host.logger.warn({ slot: this.peer.slot, pid: this.peer.pid, err: (e as Error).message }, 'protocol error, closing session');
-      this.host.metrics.errors.inc({ code: 'PROTOCOL_ERROR' });
-      this.channel.close(e as IpcError);
+      // trusted, so the session ends.
+      this.protocolError((e as Error).message);
+      return;
+    }
+    if (!isClientKind(frame.kind)) {
+      this.protocolError(`frame kind ${frame.kind} is sent by servers only`);
       return;
     }
     switch (frame.kind) {
@@ -130,11 +309,31 @@ export class Session {
       case FrameKind.StreamOpen:
         this.start(frame);
         return;
-      case FrameKind.Cancel:
-        this.calls.get(frame.id)?.abort(new IpcError('CANCELLED', 'cancelled by the client'));
+      case FrameKind.Cancel: {
+        if (frame.payload.length !== 0) {
+          this.protocolError(`CANCEL with a ${frame.payload.length}-byte payload`);
+          return;
+        }
+        // CANCEL of an unknown id races with completion: ignored.
+        const call = this.calls.get(frame.id);
+        if (call) {
+          call.abort(CANCELLED());
+          this.failCall(call, CANCELLED());
+        }
         return;
-      default:
-        this.host.logger.debug({ slot: this.peer.slot, kind: frame.kind }, 'ignoring server-bound frame of a client-bound kind');
+      }
+      case FrameKind.StreamCredit: {
+        if (frame.payload.length !== CREDIT_PAYLOAD) {
+          this.protocolError(`STREAM_CREDIT with a ${frame.payload.length}-byte payload (must be ${CREDIT_PAYLOAD})`);
+          return;
+        }
+        const call = this.calls.get(frame.id);
+        if (call?.stream) {
+          const c = decodeCredit(frame.payload);
+          call.grant(c.chunks, c.bytes);
+        }
+        return;
+      }
     }
   }
 
@@ -142,7 +341,15 @@ export class Session {
     const { id, method } = frame;
     const stream = frame.kind === FrameKind.StreamOpen;
     if (this.calls.has(id)) {
-      this.fail(id, new IpcError('PROTOCOL_ERROR', `id ${id} is already in use`));
+      this.protocolError(`id ${id} is already in use`);
+      return;
+    }
+    if (this.host.goingAway) {
+      this.fail(id, new IpcError('GOING_AWAY', 'server is shutting down; no new calls'));
+      return;
+    }
+    if (this.running >= this.host.maxInFlight) {
+      this.fail(id, new IpcError('TOO_MANY_REQUESTS', `at most ${this.host.maxInFlight} calls in flight per connection`));
       return;
     }
     const entry = this.host.handlers.get(method);
@@ -154,7 +361,18 @@ export class Session {
       return;
     }
     if (stream && this.streams >= this.host.maxStreams) {
-      this.fail(id, new IpcError('TOO_MANY_STREAMS', `at most ${this.host.maxStreams} streams per connection`, { retryable: true }));
+      this.fail(id, new IpcError('TOO_MANY_STREAMS', `at most ${this.host.maxStreams} streams per connection`));
+      return;
+    }
+    const json = (frame.flags & FLAG_JSON) !== 0;
+    if (entry.payload !== 'any' && json !== (entry.payload === 'json')) {
+      this.fail(
+        id,
+        new IpcError(
+          'BAD_PAYLOAD',
+          `method ${method} takes ${entry.payload === 'json' ? 'JSON' : 'bytes'}, got ${json ? 'JSON' : 'bytes'}`,
+        ),
+      );
       return;
     }
     let payload: unknown;
@@ -167,13 +385,19 @@ export class Session {
     }
     const call = new Call(method, id, this.peer, stream);
     this.calls.set(id, call);
+    this.running++;
     if (entry.kind === 'request') {
       this.runRequest(entry.fn, payload, call);
     } else {
       this.streams++;
       this.host.metrics.streamsActive.inc();
-      this.runStream(entry.fn, payload, call);
+      this.runStream(entry.fn, payload, call).catch((e) => this.internalError(e));
     }
+  }
+
+  private internalError(e: unknown): void {
+    const err = new IpcError('HANDLER_ERROR', `internal error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    this.end(`internal error: ${err.message}`, { wire: err, err });
   }
 
   private runRequest(fn: RequestHandler, payload: unknown, call: Call): void {
@@ -186,78 +410,158 @@ export class Session {
     }
     // Handlers that answer synchronously skip a promise and a microtask per call.
     if (result instanceof Promise) {
-      result.then(
-        (v) => this.endRequest(call, true, v),
-        (e) => this.endRequest(call, false, e),
-      );
+      result
+        .then(
+          (v) => this.endRequest(call, true, v),
+          (e) => this.endRequest(call, false, e),
+        )
+        .catch((e) => this.internalError(e));
     } else {
       this.endRequest(call, true, result);
     }
   }
 
   private endRequest(call: Call, ok: boolean, value: unknown): void {
+    this.running--;
     this.host.metrics.requestSeconds.labels(call.method).observe((performance.now() - call.started) / 1000);
-    this.calls.delete(call.id);
-    if (!ok || call.aborted) {
-      this.fail(call.id, call.toError(value));
-    } else {
-      let frame: Uint8Array;
-      try {
-        frame = encodeFrame(FrameKind.Response, call.id, '', value);
-      } catch (e) {
-        this.fail(call.id, new IpcError('HANDLER_ERROR', `result cannot be encoded: ${(e as Error).message}`));
-        this.finished();
-        return;
+    if (!call.done) {
+      if (!ok || call.aborted) {
+        this.failCall(call, call.toError(value));
+      } else {
+        let frame: Uint8Array | null = null;
+        try {
+          frame = encodeFrame(FrameKind.Response, call.id, '', value);
+        } catch (e) {
+          this.failCall(call, new IpcError('HANDLER_ERROR', `result cannot be encoded: ${(e as Error).message}`));
+        }
+        if (frame) this.finish(call, frame);
       }
-      this.reply(call.id, frame);
     }
     this.finished();
-  }
-
-  /** Sends a frame without allocating a promise when the ring has room (the common case). */
-  private reply(id: number, frame: Uint8Array): void {
-    if (this.channel.closed) return;
-    if (frame.length > this.channel.maxMessage) {
-      this.fail(
-        id,
-        new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`),
-      );
-      return;
-    }
-    if (!this.channel.trySend(frame)) {
-      this.channel.send(frame).catch(() => {
-        /* the session is closing; the client learns from the control socket */
-      });
-    }
   }
 
   private async runStream(fn: StreamHandler, payload: unknown, call: Call): Promise<void> {
     let first = true;
     try {
       for await (const chunk of fn(payload, call)) {
-        if (call.aborted) break;
+        if (call.done || call.aborted) break;
+        const frame = encodeFrame(FrameKind.StreamChunk, call.id, '', chunk);
+        if (frame.length > this.channel.maxMessage) {
+          throw new IpcError('MESSAGE_TOO_LARGE', `chunk of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
+        }
+        // The window (PLAN §3): `yield` waits here while it is exhausted; other calls go on.
+        while (!call.hasCredit && !call.done && !call.aborted) await call.waitCredit();
+        if (call.done || call.aborted) break;
+        call.chunks -= 1;
+        call.bytes -= frame.length - FRAME_HEADER;
         if (first) {
           first = false;
           this.host.metrics.streamFirstChunkSeconds.observe({ method: call.method }, (performance.now() - call.started) / 1000);
         }
-        // Awaiting the send is the stream's backpressure: a full ring pauses the generator.
-        await this.channel.send(encodeFrame(FrameKind.StreamChunk, call.id, '', chunk));
+        // Awaiting a queued send is the ring's backpressure: a full ring pauses the generator.
+        const sent = this.send(frame);
+        if (sent) await sent;
       }
-      if (call.aborted) throw call.toError(undefined);
-      await this.channel.send(encodeFrame(FrameKind.StreamEnd, call.id, ''));
+      if (!call.done) {
+        if (call.aborted) this.failCall(call, call.toError(undefined));
+        else this.finish(call, encodeFrame(FrameKind.StreamEnd, call.id, ''));
+      }
     } catch (e) {
-      this.fail(call.id, call.toError(e));
+      if (!call.done) this.failCall(call, call.toError(e));
     } finally {
+      this.running--;
       this.streams--;
       this.host.metrics.streamsActive.dec();
-      this.calls.delete(call.id);
       this.finished();
     }
   }
 
+  /** Sends the call's terminal frame and frees its id. */
+  private finish(call: Call, frame: Uint8Array): void {
+    if (call.done) return;
+    call.done = true;
+    call.wakeCredit();
+    if (this.calls.get(call.id) === call) this.calls.delete(call.id);
+    this.reply(call.id, frame);
+    this.finished();
+  }
+
+  private failCall(call: Call, err: IpcError): void {
+    if (call.done) return;
+    this.host.metrics.errors.inc({ code: err.code });
+    this.finish(call, encodeFrame(FrameKind.Error, call.id, '', err.toJSON()));
+  }
+
+  /** An ERROR for an id that never became a call. */
   private fail(id: number, err: IpcError): void {
     this.host.metrics.errors.inc({ code: err.code });
     this.reply(id, encodeFrame(FrameKind.Error, id, '', err.toJSON()));
+  }
+
+  private reply(id: number, frame: Uint8Array): void {
+    if (frame.length > this.channel.maxMessage) {
+      const err = new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
+      this.host.metrics.errors.inc({ code: err.code });
+      frame = encodeFrame(FrameKind.Error, id, '', err.toJSON());
+    }
+    const p = this.send(frame);
+    // A reply that waits for space needs no one to await it; its failure ends the session.
+    p?.catch(() => undefined);
+  }
+
+  /**
+   * Sends a frame: without a promise when the ring has room (the common case), else queued
+   * behind the others, counted in the backlog. Returns the promise of a queued send, or null.
+   * Never throws: a failed send (a corrupt ring, a closed channel) ends this session.
+   */
+  private send(frame: Uint8Array): Promise<void> | null {
+    if (this.ended || this.channel.closed) return null;
+    try {
+      if (this.channel.trySend(frame)) return null;
+    } catch (e) {
+      const err = e instanceof IpcError ? e : new IpcError('IO', String(e));
+      this.end(`send failed: ${err.message}`, { err });
+      return null;
+    }
+    this.backlog += frame.length;
+    if (!this.paused && this.backlog > BACKLOG_PAUSE_RINGS * this.channel.capacity) this.setBacklogPause(true);
+    return this.channel.send(frame).then(
+      () => this.sent(frame.length),
+      (e: unknown) => {
+        this.sent(frame.length);
+        const err = e instanceof IpcError ? e : new IpcError('IO', String(e));
+        if (err.code !== 'CHANNEL_CLOSED') this.end(`send failed: ${err.message}`, { err });
+        throw err;
+      },
+    );
+  }
+
+  private sent(bytes: number): void {
+    this.backlog -= bytes;
+    if (this.paused && this.backlog < BACKLOG_RESUME_RINGS * this.channel.capacity) this.setBacklogPause(false);
+  }
+
+  /**
+   * Backpressure (PLAN §8): while replies pile up (a client that does not read them), stop
+   * reading its requests; the client's ring fills and its sends wait.
+   */
+  private setBacklogPause(paused: boolean): void {
+    this.paused = paused;
+    this.updateReading();
+  }
+
+  /**
+   * Starts or stops reading the ring as the backlog and the turn budget say. Applied in a
+   * microtask: the channel may be delivering a batch right now, and the handler must stay
+   * attached until that batch is done.
+   */
+  private updateReading(): void {
+    queueMicrotask(() => {
+      const want = !this.ended && !this.paused && !this.turnTimer;
+      if (want === this.reading || this.channel.closed) return;
+      this.reading = want;
+      this.channel.onMessage(want ? this.onMessage : null);
+    });
   }
 
   private finished(): void {
@@ -270,28 +574,60 @@ export class Session {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Aborts every call in flight (their handlers see `ctx.signal` abort). */
+  /**
+   * Aborts every call in flight: their handlers see `ctx.signal` abort and the client gets
+   * `reason` as each call's terminal ERROR at once.
+   */
   abortAll(reason: IpcError): void {
-    for (const call of this.calls.values()) call.abort(reason);
+    for (const call of [...this.calls.values()]) {
+      call.abort(reason);
+      this.failCall(call, reason);
+    }
   }
 
-  /** Ends the session: aborts calls and closes the channel. Idempotent. */
-  end(reason: IpcError): void {
+  /** Sends GOAWAY on the control socket (shutdown). */
+  goAway(deadlineMs: number, message: string): void {
+    this.conn.trySend(encodeGoAway({ deadlineMs, message }));
+  }
+
+  /**
+   * Ends the session: aborts calls, tells the client why (`wire`: ERROR id 0; `goAway`),
+   * closes the channel (setting its `closed` word) and the control socket, and reports to the
+   * server. Idempotent; safe from any callback.
+   */
+  end(reason: string, options: EndOptions = {}): void {
     if (this.ended) return;
     this.ended = true;
-    this.abortAll(reason);
-    this.channel.close();
-    for (const w of this.drainWaiters.splice(0)) w();
+    if (this.turnTimer) clearImmediate(this.turnTimer);
+    const abortWith = options.abortWith ?? new IpcError('CONNECTION_LOST', reason);
+    for (const call of this.calls.values()) {
+      call.done = true;
+      call.abort(abortWith);
+    }
+    this.calls.clear();
+    let told = false;
+    if (options.wire && !this.channel.closed) {
+      try {
+        told = this.channel.trySend(encodeFrame(FrameKind.Error, 0, '', options.wire.toJSON()));
+      } catch {
+        /* the ring is unusable; the control socket's EOF tells the client */
+      }
+    }
+    if (options.goAway) this.conn.trySend(encodeGoAway({ deadlineMs: 0, message: options.goAway }));
+    // Inside a batch of incoming messages the channel publishes what we wrote only after the
+    // batch: close a microtask later, so the id-0 ERROR is published before the `closed` word.
+    if (told) queueMicrotask(() => this.release(reason, options.err));
+    else this.release(reason, options.err);
   }
-}
 
-function toIpcError(e: unknown): IpcError {
-  if (e instanceof IpcError) return e;
-  const err = e as { code?: unknown; message?: unknown; retryable?: unknown; toJSON?: () => unknown };
-  // Errors of other layers (the chat router's ChatError) carry their own code and retry hint.
-  if (err && typeof err.code === 'string' && typeof err.message === 'string') {
-    const json = typeof err.toJSON === 'function' ? (err.toJSON() as Record<string, unknown>) : undefined;
-    return new IpcError(err.code, err.message, { retryable: err.retryable === true, details: json, cause: e });
+  private release(reason: string, err: IpcError | undefined): void {
+    try {
+      this.channel.close();
+    } catch (e) {
+      this.host.logger.error({ err: e, slot: this.peer.slot }, 'closing a channel failed');
+    }
+    this.conn.close();
+    for (const w of this.drainWaiters.splice(0)) w();
+    this.host.sessionEnded(this, reason, err);
   }
-  return new IpcError('HANDLER_ERROR', e instanceof Error ? e.message : String(e));
 }

@@ -9,7 +9,7 @@ import { IpcError } from '../errors';
 export enum ControlType {
   /** client → server: magic, version range, pid, features, name. */
   Hello = 1,
-  /** server → client, with the channel's 4 fds: the session's parameters. */
+  /** server → client, with the channel's 3 fds: the session's parameters. */
   Welcome = 2,
   /** client → server: the fds are mapped and checked. */
   Ready = 3,
@@ -22,41 +22,17 @@ export enum ControlType {
 /** `b"LAIC"` as a little-endian u32: the first bytes of every HELLO. */
 export const HELLO_MAGIC = 0x4349414c;
 /** Protocol versions this build speaks. */
-export const PROTOCOL_VERSION_MIN = 1;
-export const PROTOCOL_VERSION_MAX = 1;
+export const PROTOCOL_VERSION_MIN = 2;
+/** Highest protocol version this build speaks. */
+export const PROTOCOL_VERSION_MAX = 2;
 /** Largest control frame accepted (a peer sending more is cut off). */
 export const MAX_CONTROL_FRAME = 4096;
 
 /** Feature bits exchanged in HELLO/WELCOME (none defined yet; unknown bits are ignored). */
 export const FEATURES_NONE = 0;
 
-/** Why a handshake was rejected. */
-export enum RejectReason {
-  BadMagic = 1,
-  NoCommonVersion = 2,
-  UidMismatch = 3,
-  PidMismatch = 4,
-  Timeout = 5,
-  Malformed = 6,
-  ServerFull = 7,
-  ShuttingDown = 8,
-  Internal = 9,
-  ClientRejected = 10,
-}
-
-/** Readable names of the reject reasons, as used in logs and metrics labels. */
-export const REJECT_NAMES: Record<number, string> = {
-  1: 'bad_magic',
-  2: 'no_common_version',
-  3: 'uid_mismatch',
-  4: 'pid_mismatch',
-  5: 'timeout',
-  6: 'malformed',
-  7: 'server_full',
-  8: 'shutting_down',
-  9: 'internal',
-  10: 'client_rejected',
-};
+export { REJECT_NAMES, RejectReason } from './reject';
+import { RejectReason } from './reject';
 
 export interface Hello {
   magic: number;

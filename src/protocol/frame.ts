@@ -30,7 +30,17 @@ export enum FrameKind {
   StreamEnd = 6,
   /** client → server: abandon request or stream `id`. */
   Cancel = 7,
+  /** client → server: more window for stream `id`; payload `u32 chunks, u32 bytes` (increments). */
+  StreamCredit = 8,
 }
+
+/** Kinds only a client sends (a server receiving anything else ends the session). */
+export function isClientKind(kind: FrameKind): boolean {
+  return kind === FrameKind.Request || kind === FrameKind.StreamOpen || kind === FrameKind.Cancel || kind === FrameKind.StreamCredit;
+}
+
+/** Payload size of a STREAM_CREDIT frame. */
+export const CREDIT_PAYLOAD = 8;
 
 /** Flag: the payload is UTF-8 JSON rather than opaque bytes. */
 export const FLAG_JSON = 1;
@@ -59,10 +69,22 @@ export function decodePayload(frame: Frame): unknown {
     try {
       return JSON.parse(decoder.decode(frame.payload));
     } catch (e) {
-      throw new IpcError('BAD_PAYLOAD', `payload is not valid JSON: ${(e as Error).message}`, { cause: e });
+      // Short: the parser's message names the position, which is all a caller can act on.
+      throw new IpcError('BAD_PAYLOAD', `payload is not valid JSON: ${String((e as Error).message).slice(0, 200)}`, { cause: e });
     }
   }
   return Buffer.from(frame.payload);
+}
+
+/**
+ * The UTF-8 bytes of a method name, checked: 1 to 255 bytes. Throws INVALID_ARGUMENT (a
+ * caller's mistake, found before anything is sent).
+ */
+export function checkMethod(method: unknown): void {
+  if (typeof method !== 'string' || method.length === 0) {
+    throw new IpcError('INVALID_ARGUMENT', `method must be a non-empty string, got ${typeof method === 'string' ? '""' : typeof method}`);
+  }
+  methodToBytes(method);
 }
 
 // Method names repeat, so their UTF-8 bytes are computed once.
@@ -72,7 +94,8 @@ function methodToBytes(method: string): Buffer {
   let m = methodBytes.get(method);
   if (!m) {
     m = Buffer.from(method, 'utf8');
-    if (m.length > MAX_METHOD) throw new IpcError('INVALID_ARGUMENT', `method name longer than ${MAX_METHOD} bytes`);
+    if (m.length > MAX_METHOD)
+      throw new IpcError('INVALID_ARGUMENT', `method name of ${m.length} bytes is longer than ${MAX_METHOD} bytes`);
     if (methodBytes.size < 4096) methodBytes.set(method, m);
   }
   return m;
@@ -81,6 +104,8 @@ function methodToBytes(method: string): Buffer {
 /**
  * Encodes a frame into one freshly allocated buffer. JSON is written straight into it (one
  * allocation per frame; encoding to an intermediate Uint8Array first showed in profiles).
+ * `undefined` (and anything else JSON has no text for, such as a function) is sent as JSON
+ * `null`. A payload JSON cannot encode (a BigInt, a cycle) throws INVALID_ARGUMENT.
  */
 export function encodeFrame(kind: FrameKind, id: number, method: string, payload: Payload = EMPTY): Buffer {
   const m = method ? methodToBytes(method) : EMPTY_BUF;
@@ -92,7 +117,13 @@ export function encodeFrame(kind: FrameKind, id: number, method: string, payload
     out.set(payload, head);
   } else {
     json = true;
-    const text = JSON.stringify(payload === undefined ? null : payload);
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(payload);
+    } catch (e) {
+      throw new IpcError('INVALID_ARGUMENT', `payload cannot be encoded as JSON: ${(e as Error).message}`, { cause: e });
+    }
+    if (text === undefined) text = 'null';
     out = Buffer.allocUnsafe(head + Buffer.byteLength(text));
     out.write(text, head, 'utf8');
   }
@@ -108,19 +139,45 @@ export function encodeFrame(kind: FrameKind, id: number, method: string, payload
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUF = Buffer.alloc(0);
 
-/** Decodes a frame (a view into `buf`); throws PROTOCOL_ERROR on anything malformed. */
+/** Encodes a STREAM_CREDIT frame: `chunks` and `bytes` more for stream `id`. */
+export function encodeCredit(id: number, chunks: number, bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER + CREDIT_PAYLOAD);
+  out[0] = FrameKind.StreamCredit;
+  out[1] = 0;
+  out[2] = 0;
+  out[3] = 0;
+  out.writeUInt32LE(id >>> 0, 4);
+  out.writeUInt32LE(chunks >>> 0, 8);
+  out.writeUInt32LE(bytes >>> 0, 12);
+  return out;
+}
+
+/** The `(chunks, bytes)` of a STREAM_CREDIT frame's payload (8 bytes, checked by the caller). */
+export function decodeCredit(payload: Uint8Array): { chunks: number; bytes: number } {
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  return { chunks: v.getUint32(0, true), bytes: v.getUint32(4, true) };
+}
+
+/**
+ * Decodes a frame (a view into `buf`); throws PROTOCOL_ERROR on anything malformed: shorter
+ * than the header, unknown kind, reserved flag bits, id 0 (except on an ERROR, where id 0 is
+ * the connection-level error), a method on a kind without one or none on a kind with one, a
+ * method past the end, longer than 255 bytes, or not UTF-8. Which kinds a side may receive is
+ * the caller's check ({@link isClientKind}).
+ */
 export function decodeFrame(buf: Uint8Array): Frame {
   if (buf.length < FRAME_HEADER) throw new IpcError('PROTOCOL_ERROR', `frame of ${buf.length} bytes is shorter than its header`);
   const kind = buf[0] as FrameKind;
   const flags = buf[1];
   const methodLen = buf[2] | (buf[3] << 8);
   const id = (buf[4] | (buf[5] << 8) | (buf[6] << 16) | (buf[7] << 24)) >>> 0;
-  if (kind < FrameKind.Request || kind > FrameKind.Cancel) throw new IpcError('PROTOCOL_ERROR', `unknown frame kind ${kind}`);
-  if (flags & ~FLAG_JSON) throw new IpcError('PROTOCOL_ERROR', `unknown frame flags ${flags}`);
-  if (id === 0) throw new IpcError('PROTOCOL_ERROR', 'frame id 0 is reserved');
+  if (kind < FrameKind.Request || kind > FrameKind.StreamCredit) throw new IpcError('PROTOCOL_ERROR', `unknown frame kind ${kind}`);
+  if (flags & ~FLAG_JSON) throw new IpcError('PROTOCOL_ERROR', `reserved frame flag bits set (${flags})`);
+  if (id === 0 && kind !== FrameKind.Error) throw new IpcError('PROTOCOL_ERROR', 'frame id 0 is reserved');
   const hasMethod = kind === FrameKind.Request || kind === FrameKind.StreamOpen;
   if (hasMethod ? methodLen === 0 : methodLen !== 0)
     throw new IpcError('PROTOCOL_ERROR', `bad method length ${methodLen} for frame kind ${kind}`);
+  if (methodLen > MAX_METHOD) throw new IpcError('PROTOCOL_ERROR', `method length ${methodLen} is over ${MAX_METHOD}`);
   if (FRAME_HEADER + methodLen > buf.length) throw new IpcError('PROTOCOL_ERROR', 'method runs past the end of the frame');
   let method = '';
   if (methodLen > 0) {

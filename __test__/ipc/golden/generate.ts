@@ -108,11 +108,11 @@ export function build(): Record<string, unknown> {
       'hello',
       1,
       'HELLO',
-      { magic: MAGIC, minVersion: 1, maxVersion: 1, pid: 4242, features: 0, name: helloName },
+      { magic: MAGIC, minVersion: 2, maxVersion: 2, pid: 4242, features: 0, name: helloName },
       [
         ['magic ("LAIC")', 'u32', MAGIC],
-        ['minVersion', 'u16', 1],
-        ['maxVersion', 'u16', 1],
+        ['minVersion', 'u16', 2],
+        ['maxVersion', 'u16', 2],
         ['pid', 'u32', 4242],
         ['features', 'u32', 0],
         ['name length', 'u16', utf8Len(helloName)],
@@ -141,7 +141,7 @@ export function build(): Record<string, unknown> {
       2,
       'WELCOME',
       {
-        version: 1,
+        version: 2,
         slot: 3,
         generation: 7,
         capacity: 1 << 20,
@@ -152,7 +152,7 @@ export function build(): Record<string, unknown> {
         serverPid: 4321,
       },
       [
-        ['version', 'u16', 1],
+        ['version', 'u16', 2],
         ['reserved (0)', 'u16', 0],
         ['slot', 'u32', 3],
         ['generation', 'u32', 7],
@@ -163,7 +163,7 @@ export function build(): Record<string, unknown> {
         ['idleTimeoutMs (0: off)', 'u32', 30000],
         ['serverPid', 'u32', 4321],
       ],
-      'server → client; travels with 4 fds (SCM_RIGHTS) attached to its first byte',
+      "server → client; travels with 3 fds (SCM_RIGHTS: ring s→c, ring c→s, the client's doorbell end) attached to its first byte",
     ),
     control(
       'ready',
@@ -222,6 +222,24 @@ export function build(): Record<string, unknown> {
     data('stream_chunk_bytes', 5, 'STREAM_CHUNK', 4, '', { bytes: '6869' }, 'one bytes item of stream 4'),
     data('stream_end', 6, 'STREAM_END', 4, '', null, 'stream 4 finished; no payload'),
     data('cancel', 7, 'CANCEL', 4, '', null, 'client → server: abandon request or stream 4; no payload'),
+    data(
+      'stream_credit',
+      8,
+      'STREAM_CREDIT',
+      4,
+      '',
+      { bytes: '00010000' + '00004000' },
+      'client → server: stream 4 may send 256 more chunks and 4 MiB more payload bytes (u32 chunks, u32 bytes; flags 0, no method)',
+    ),
+    data(
+      'connection_error',
+      3,
+      'ERROR',
+      0,
+      '',
+      { json: { code: 'PROTOCOL_ERROR', message: 'id 7 is already in use', retryable: false } },
+      'server → client, id 0: the session ends for this reason (sent before the closed word and the control socket EOF)',
+    ),
   ];
   return {
     about:

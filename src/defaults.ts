@@ -1,0 +1,87 @@
+/**
+ * Every IPC default and limit in one place. Each layer (channel, handshake, server, client)
+ * reads its defaults from here, so a ring size or a message limit cannot disagree between two
+ * files again. Values that are part of the wire protocol say so; the rest are local policy.
+ * @packageDocumentation
+ */
+
+// ───────────────────────────── rings and messages ─────────────────────────────
+
+/** Ring capacity per direction per connection, bytes (a power of two). */
+export const DEFAULT_RING_CAPACITY = 1 << 20;
+/** Smallest ring capacity the transport accepts (wire rule, `docs/PROTOCOL.md` §2). */
+export const MIN_RING_CAPACITY = 4 << 10;
+/** Largest ring capacity the transport accepts (wire rule). */
+export const MAX_RING_CAPACITY = 1 << 30;
+/** Largest message (whole data frame) either side may send, bytes. Server and channel agree. */
+export const DEFAULT_MAX_MESSAGE = 16 << 20;
+/** Largest `maxMessage` an option may ask for: WELCOME carries it as a u32. */
+export const MAX_MAX_MESSAGE = 0xffff_ffff;
+
+// ───────────────────────────── server limits ─────────────────────────────
+
+/** Most open sessions per server. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** Most concurrent streams per connection (`TOO_MANY_STREAMS` past it). */
+export const DEFAULT_MAX_STREAMS = 64;
+/** Most calls (requests and streams) in flight per connection (`TOO_MANY_REQUESTS` past it). */
+export const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** From accept to READY, ms (REJECT 5 past it). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 2000;
+/** Close sessions with no incoming data frame for this long, ms; 0 = off. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 0;
+/** How long calls in flight may take to finish after GOAWAY, ms. */
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5000;
+/** Process-wide budget for fragment-reassembly memory, bytes (PLAN §10). */
+export const DEFAULT_REASSEMBLY_BUDGET = 256 << 20;
+
+/**
+ * Backpressure (PLAN §8): a session whose queued outgoing bytes pass this many ring capacities
+ * stops having its requests read ...
+ */
+export const BACKLOG_PAUSE_RINGS = 4;
+/** ... until the backlog is below this many ring capacities. */
+export const BACKLOG_RESUME_RINGS = 1;
+
+/** Messages one session may have dispatched per event-loop turn before others get theirs (PLAN §9). */
+export const SESSION_TURN_MESSAGES = 256;
+/** Time one session may take per event-loop turn, ms (PLAN §9). */
+export const SESSION_TURN_MS = 1;
+
+/** First pause of the accept loop after EMFILE/ENFILE, ms; doubled per failure up to the max. */
+export const ACCEPT_BACKOFF_MS = 100;
+/** Longest pause of the accept loop, ms. */
+export const ACCEPT_BACKOFF_MAX_MS = 2000;
+
+// ───────────────────────────── control socket ─────────────────────────────
+
+/** Fds a WELCOME carries: ring s→c, ring c→s, the client's doorbell end (protocol v2). */
+export const WELCOME_FDS = 3;
+/** Fds a control-socket read makes room for (more than that is malformed; PLAN §2). */
+export const MAX_CONTROL_FDS = 8;
+/**
+ * `sun_path` of a Unix socket address holds 108 bytes including the terminating NUL, so a
+ * path of at most 107 bytes fits (Linux).
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+// ───────────────────────────── client ─────────────────────────────
+
+/** Per-stream flow-control window a client grants by default (PLAN §3). */
+export const DEFAULT_STREAM_WINDOW: Readonly<StreamWindow> = Object.freeze({ chunks: 256, bytes: 4 << 20 });
+/** Window sums are clamped to this (PLAN §3). */
+export const MAX_STREAM_WINDOW = 2 ** 31;
+/** First reconnect delay, ms. */
+export const DEFAULT_RECONNECT_INITIAL_DELAY_MS = 50;
+/** Largest reconnect delay, ms. */
+export const DEFAULT_RECONNECT_MAX_DELAY_MS = 5000;
+
+/** A stream's flow-control window: chunks and payload bytes the server may send before more credit. */
+export interface StreamWindow {
+  /** Chunks, at least 1. */
+  chunks: number;
+  /** Payload bytes, at least 1. */
+  bytes: number;
+}
+
+// ───────────────────────────── transport (owned by core-transport) ─────────────────────────────
