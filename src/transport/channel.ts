@@ -106,7 +106,12 @@ const TRANSIENT = new WeakSet<ArrayBufferLike>();
 const HEAD = OFF_HEAD / 4;
 const CLOSED = OFF_CLOSED / 4;
 const PRODUCER_WAITING = OFF_PRODUCER_WAITING / 4;
+/** Messages one poll returns at most: the per-step message budget (PLAN §9). */
 const BATCH = 256;
+/** Most messages a channel delivers per scheduler step. */
+export const TURN_MESSAGES = BATCH;
+/** Handler time after which a channel's step stops delivering and lets others run, ms. */
+export const TURN_MS = 1;
 
 /** One side of a shared-memory channel. */
 export class Channel implements Pollable {
@@ -121,6 +126,14 @@ export class Channel implements Pollable {
   /** `head` (unsigned) as of the last complete drain; -1, which no u32 equals, forces a poll. */
   private lastHead = -1;
   private unreleased = false;
+  /** Messages of the last poll delivered so far, and how many it returned (`desc`). */
+  private batchAt = 0;
+  private batchLen = 0;
+  /** Reading paused by the owner (backpressure), see {@link pauseReading}. */
+  private paused = false;
+  /** Bytes of queued sends not yet in the ring. */
+  private queued = 0;
+  private drainHandler: (() => void) | null = null;
   /** The peer hung up its doorbell end: it is gone once its ring is drained. */
   private peerGone = false;
   private isClosed = false;
@@ -263,6 +276,7 @@ export class Channel implements Pollable {
     const owned = TRANSIENT.has(data.buffer) ? Uint8Array.prototype.slice.call(data) : data;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ data: owned, progress, resolve, reject });
+      this.queued += owned.length - progress;
       if (this.queue.length === 1) {
         try {
           this.flushQueue();
@@ -300,6 +314,19 @@ export class Channel implements Pollable {
    * when it next goes idle.
    */
   private flushQueue(): boolean {
+    const before = this.queued;
+    const progressed = this.writeQueued();
+    if (this.queued < before && this.drainHandler) {
+      try {
+        this.drainHandler();
+      } catch (e) {
+        this.close(new IpcError('HANDLER_ERROR', `drain handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      }
+    }
+    return progressed;
+  }
+
+  private writeQueued(): boolean {
     let progressed = false;
     while (this.queue.length > 0) {
       const item = this.queue[0];
@@ -307,6 +334,7 @@ export class Channel implements Pollable {
       if (p === -1 || p < item.data.length) {
         if (p > item.progress) {
           progressed = true;
+          this.queued -= p - item.progress;
           item.progress = p;
         }
         const w = this.writer;
@@ -318,6 +346,7 @@ export class Channel implements Pollable {
       }
       progressed = true;
       this.queue.shift();
+      this.queued -= item.data.length - item.progress;
       this.countSent(item.data.length);
       item.resolve();
     }
@@ -325,7 +354,41 @@ export class Channel implements Pollable {
   }
 
   private get reading(): boolean {
-    return this.handler !== null || (this.iterating && this.iterBuffer.length < this.highWaterMark);
+    return !this.paused && (this.handler !== null || (this.iterating && this.iterBuffer.length < this.highWaterMark));
+  }
+
+  /**
+   * Stops reading incoming messages (they stay in the ring, so the peer's writer waits when it
+   * fills): backpressure for an owner whose replies pile up. Takes effect between messages,
+   * also within a batch.
+   */
+  pauseReading(): void {
+    this.paused = true;
+  }
+
+  /** Resumes reading after {@link pauseReading}. */
+  resumeReading(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.isClosed) activate(this);
+  }
+
+  /** Whether reading is paused by {@link pauseReading}. */
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Bytes of sends queued behind a full ring (accepted by `send()`, not yet in the ring). */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  /**
+   * Sets the handler (replacing any) called each time queued sends went into the ring, so
+   * {@link queuedBytes} went down (to 0 once the queue is empty).
+   */
+  onDrain(handler: (() => void) | null): void {
+    this.drainHandler = handler;
   }
 
   private deliver(msg: Uint8Array, inPlace: boolean): void {
@@ -348,30 +411,45 @@ export class Channel implements Pollable {
     }
   }
 
-  /** @internal Does the work that is waiting; called by the scheduler. */
+  /**
+   * @internal Does the work that is waiting; called by the scheduler. Bounded per call (one
+   * poll of at most {@link TURN_MESSAGES} messages, and {@link TURN_MS} of handler time), so a
+   * flooding peer cannot keep one channel's step going while other channels, timers and the
+   * accept loop wait: the scheduler goes round every channel once per event-loop turn.
+   */
   step(): boolean {
     if (this.isClosed) return false;
     try {
       let work = this.queue.length > 0 && this.flushQueue();
       if (this.reading) {
         if (this.rxCtl) {
-          // Unsigned, so the -1 of "not seen yet" can never equal a value the peer wrote.
-          const head = Atomics.load(this.rxCtl, HEAD) >>> 0;
-          if (head !== this.lastHead) {
-            this.drainInPlace(head);
+          if (this.batchAt < this.batchLen) {
+            // The rest of a batch a budget or a pause cut short (still unreleased in the ring).
+            this.drainInPlace(false);
             work = true;
-          } else if (this.unreleased && Atomics.load(this.rxCtl, PRODUCER_WAITING) !== 0) {
-            // The writer waits for the space of what we already read.
-            this.ep.release();
-            this.unreleased = false;
-          } else if (this.peerGone || Atomics.load(this.rxCtl, CLOSED) !== 0) {
-            this.close();
+          } else {
+            // Unsigned, so the -1 of "not seen yet" can never equal a value the peer wrote.
+            const head = Atomics.load(this.rxCtl, HEAD) >>> 0;
+            if (head !== this.lastHead) {
+              this.lastHead = head;
+              this.drainInPlace(true);
+              work = true;
+            } else if (this.unreleased && Atomics.load(this.rxCtl, PRODUCER_WAITING) !== 0) {
+              // The writer waits for the space of what we already read.
+              this.ep.release();
+              this.unreleased = false;
+            } else if (this.peerGone || Atomics.load(this.rxCtl, CLOSED) !== 0) {
+              this.close();
+            }
           }
         } else {
           let msg: Buffer | null;
+          let n = 0;
+          const start = performance.now();
           while (!this.isClosed && this.reading && (msg = this.ep.readCopy()) !== null) {
             this.deliver(msg, false);
             work = true;
+            if (++n === TURN_MESSAGES || ((n & 31) === 0 && performance.now() - start >= TURN_MS)) break;
           }
           if (!work && !this.isClosed && this.ep.peerClosed() && !this.ep.hasPending()) this.close();
         }
@@ -383,37 +461,40 @@ export class Channel implements Pollable {
     }
   }
 
-  private drainInPlace(head: number): void {
+  /** Delivers in-place messages: a new batch (`poll`) or the rest of the current one. */
+  private drainInPlace(poll: boolean): void {
     this.corked = true;
     try {
-      this.drainBatches(head);
+      if (poll) {
+        const n = this.ep.poll(this.desc);
+        // Even with n = 0 the poll may have consumed fragments of a large message.
+        this.unreleased = true;
+        this.batchAt = 0;
+        this.batchLen = n;
+        // A full batch may have left messages behind `head`: look again next step.
+        if (n === BATCH) this.lastHead = -1;
+      }
+      this.deliverBatch();
     } finally {
       this.corked = false;
       if (!this.isClosed) this.publish();
     }
   }
 
-  private drainBatches(head: number): void {
+  private deliverBatch(): void {
     const rx = this.rx as ArrayBuffer;
-    for (;;) {
-      const n = this.ep.poll(this.desc);
-      // Even with n = 0 the poll may have consumed fragments of a large message.
-      this.unreleased = true;
-      for (let i = 0; i < n; i++) {
-        const off = this.desc[2 * i];
-        const len = this.desc[2 * i + 1];
-        if (off >= 0) this.deliver(new Uint8Array(rx, off, len), true);
-        else if (this.handler) this.deliver(this.assembledView(len), true);
-        else this.deliver(this.ep.takeAssembled(), false);
-        if (this.isClosed) return;
-      }
-      if (n < BATCH || !this.reading) {
-        // Everything up to `head` (read before polling) has been seen.
-        if (n < BATCH) this.lastHead = head;
-        else this.lastHead = -1;
-        return;
-      }
-      head = Atomics.load(this.rxCtl as Int32Array, HEAD) >>> 0;
+    const desc = this.desc;
+    const start = performance.now();
+    while (this.batchAt < this.batchLen) {
+      const i = this.batchAt++;
+      const off = desc[2 * i];
+      const len = desc[2 * i + 1];
+      if (off >= 0) this.deliver(new Uint8Array(rx, off, len), true);
+      else if (this.handler) this.deliver(this.assembledView(len), true);
+      else this.deliver(this.ep.takeAssembled(), false);
+      if (this.isClosed) return;
+      // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
+      if (!this.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
     }
   }
 
@@ -440,7 +521,8 @@ export class Channel implements Pollable {
   park(): boolean {
     if (this.isClosed) return true;
     try {
-      if (this.unreleased) {
+      // Never with part of a batch undelivered: its in-place views point into those records.
+      if (this.unreleased && this.batchAt >= this.batchLen) {
         this.ep.release();
         this.unreleased = false;
       }
@@ -513,6 +595,7 @@ export class Channel implements Pollable {
     this.finalStats = this.ep.stats();
     this.ep.close();
     const error = this.closedError();
+    this.queued = 0;
     for (const item of this.queue.splice(0)) item.reject(error);
     if (this.iterWaiter) {
       const w = this.iterWaiter;
