@@ -186,11 +186,12 @@ impl Ctl {
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Got::Timeout;
-            }
+            let before = self.buf.len();
             if let Some(g) = self.fill(left) {
                 return g;
+            }
+            if self.buf.len() == before && Instant::now() >= deadline {
+                return Got::Timeout;
             }
         }
     }

@@ -1,0 +1,117 @@
+/**
+ * The library's IpcClient against a hostile server (issue 7 items 11–13 and 15): the Rust
+ * adversary plays the server; the client runs in a child process (fixtures/victim.ts) so a crash
+ * shows as its exit and a hang as a timeout. Each case asserts that the client process exits
+ * cleanly, with no unhandled rejection, and gets the typed error (or the reply) stated.
+ */
+import test from 'ava';
+import { ensureAdversary, Scope, sockPath, spawnVictim, startAdversary, within } from './harness';
+
+test.before(() => ensureAdversary());
+
+/** What the client must end with: a reply, or an IpcError whose code is one of `codes`. */
+type Expect = { ok: true } | { ok: false; codes: string[]; check?: (r: Record<string, unknown>) => string | null };
+
+const TYPED_CORRUPT = ['RING_CORRUPT', 'CONNECTION_LOST', 'PROTOCOL_ERROR'];
+const BAD_FDS = ['INVALID_SHM', 'HANDSHAKE_REJECTED', 'PROTOCOL_ERROR'];
+
+const CASES: Array<[string, string, Expect]> = [
+  ['echo', 'an honest adversary server answers (checks the adversary itself)', { ok: true }],
+  ['goaway-short', 'item 11: GOAWAY with a 2-byte body', { ok: false, codes: ['PROTOCOL_ERROR', 'CONNECTION_LOST'] }],
+  ['goaway-empty', 'item 11: GOAWAY with an empty body', { ok: false, codes: ['PROTOCOL_ERROR', 'CONNECTION_LOST'] }],
+  ['control-unknown', 'item 11: a control frame of unknown type after READY', { ok: false, codes: ['PROTOCOL_ERROR', 'CONNECTION_LOST'] }],
+  ['control-fds', 'a control frame carrying fds after READY', { ok: false, codes: ['PROTOCOL_ERROR', 'CONNECTION_LOST'] }],
+  ['doorbell-block', 'item 12: a poisoned doorbell (blocking, saturated or flooded, never read)', { ok: true }],
+  ['doorbell-shutdown', 'item 12: the server shuts its doorbell end down', { ok: false, codes: ['CONNECTION_LOST', 'CHANNEL_CLOSED'] }],
+  ['head-livelock', 'item 12: head = 0xFFFFFFFF after READY', { ok: false, codes: TYPED_CORRUPT }],
+  ['head-livelock-early', 'item 12: head = 0xFFFFFFFF in the ring WELCOME passes', { ok: false, codes: [...TYPED_CORRUPT, ...BAD_FDS] }],
+  ['tail-livelock', 'tail = 0xFFFFFFFF in the client→server ring', { ok: false, codes: TYPED_CORRUPT }],
+  ['ring-garbage', 'garbage records in the server→client ring', { ok: false, codes: TYPED_CORRUPT }],
+  ['welcome-eventfd', 'item 13: an eventfd as doorbell', { ok: false, codes: BAD_FDS }],
+  ['welcome-pipe', 'item 13: a pipe as doorbell', { ok: false, codes: BAD_FDS }],
+  ['welcome-dgram', 'item 13: a datagram socket as doorbell', { ok: false, codes: BAD_FDS }],
+  ['welcome-same-memfd', 'item 13: one memfd for both rings', { ok: false, codes: BAD_FDS }],
+  ['welcome-unsealed', 'item 13: unsealed memfds', { ok: false, codes: BAD_FDS }],
+  ['welcome-no-seal-seal', 'item 13: memfds without F_SEAL_SEAL', { ok: false, codes: BAD_FDS }],
+  ['welcome-write-seal', 'item 13: memfds sealed against writing', { ok: false, codes: BAD_FDS }],
+  ['welcome-wrong-size', 'item 13: memfds of the wrong size', { ok: false, codes: BAD_FDS }],
+  ['welcome-few-fds', 'WELCOME with 2 fds', { ok: false, codes: BAD_FDS }],
+  ['welcome-extra-fds', 'WELCOME with one fd too many', { ok: false, codes: BAD_FDS }],
+  ['welcome-no-fds', 'WELCOME with no fds', { ok: false, codes: BAD_FDS }],
+  ['welcome-bad-version', 'WELCOME naming a version nobody offered', { ok: false, codes: BAD_FDS }],
+  ['welcome-bad-ring-magic', 'rings with a wrong magic', { ok: false, codes: BAD_FDS }],
+  ['welcome-bad-capacity', 'WELCOME with a capacity that is not a power of two', { ok: false, codes: BAD_FDS }],
+  ['welcome-close', 'the server closes right after WELCOME', { ok: false, codes: ['CONNECTION_LOST', 'HANDSHAKE_REJECTED'] }],
+  [
+    'reject-full',
+    'item 15: REJECT 7 arrives as its own typed error with the server’s message',
+    {
+      ok: false,
+      codes: ['HANDSHAKE_REJECTED'],
+      check: (r) =>
+        (r.details as { reasonCode?: number } | undefined)?.reasonCode === 7 && String(r.message).includes('every slot is taken')
+          ? null
+          : `REJECT 7 should carry reasonCode 7 and the server's message, got ${JSON.stringify(r)}`,
+    },
+  ],
+  ['frame-short', 'a 4-byte data frame', { ok: false, codes: ['PROTOCOL_ERROR', 'CONNECTION_LOST'] }],
+  [
+    'frame-unknown-kind',
+    'a data frame of unknown kind for our call',
+    { ok: false, codes: ['PROTOCOL_ERROR', 'CONNECTION_LOST', 'TIMEOUT'] },
+  ],
+  ['frame-bad-error', 'an ERROR frame whose payload is not JSON', { ok: false, codes: ['PROTOCOL_ERROR'] }],
+  ['frame-unknown-id', 'a RESPONSE for an id nobody used is ignored', { ok: true }],
+  ['silent', 'a server that never answers: the call times out', { ok: false, codes: ['TIMEOUT'] }],
+  ['silent-handshake', 'a server that never sends WELCOME: the handshake times out', { ok: false, codes: ['HANDSHAKE_TIMEOUT'] }],
+];
+
+for (const [attack, what, expect] of CASES) {
+  test(`hostile server: ${what} (${attack})`, async (t) => {
+    const scope = new Scope();
+    t.teardown(() => scope.run());
+    const socketPath = sockPath(scope);
+    const adv = startAdversary(['server', socketPath, attack, '--iterations', '1']);
+    scope.teardown(async () => {
+      adv.proc.kill('SIGKILL');
+      await adv.closed;
+    });
+    await within(
+      (async () => {
+        while (!adv.lines.some((l) => l.type === 'listening')) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      15_000,
+      'adversary server listening',
+    );
+    const victim = spawnVictim(scope, socketPath);
+    const exited = await within(
+      victim.exited.then(() => true),
+      30_000,
+      'the client process (it hung)',
+    ).catch((e: Error) => e);
+    if (exited instanceof Error) {
+      t.fail(`${exited.message}; stdout ${JSON.stringify(victim.messages)}; stderr ${victim.stderr.slice(-1500)}`);
+      return;
+    }
+    const code = victim.proc.exitCode;
+    const result = victim.messages.find((m) => m.type === 'result');
+    const unhandled = victim.messages.find((m) => m.type === 'unhandled');
+    const conn = adv.lines.find((l) => l.type === 'connection');
+    t.log(`client: ${JSON.stringify(result)}; adversary saw: ${JSON.stringify(conn ?? adv.lines[adv.lines.length - 1])}`);
+    t.is(code, 0, `the client process crashed (exit ${code}, signal ${victim.proc.signalCode}): ${victim.stderr.slice(-2000)}`);
+    t.falsy(unhandled, `unhandled rejections in the client: ${JSON.stringify(unhandled)}`);
+    if (!result) return t.fail('the client printed no result');
+    if (expect.ok) {
+      t.true(result.ok === true, `expected a reply, got ${JSON.stringify(result)}`);
+      t.deepEqual(result.value, { hello: 'victim' });
+      return;
+    }
+    t.false(result.ok === true, 'the call must fail');
+    t.true(expect.codes.includes(String(result.code)), `expected one of ${expect.codes.join(', ')}, got ${result.code}: ${result.message}`);
+    const problem = expect.check?.(result);
+    if (problem) t.fail(problem);
+    if (attack.startsWith('welcome-') && attack !== 'welcome-close' && conn) {
+      t.not(conn.client, 'ready', 'the client must not accept unusable fds');
+    }
+  });
+}

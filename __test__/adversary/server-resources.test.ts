@@ -1,0 +1,118 @@
+/**
+ * Hostile clients that go for the server's resources: doorbell tricks (item 2), floods and
+ * starvation (item 5), unread replies and calls in flight (item 6), unfinished fragmented
+ * messages (item 9), streams never credited. Speed is never asserted: latencies under a flood are
+ * reported with `t.log`; what is asserted is that every call completes, memory stays bounded,
+ * and the server returns to its baseline.
+ */
+import test from 'ava';
+import { IpcClient } from '../../src/ipc/client';
+import { clientAttack, cpuMs, ensureAdversary, percentile, runClientAttack, Scope, SOAK, Target, TargetPool, within } from './harness';
+
+const scope = new Scope();
+const pool = new TargetPool(scope, { handshakeTimeoutMs: 1000 });
+
+test.before(() => ensureAdversary());
+test.after.always(() => scope.run());
+
+for (const attack of ['doorbell-block', 'doorbell-flood', 'doorbell-shutdown', 'doorbell-close']) {
+  test.serial(`item 2: no doorbell trick can block the server (${attack})`, async (t) => {
+    const { run } = await clientAttack(t, pool, attack, { iterations: 2 * SOAK });
+    t.log(run.iterations.map((l) => `${l.did}: ${l.outcome}`).join('; '));
+  });
+}
+
+/** Sequential echo calls from a well-behaved client until `stop()` resolves; their latencies, ms. */
+async function probeWhile(socketPath: string, running: () => boolean): Promise<number[]> {
+  const c = await IpcClient.connect(socketPath, { name: 'starvation-probe' });
+  const lat: number[] = [];
+  try {
+    for (let i = 0; running() || i < 5; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = await within(c.request('echo', { i }), 15_000, `probe request ${i} under the flood`);
+      lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if ((r as { i: number }).i !== i) throw new Error(`probe ${i} got ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+  } finally {
+    c.close();
+  }
+  return lat;
+}
+
+test.serial('item 5: under one client’s cheap-frame flood, another client’s requests all complete', async (t) => {
+  const target = await pool.get();
+  const quiet = await probeWhile(target.socketPath, () => false);
+  let flooding = true;
+  const flood = runClientAttack(target.socketPath, 'frame-flood', { 'duration-ms': 3000 * SOAK }).finally(() => (flooding = false));
+  await new Promise((r) => setTimeout(r, 200));
+  const lat = await probeWhile(target.socketPath, () => flooding);
+  const run = await flood;
+  const sent = Number(run.iterations[0]?.framesSent ?? 0);
+  t.log(
+    `flood: ${sent} frames in ${3000 * SOAK} ms; probe without flood p50 ${percentile(quiet, 50).toFixed(2)} ms; ` +
+      `under flood ${lat.length} requests, p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, max ${Math.max(...lat).toFixed(2)} ms`,
+  );
+  t.true(lat.length >= 5, 'the probe completed its requests during the flood');
+  t.true(sent > 0, 'the flood ran');
+  t.truthy(run.done, `flood finished: ${run.stderr}`);
+  await clientAttack(t, pool, 'session-churn', { iterations: 1 });
+});
+
+test.serial('item 6: replies never read do not grow the server without bound', async (t) => {
+  const target = await pool.get();
+  const base = await target.baseline();
+  let peakKb = base.rssKb;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      const f = await target.footprint(false);
+      peakKb = Math.max(peakKb, f.rssKb);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const run = await runClientAttack(target.socketPath, 'unread-replies', { 'duration-ms': 4000 * SOAK });
+  running = false;
+  await sampler;
+  const growthMb = (peakKb - base.rssKb) / 1024;
+  t.log(
+    `unread replies: ${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB over ${(base.rssKb / 1024).toFixed(1)} MiB`,
+  );
+  // Bound: the backlog may reach 4 rings (4 MiB) plus the ring itself and V8 slack.
+  t.true(growthMb < 192, `server RSS grew by ${growthMb.toFixed(0)} MiB while a client never read its replies`);
+  t.truthy(run.done, run.stderr);
+  await clientAttack(t, pool, 'session-churn', { iterations: 1 });
+});
+
+test.serial('item 6: calls in flight past maxInFlight get TOO_MANY_REQUESTS, the session stays', async (t) => {
+  const { run } = await clientAttack(t, pool, 'in-flight', { iterations: 1 });
+  t.log(JSON.stringify(run.iterations[0]));
+});
+
+test.serial('streams never credited send nothing and never block other calls on the connection', async (t) => {
+  const { run } = await clientAttack(t, pool, 'stream-no-credit', { iterations: 2 * SOAK });
+  t.log(
+    run.iterations
+      .map((l) => `v${l.version}: ${l.chunksWithoutCredit} chunks without credit, 20 echoes in ${Number(l.echoMs).toFixed(0)} ms`)
+      .join('; '),
+  );
+});
+
+test.serial('item 9: unfinished 15 MiB fragmented messages are bounded by the reassembly budget', async (t) => {
+  const budget = 40 << 20;
+  const own = new Scope();
+  t.teardown(() => own.run());
+  const target = await Target.start(own, { handshakeTimeoutMs: 1000, reassemblyBudget: budget } as never);
+  const only = TargetPool.of(own, target);
+  const connections = 5;
+  const cpu0 = cpuMs(target.pid);
+  const { run, base, after } = await clientAttack(t, only, 'fragment-hold', { connections, 'duration-ms': 3000 }, { timeoutMs: 120_000 });
+  const ended = run.iterations.filter((l) => l.code === 'RESOURCE_EXHAUSTED').length;
+  const held = run.lines.filter((l) => l.type === 'progress').map((l) => Math.round(Number(l.bytesHeld) / 2 ** 20));
+  t.log(
+    `budget ${budget >> 20} MiB, ${connections} sessions held ${held.join('/')} MiB; ${ended} ended with RESOURCE_EXHAUSTED; CPU ${cpuMs(target.pid) - cpu0} ms`,
+  );
+  t.log(`RSS ${(base.rssKb / 1024).toFixed(0)} -> ${(after.rssKb / 1024).toFixed(0)} MiB`);
+  // 5 × 15 MiB = 75 MiB cannot fit in 40 MiB: at least 3 of them must have been refused.
+  t.true(ended >= connections - Math.floor(budget / (15 << 20)), `${ended} sessions ended with RESOURCE_EXHAUSTED`);
+});
