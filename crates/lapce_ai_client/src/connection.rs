@@ -488,8 +488,14 @@ impl Conn {
 
     fn io_loop(self: Arc<Self>, mut reader: ControlReader) {
         if let Err(e) = self.run(&mut reader) {
-            // Deliver whatever the server published before it went (its last replies).
+            // Deliver whatever the server published before it went (its last replies), and read
+            // a GOAWAY it sent just before closing (the `closed` word may be seen first).
             let _ = self.pump_incoming();
+            let _ = self.pump_control(&mut reader);
+            let e = match (e, self.going_away()) {
+                (Error::ConnectionLost(m), Some(why)) => Error::ConnectionLost(format!("{m} (after GOAWAY: {why})")),
+                (e, _) => e,
+            };
             self.shutdown(e);
         }
     }
