@@ -103,12 +103,10 @@ fn cancel_mid_stream_gets_cancelled_and_stops_the_handler() {
     }
     s.cancel();
     // The terminal frame after CANCEL: ERROR CANCELLED (chunks still in flight are dropped).
-    let end = loop {
-        match s.next() {
-            Some(Ok(_)) => panic!("a chunk after cancel() must not be handed out"),
-            Some(Err(e)) => break e,
-            None => panic!("the server must send a terminal frame after CANCEL"),
-        }
+    let end = match s.next() {
+        Some(Ok(_)) => panic!("a chunk after cancel() must not be handed out"),
+        Some(Err(e)) => e,
+        None => panic!("the server must send a terminal frame after CANCEL"),
     };
     assert_eq!(end.code(), "CANCELLED");
     assert!(eventually(Duration::from_secs(5), || seen(&client)["cancelled"] == 1));
