@@ -4,8 +4,20 @@
  * timeouts, and every error path arriving as a typed IpcError.
  */
 import test from 'ava';
-import { decodeFrame, decodePayload, encodeFrame, FLAG_JSON, type Frame, FrameKind } from '../../src/protocol/frame';
-import { connect, ipcError, type LineChild, mutatedHandshake, Scope, serverState, sockPath, spawnServer, waitFor, within } from './helpers';
+import { decodePayload, encodeFrame, FLAG_JSON, FrameKind } from '../../src/protocol/frame';
+import {
+  connect,
+  ipcError,
+  type LineChild,
+  rawFrame,
+  rawSession,
+  Scope,
+  serverState,
+  sockPath,
+  spawnServer,
+  waitFor,
+  within,
+} from './helpers';
 
 let server: LineChild;
 let socketPath: string;
@@ -190,47 +202,8 @@ test('errors reach the client typed: unknown method, wrong call kind, thrown, ty
   t.deepEqual(await client.request('typed', { name: 'x' }), { hello: 'x' });
 });
 
-/** A raw session: the real handshake, then frames written and read by hand. */
-async function rawSession(t: import('ava').ExecutionContext) {
-  const { channel, conn } = await mutatedHandshake(socketPath, (h) => h);
-  t.teardown(() => {
-    channel.close();
-    conn.close();
-  });
-  const frames: Array<Frame & { payload: Buffer }> = [];
-  const waiters: Array<() => void> = [];
-  channel.onMessage((m) => {
-    const f = decodeFrame(m);
-    frames.push({ ...f, payload: Buffer.from(f.payload) });
-    for (const w of waiters.splice(0)) w();
-  });
-  const frameFor = (id: number, what: string, nth = 0) =>
-    within(
-      (async () => {
-        for (;;) {
-          const f = frames.filter((x) => x.id === id)[nth];
-          if (f) return f;
-          await new Promise<void>((r) => waiters.push(r));
-        }
-      })(),
-      10_000,
-      what,
-    );
-  return { channel, conn, frameFor, frames: () => frames };
-}
-
-function rawFrame(kind: number, flags: number, id: number, method: string, payload: Buffer): Buffer {
-  const m = Buffer.from(method);
-  const h = Buffer.alloc(8);
-  h[0] = kind;
-  h[1] = flags;
-  h.writeUInt16LE(m.length, 2);
-  h.writeUInt32LE(id, 4);
-  return Buffer.concat([h, m, payload]);
-}
-
 test('a payload flagged JSON that does not parse comes back as a BAD_PAYLOAD error frame', async (t) => {
-  const raw = await rawSession(t);
+  const raw = await rawSession(t, socketPath);
   await raw.channel.send(rawFrame(FrameKind.Request, FLAG_JSON, 11, 'echo', Buffer.from('{"unterminated": ')));
   const f = await raw.frameFor(11, 'error frame');
   t.is(f.kind, FrameKind.Error);
@@ -249,7 +222,7 @@ test('a payload flagged JSON that does not parse comes back as a BAD_PAYLOAD err
 });
 
 test('an id reused while its call is in flight is a protocol error: id-0 ERROR, then the session ends', async (t) => {
-  const raw = await rawSession(t);
+  const raw = await rawSession(t, socketPath);
   const tag = uniqueTag();
   await raw.channel.send(encodeFrame(FrameKind.Request, 21, 'slow', { ms: 60_000, value: 'first', tag }));
   await probe('started', tag);
@@ -266,7 +239,7 @@ test('an id reused while its call is in flight is a protocol error: id-0 ERROR, 
 });
 
 test('a malformed data frame ends that session (the client sees EOF), not the server', async (t) => {
-  const raw = await rawSession(t);
+  const raw = await rawSession(t, socketPath);
   await raw.channel.send(Buffer.from([99, 0, 0, 0, 1, 0, 0, 0]));
   await waitFor(() => raw.conn.closed, 'the server to hang up (control socket EOF)');
   const other = await connect(t, socketPath);

@@ -18,6 +18,7 @@ import { clientHandshake, type Connected } from '../../src/ipc/handshake';
 import { controlPath } from '../../src/ipc/paths';
 import { IpcServer, type IpcServerOptions } from '../../src/ipc/server';
 import { installHandlers, type ProbeEvent } from './fixtures/handlers';
+import { decodeFrame, type Frame } from '../../src/protocol/frame';
 
 export const SERVER_SCRIPT = path.join(__dirname, 'fixtures', 'server.ts');
 export const CLIENT_SCRIPT = path.join(__dirname, 'fixtures', 'client.ts');
@@ -304,4 +305,61 @@ export function spawnClient(t: Owner, config: Record<string, unknown>): LineChil
 /** Spawns and reaps a trivial child once, so libuv's one-time child-process fds exist before a baseline is taken. */
 export async function warmUpSpawn(): Promise<void> {
   await new Promise<void>((resolve) => spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' }).once('close', () => resolve()));
+}
+
+/** A frame built byte by byte (for frames the encoder refuses to make). */
+export function rawFrame(kind: number, flags: number, id: number, method: string | Buffer, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const m = typeof method === 'string' ? Buffer.from(method) : method;
+  const h = Buffer.alloc(8);
+  h[0] = kind;
+  h[1] = flags;
+  h.writeUInt16LE(m.length, 2);
+  h.writeUInt32LE(id >>> 0, 4);
+  return Buffer.concat([h, m, payload]);
+}
+
+/** A received frame with its payload copied out of the ring. */
+export type RawFrame = Frame & { payload: Buffer };
+
+/**
+ * A raw session: the real client handshake, then frames written and read by hand on the
+ * channel, and the control connection for control-level tricks.
+ */
+export async function rawSession(t: Owner, socketPath: string) {
+  const { channel, conn, welcome } = await mutatedHandshake(socketPath, (h) => h);
+  t.teardown(() => {
+    channel.close();
+    conn.close();
+  });
+  const frames: RawFrame[] = [];
+  const waiters: Array<() => void> = [];
+  let closed = false;
+  const wakeAll = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
+  channel.onMessage((m) => {
+    const f = decodeFrame(m);
+    frames.push({ ...f, payload: Buffer.from(f.payload) });
+    wakeAll();
+  });
+  channel.onClose(() => {
+    closed = true;
+    wakeAll();
+  });
+  const frameFor = (id: number, what: string, nth = 0, ms = 10_000): Promise<RawFrame> =>
+    within(
+      (async () => {
+        for (;;) {
+          const f = frames.filter((x) => x.id === id)[nth];
+          if (f) return f;
+          if (closed) throw new Error(`${what}: channel closed first`);
+          await new Promise<void>((r) => waiters.push(r));
+        }
+      })(),
+      ms,
+      what,
+    );
+  /** Resolves once the server closed the session (control socket EOF and channel closed). */
+  const ended = (what = 'the server to end the session'): Promise<void> => waitFor(() => conn.closed && (closed || channel.closed), what);
+  return { channel, conn, welcome, frameFor, frames: () => frames, ended, send: (b: Uint8Array) => channel.send(b) };
 }

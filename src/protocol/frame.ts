@@ -107,7 +107,9 @@ function methodToBytes(method: string): Buffer {
  * `undefined` (and anything else JSON has no text for, such as a function) is sent as JSON
  * `null`. A payload JSON cannot encode (a BigInt, a cycle) throws INVALID_ARGUMENT.
  */
-export function encodeFrame(kind: FrameKind, id: number, method: string, payload: Payload = EMPTY): Buffer {
+export function encodeFrame(kind: FrameKind, id: number, method: string, payload?: Payload): Buffer {
+  // STREAM_END and CANCEL carry nothing; elsewhere a missing value is JSON null.
+  if (payload === undefined && (kind === FrameKind.StreamEnd || kind === FrameKind.Cancel)) payload = EMPTY;
   const m = method ? methodToBytes(method) : EMPTY_BUF;
   const head = FRAME_HEADER + m.length;
   let out: Buffer;
