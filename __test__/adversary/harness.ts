@@ -127,9 +127,47 @@ function spawnScript(owner: Owner, script: string, env: Record<string, string>, 
   return child;
 }
 
-/** The library client, in a child process, against `socketPath` (see fixtures/victim.ts). */
-export function spawnVictim(owner: Owner, socketPath: string, timeoutMs = 3000, handshakeTimeoutMs = 3000): LineChild {
-  return spawnScript(owner, VICTIM_SCRIPT, { ADVERSARY_VICTIM: JSON.stringify({ socketPath, timeoutMs, handshakeTimeoutMs }) });
+/**
+ * Library clients in a child process (fixtures/victim.ts), one hostile-server case at a time.
+ * A crash or a hang of one case is reported for that case; the next case gets a fresh process.
+ */
+export class Victims {
+  private child: LineChild | null = null;
+  private nextId = 1;
+  constructor(private readonly owner: Owner) {}
+
+  private async live(): Promise<LineChild> {
+    if (this.child && this.child.proc.exitCode === null && this.child.proc.signalCode === null) return this.child;
+    this.child = spawnScript(this.owner, VICTIM_SCRIPT, {});
+    await this.child.next((m) => m.type === 'ready', 'victim process ready', 60_000);
+    return this.child;
+  }
+
+  /**
+   * Runs one case. Resolves with the client's result, or with `{crashed}` / `{hung}` when the
+   * process died or its event loop stopped answering (it is then killed).
+   */
+  async run(socketPath: string, timeoutMs = 3000, handshakeTimeoutMs = 3000): Promise<Record<string, unknown>> {
+    const child = await this.live();
+    const id = this.nextId++;
+    child.proc.stdin!.write(JSON.stringify({ id, socketPath, timeoutMs, handshakeTimeoutMs }) + '\n');
+    const verdict = async (): Promise<Record<string, unknown>> => {
+      try {
+        const r = await child.next((m) => m.re === id, 'client result', 20_000);
+        const pid = this.nextId++;
+        child.proc.stdin!.write(JSON.stringify({ id: pid, ping: true }) + '\n');
+        await child.next((m) => m.re === pid, 'client event loop', 5_000);
+        return r;
+      } catch (e) {
+        if (child.proc.exitCode !== null || child.proc.signalCode !== null) {
+          return { crashed: `exit ${child.proc.exitCode} signal ${child.proc.signalCode}`, stderr: child.stderr.slice(-2000) };
+        }
+        child.proc.kill('SIGKILL');
+        return { hung: (e as Error).message, stderr: child.stderr.slice(-2000) };
+      }
+    };
+    return verdict();
+  }
 }
 
 const ROOT = path.join(__dirname, '..', '..');

@@ -106,13 +106,25 @@ test.serial('item 9: unfinished 15 MiB fragmented messages are bounded by the re
   const only = TargetPool.of(own, target);
   const connections = 5;
   const cpu0 = cpuMs(target.pid);
-  const { run, base, after } = await clientAttack(t, only, 'fragment-hold', { connections, 'duration-ms': 3000 }, { timeoutMs: 120_000 });
+  let peakKb = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peakKb = Math.max(peakKb, (await target.footprint(false)).rssKb);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const attack = clientAttack(t, only, 'fragment-hold', { connections, 'duration-ms': 3000 }, { timeoutMs: 120_000 });
+  const { run, base, after } = await attack.finally(() => (sampling = false));
+  await sampler;
   const ended = run.iterations.filter((l) => l.code === 'RESOURCE_EXHAUSTED').length;
   const held = run.lines.filter((l) => l.type === 'progress').map((l) => Math.round(Number(l.bytesHeld) / 2 ** 20));
   t.log(
     `budget ${budget >> 20} MiB, ${connections} sessions held ${held.join('/')} MiB; ${ended} ended with RESOURCE_EXHAUSTED; CPU ${cpuMs(target.pid) - cpu0} ms`,
   );
-  t.log(`RSS ${(base.rssKb / 1024).toFixed(0)} -> ${(after.rssKb / 1024).toFixed(0)} MiB`);
+  t.log(
+    `RSS ${(base.rssKb / 1024).toFixed(0)} MiB before, peak ${(peakKb / 1024).toFixed(0)} MiB while held, ${(after.rssKb / 1024).toFixed(0)} MiB after`,
+  );
   // 5 × 15 MiB = 75 MiB cannot fit in 40 MiB: at least 3 of them must have been refused.
   t.true(ended >= connections - Math.floor(budget / (15 << 20)), `${ended} sessions ended with RESOURCE_EXHAUSTED`);
 });

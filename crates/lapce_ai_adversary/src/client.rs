@@ -165,7 +165,7 @@ fn ring_tail_garbage(o: &Opts, i: usize) -> Line {
         // that of `echo` synchronously: alternate.
         s.ch.rx.ring.set(off::TAIL, 1_417_435_350);
         let id = s.id();
-        let req = if i % 2 == 0 {
+        let req = if i.is_multiple_of(2) {
             wire::request(id, "slow", "{\"ms\":20}")
         } else {
             wire::request(id, "echo", "{\"x\":1}")
