@@ -1,0 +1,148 @@
+/**
+ * Per-stream flow control (PLAN §3, frame kind 8 STREAM_CREDIT): the server's window starts at
+ * zero and is only what the client grants; `yield` waits on it without holding up other calls;
+ * the client grants as its consumer reads, per client and per call, and its queue is bounded by
+ * the window.
+ */
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { decodePayload, encodeCredit, encodeFrame, FrameKind } from '../../src/protocol/frame';
+import type { IpcServer } from '../../src/ipc/server';
+import { connect, rawSession, startServer, waitFor, within } from './helpers';
+
+/** A server with a `count` stream whose produced items are counted here. */
+async function countingServer(t: ExecutionContext, size = 16): Promise<{ server: IpcServer; socketPath: string; produced: () => number }> {
+  const { server, socketPath } = await startServer(t);
+  let produced = 0;
+  server.handleStream('count', async function* (p: { n: number }) {
+    for (let i = 0; i < p.n; i++) {
+      produced++;
+      yield size === 0 ? { i } : Buffer.alloc(size, i & 255);
+    }
+  });
+  return { server, socketPath, produced: () => produced };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('raw: no chunk before credit; then exactly the granted chunks; the byte window stops a stream too', async (t) => {
+  const { socketPath } = await countingServer(t, 100);
+  const raw = await rawSession(t, socketPath);
+  await raw.send(encodeFrame(FrameKind.StreamOpen, 1, 'count', { n: 1000 }));
+  // A request on the same session goes through while stream 1 has no window.
+  await raw.send(encodeFrame(FrameKind.Request, 2, 'echo', 'meanwhile'));
+  t.is(decodePayload(await raw.frameFor(2, 'echo reply')), 'meanwhile');
+  await sleep(100);
+  t.is(raw.frames().filter((f) => f.id === 1).length, 0, 'window 0: nothing sent');
+
+  await raw.send(encodeCredit(1, 3, 1 << 20));
+  await raw.frameFor(1, 'third chunk', 2);
+  await sleep(100);
+  t.is(raw.frames().filter((f) => f.id === 1).length, 3, 'exactly 3 chunks for 3 credits');
+
+  // More chunks only: 2 more.
+  await raw.send(encodeCredit(1, 2, 0));
+  await raw.frameFor(1, 'fifth chunk', 4);
+  await sleep(100);
+  t.is(raw.frames().filter((f) => f.id === 1).length, 5);
+  for (const f of raw.frames().filter((x) => x.id === 1)) t.is(f.kind, FrameKind.StreamChunk);
+
+  // Another stream with plenty of chunks but 150 bytes: the first 100-byte chunk leaves 50,
+  // the second takes it to -50 (a window may be overrun by at most one chunk), then it waits.
+  await raw.send(encodeFrame(FrameKind.StreamOpen, 3, 'count', { n: 1000 }));
+  await raw.send(encodeCredit(3, 100, 150));
+  await raw.frameFor(3, 'second chunk of stream 3', 1);
+  await sleep(100);
+  t.is(raw.frames().filter((f) => f.id === 3).length, 2, 'the byte window holds the stream');
+
+  // CANCEL ends it with a terminal ERROR CANCELLED even while it waits for credit.
+  await raw.send(encodeFrame(FrameKind.Cancel, 1, ''));
+  const end = await raw.frameFor(1, 'terminal frame', 5);
+  t.is(end.kind, FrameKind.Error);
+  t.is((decodePayload(end) as { code: string }).code, 'CANCELLED');
+});
+
+test('raw: credit sums are clamped to 2^31, never wrap; STREAM_END is not held by the window', async (t) => {
+  const { socketPath } = await countingServer(t, 8);
+  const raw = await rawSession(t, socketPath);
+  await raw.send(encodeFrame(FrameKind.StreamOpen, 7, 'count', { n: 4 }));
+  for (let i = 0; i < 3; i++) await raw.send(encodeCredit(7, 0xffffffff, 0xffffffff));
+  const end = await raw.frameFor(7, 'stream end', 4);
+  t.is(end.kind, FrameKind.StreamEnd);
+  // A stream of 0 items ends with no credit at all.
+  await raw.send(encodeFrame(FrameKind.StreamOpen, 8, 'count', { n: 0 }));
+  t.is((await raw.frameFor(8, 'end of an empty stream')).kind, FrameKind.StreamEnd);
+});
+
+test('a consumer that does not read stalls only its own stream: the producer stops at the window, other calls and streams go on', async (t) => {
+  const { socketPath, produced } = await countingServer(t);
+  const client = await connect(t, socketPath, { streamWindow: { chunks: 8 } });
+  const it = client.stream<Buffer>('count', { n: 100_000 })[Symbol.asyncIterator]();
+  t.is((await it.next()).done, false);
+  await waitFor(() => produced() >= 9, 'the producer to fill the window');
+  await sleep(200);
+  // 8 granted + the one `yield` that is waiting for credit.
+  t.true(produced() <= 10, `produced ${produced()} with a window of 8`);
+  // Others on the same connection are not held up.
+  t.is(await client.request('echo', 'not blocked'), 'not blocked');
+  const other: number[] = [];
+  for await (const c of client.stream<{ i: number }>('ticker', { tag: 'x', count: 50 })) other.push(c.i);
+  t.is(other.length, 50);
+  // Reading resumes the producer; breaking out cancels it.
+  let got = 1;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) break;
+    if (++got === 500) break;
+  }
+  await it.return?.();
+  t.is(got, 500);
+  const at = produced();
+  await sleep(100);
+  t.true(produced() - at <= 10, 'after return() the producer stops');
+});
+
+test('the client grants as its consumer reads: a slow consumer of 2000 chunks gets them all, in order, through a window of 4', async (t) => {
+  const { socketPath, produced } = await countingServer(t, 0);
+  const client = await connect(t, socketPath);
+  let i = 0;
+  let maxAhead = 0;
+  for await (const c of client.stream<{ i: number }>('count', { n: 2000 }, { window: { chunks: 4 } })) {
+    t.is(c.i, i++);
+    maxAhead = Math.max(maxAhead, produced() - i);
+    if (i % 500 === 0) await sleep(20);
+  }
+  t.is(i, 2000);
+  // The producer was never more than the window (+1 waiting in `yield`) ahead of the reader.
+  t.true(maxAhead <= 5, `producer ran ${maxAhead} ahead with a window of 4`);
+});
+
+test('per-call windows override the client default, in bytes too', async (t) => {
+  const { socketPath, produced } = await countingServer(t, 1000);
+  const client = await connect(t, socketPath, { streamWindow: { chunks: 1000, bytes: 1 << 20 } });
+  const it = client.stream<Buffer>('count', { n: 1000 }, { window: { bytes: 3000 } })[Symbol.asyncIterator]();
+  await it.next();
+  await sleep(150);
+  // 3000 bytes of window at 1000 bytes a chunk: 3 chunks (+1 in yield), not 1000.
+  t.true(produced() <= 5, `produced ${produced()}`);
+  await it.return?.();
+});
+
+test('interleaved streams with small windows do not mix and all finish', async (t) => {
+  const { socketPath } = await startServer(t);
+  const client = await connect(t, socketPath, { streamWindow: { chunks: 2, bytes: 64 } });
+  const run = async (tag: string): Promise<number[]> => {
+    const got: number[] = [];
+    for await (const c of client.stream<{ tag: string; i: number }>('ticker', { tag, count: 300 })) {
+      t.is(c.tag, tag);
+      got.push(c.i);
+    }
+    return got;
+  };
+  const results = await within(Promise.all(['a', 'b', 'c', 'd'].map(run)), 30_000, 'four streams');
+  for (const r of results)
+    t.deepEqual(
+      r,
+      Array.from({ length: 300 }, (_, i) => i),
+    );
+});
