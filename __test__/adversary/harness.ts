@@ -160,9 +160,11 @@ export class Victims {
         return r;
       } catch (e) {
         if (child.proc.exitCode !== null || child.proc.signalCode !== null) {
+          this.child = null;
           return { crashed: `exit ${child.proc.exitCode} signal ${child.proc.signalCode}`, stderr: child.stderr.slice(-2000) };
         }
         child.proc.kill('SIGKILL');
+        this.child = null;
         return { hung: (e as Error).message, stderr: child.stderr.slice(-2000) };
       }
     };
