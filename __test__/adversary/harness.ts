@@ -113,9 +113,11 @@ export class LineChild {
 const SERVER_SCRIPT = path.join(__dirname, 'fixtures', 'server.ts');
 const VICTIM_SCRIPT = path.join(__dirname, 'fixtures', 'victim.ts');
 
-/** Spawns a node script with tsx, killed when `owner` ends. */
-function spawnScript(owner: Owner, script: string, env: Record<string, string>, nodeArgs: string[] = []): LineChild {
-  const proc = spawn(process.execPath, [...nodeArgs, '--import=tsx', script], {
+/** Spawns a node script with tsx (with at most `nofile` open fds if given), killed when `owner` ends. */
+function spawnScript(owner: Owner, script: string, env: Record<string, string>, nodeArgs: string[] = [], nofile?: number): LineChild {
+  const argv = [...nodeArgs, '--import=tsx', script];
+  const [cmd, args] = nofile ? ['prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, ...argv]] : [process.execPath, argv];
+  const proc = spawn(cmd, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -324,9 +326,15 @@ export class Target {
   ) {}
 
   /** Spawns the server (with `--expose-gc`, so RSS is measured after a full GC). */
-  static async start(owner: Owner, options: IpcServerOptions = {}): Promise<Target> {
+  static async start(owner: Owner, options: IpcServerOptions = {}, nofile?: number): Promise<Target> {
     const socketPath = sockPath(owner);
-    const child = spawnScript(owner, SERVER_SCRIPT, { ADVERSARY_SERVER: JSON.stringify({ ...options, socketPath }) }, ['--expose-gc']);
+    const child = spawnScript(
+      owner,
+      SERVER_SCRIPT,
+      { ADVERSARY_SERVER: JSON.stringify({ ...options, socketPath }) },
+      ['--expose-gc'],
+      nofile,
+    );
     const listening = await child.next((m) => m.type === 'listening' || m.type === 'fatal', 'server listening');
     if (listening.type !== 'listening') throw new Error(`server did not start: ${JSON.stringify(listening)} ${child.stderr}`);
     const t = new Target(child, socketPath);

@@ -7,7 +7,19 @@
  */
 import test from 'ava';
 import { IpcClient } from '../../src/ipc/client';
-import { clientAttack, cpuMs, ensureAdversary, percentile, runClientAttack, Scope, SOAK, Target, TargetPool, within } from './harness';
+import {
+  assertRecovered,
+  clientAttack,
+  cpuMs,
+  ensureAdversary,
+  percentile,
+  runClientAttack,
+  Scope,
+  SOAK,
+  Target,
+  TargetPool,
+  within,
+} from './harness';
 
 const scope = new Scope();
 const pool = new TargetPool(scope, { handshakeTimeoutMs: 1000 });
@@ -127,4 +139,46 @@ test.serial('item 9: unfinished 15 MiB fragmented messages are bounded by the re
   );
   // 5 × 15 MiB = 75 MiB cannot fit in 40 MiB: at least 3 of them must have been refused.
   t.true(ended >= connections - Math.floor(budget / (15 << 20)), `${ended} sessions ended with RESOURCE_EXHAUSTED`);
+});
+
+test.serial('item 8: at the fd limit the server neither busy-loops on accept nor stops serving open sessions', async (t) => {
+  const own = new Scope();
+  t.teardown(() => own.run());
+  const target = await Target.start(own, { handshakeTimeoutMs: 1000 }, 160);
+  const base = await target.baseline();
+  const held = await IpcClient.connect(target.socketPath, { name: 'held-before-exhaustion' });
+  let attacking = true;
+  const cpu0 = cpuMs(target.pid);
+  const t0 = Date.now();
+  const attack = runClientAttack(target.socketPath, 'fd-exhaust', { connections: 400, 'duration-ms': 3000 }).finally(
+    () => (attacking = false),
+  );
+  const lat: number[] = [];
+  let cpuAtLimit = 0;
+  let wallAtLimit = 0;
+  await new Promise((r) => setTimeout(r, 1000));
+  const c1 = cpuMs(target.pid);
+  const w1 = Date.now();
+  while (attacking) {
+    const s = process.hrtime.bigint();
+    await within(held.request('echo', { lat: lat.length }), 15_000, 'a session opened before the exhaustion');
+    lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+    await new Promise((r) => setTimeout(r, 20));
+    if (attacking) {
+      cpuAtLimit = cpuMs(target.pid) - c1;
+      wallAtLimit = Date.now() - w1;
+    }
+  }
+  const run = await attack;
+  held.close();
+  t.log(`fd-exhaust: ${JSON.stringify(run.iterations[0])}`);
+  t.log(
+    `server CPU ${(cpuMs(target.pid) - cpu0).toFixed(0)} ms over ${Date.now() - t0} ms; at the limit ${cpuAtLimit.toFixed(0)} ms over ${wallAtLimit} ms; ` +
+      `held session: ${lat.length} requests, p99 ${percentile(lat, 99).toFixed(2)} ms`,
+  );
+  t.true(lat.length > 0, 'the session opened before the exhaustion was served during it');
+  t.true(Number(run.iterations[0]?.sessionsHeld) > 0, 'the attack held sessions');
+  // A busy accept loop burns a whole core; backing off costs next to nothing.
+  t.true(cpuAtLimit < 0.5 * wallAtLimit, `server CPU at the fd limit: ${cpuAtLimit} ms in ${wallAtLimit} ms`);
+  await assertRecovered(t, target, base, 'fd-exhaust');
 });

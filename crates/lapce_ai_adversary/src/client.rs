@@ -72,6 +72,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ("handshake-fuzz", "seeded: random/truncated frames, wrong magic/versions/slot"),
     ("malformed-frames", "every malformed data frame of the plan's section 6"),
     ("stream-no-credit", "streams opened and never credited; other calls must go on"),
+    (
+        "fd-exhaust",
+        "item 8: hold up to --connections sessions until the server runs out of fds, then keep connecting for --duration-ms",
+    ),
 ];
 
 fn iteration(attack: &str, i: usize) -> Line {
@@ -128,6 +132,7 @@ pub fn run(attack: &str, o: &Opts) -> bool {
             done(attack, cases.len(), ok).print();
         }
         "stream-no-credit" => repeat(attack, o, |_, _| stream_no_credit(o)),
+        "fd-exhaust" => repeat(attack, o, |_, _| fd_exhaust(o)),
         _ => return false,
     }
     true
@@ -899,4 +904,45 @@ fn stream_no_credit(o: &Opts) -> Line {
         .n("chunksWithoutCredit", chunks as u32)
         .n("echoMs", started.elapsed().as_secs_f64() * 1000.0)
         .n("version", s.layout.version)
+}
+
+fn fd_exhaust(o: &Opts) -> Line {
+    let mut held = Vec::new();
+    let mut refused = String::new();
+    while held.len() < o.connections {
+        match Session::connect(&o.socket, "adv-fd-exhaust") {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                refused = e;
+                break;
+            }
+        }
+    }
+    // At the limit: every new connection makes the server's accept() fail (EMFILE) or its
+    // handshake fail; keep knocking so a server that busy-loops on it shows it.
+    let deadline = Instant::now() + Duration::from_millis(o.duration_ms);
+    let mut outcomes: std::collections::BTreeMap<String, u32> = Default::default();
+    while Instant::now() < deadline {
+        let label = match Ctl::connect(&o.socket) {
+            Ok(mut ctl) => {
+                ctl.send_quiet(&wire::hello("adv-fd-exhaust-knock"));
+                match ctl.recv(Duration::from_millis(300)) {
+                    Got::Frame { kind, body, .. } if kind == wire::ctl::REJECT => format!("reject{}", wire::parse_reject(&body).0),
+                    Got::Frame { kind, .. } => format!("frame{kind}"),
+                    Got::Eof => "eof".into(),
+                    Got::Timeout => "timeout".into(),
+                    Got::BadLength(_) => "badlength".into(),
+                }
+            }
+            Err(e) => format!("connect: {}", e.kind()),
+        };
+        *outcomes.entry(label).or_default() += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let summary: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Line::default()
+        .b("ok", true)
+        .n("sessionsHeld", held.len() as u32)
+        .s("firstRefusal", &refused)
+        .s("knocks", &summary.join(","))
 }
