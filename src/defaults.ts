@@ -43,11 +43,6 @@ export const BACKLOG_PAUSE_RINGS = 4;
 /** ... until the backlog is below this many ring capacities. */
 export const BACKLOG_RESUME_RINGS = 1;
 
-/** Messages one session may have dispatched per event-loop turn before others get theirs (PLAN §9). */
-export const SESSION_TURN_MESSAGES = 256;
-/** Time one session may take per event-loop turn, ms (PLAN §9). */
-export const SESSION_TURN_MS = 1;
-
 /** First pause of the accept loop after EMFILE/ENFILE, ms; doubled per failure up to the max. */
 export const ACCEPT_BACKOFF_MS = 100;
 /** Longest pause of the accept loop, ms. */

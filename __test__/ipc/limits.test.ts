@@ -26,7 +26,7 @@ test.serial(
       conn.close();
     });
     await waitFor(() => server.connections === 1, 'session');
-    const [session] = (server as unknown as { sessions: Set<{ backlog: number }> }).sessions;
+    const [session] = (server as unknown as { sessions: Set<{ channel: { queuedBytes: number } }> }).sessions;
     const payload = Buffer.alloc(16 << 10, 7);
     const n = 400; // 6.4 MB of replies, 100 × the ring
     let resolved = 0;
@@ -38,7 +38,7 @@ test.serial(
     for (const p of sends) p.catch(() => undefined);
     for (let i = 0; i < 30; i++) {
       await sleep(20);
-      maxBacklog = Math.max(maxBacklog, session.backlog);
+      maxBacklog = Math.max(maxBacklog, session.channel.queuedBytes);
     }
     t.log(`client sends resolved while nobody read: ${resolved}/${n}; server backlog peak ${maxBacklog} bytes (ring ${capacity})`);
     t.true(resolved < n, 'the client is held back: its ring is full because the server stopped reading');
@@ -109,3 +109,24 @@ test.serial('fairness: under a flood of cheap frames from another process, anoth
   t.true(loaded.length >= 10, 'requests kept completing under the flood');
   t.true(sent > 10_000, `the flood was real (${sent} frames)`);
 });
+
+test.serial(
+  'reassembly budget: a message that does not fit ends only its session; the budget is returned; others are served',
+  async (t) => {
+    const { server, socketPath } = await startServer(t, { ringCapacity: 4096, maxMessage: 1 << 20, reassemblyBudget: 64 << 10 });
+    const bystander = await connect(t, socketPath);
+    const greedy = await connect(t, socketPath);
+    const lost = new Promise<Error>((r) => greedy.once('disconnect', r));
+    // 200 KiB in fragments of ~1 KiB: past the 64 KiB budget long before it is complete.
+    const big = greedy.request('echo', Buffer.alloc(200 << 10, 1)).catch((e: Error) => e);
+    await within(lost, 20_000, 'the greedy session to end');
+    t.true((await big) instanceof Error);
+    await waitFor(() => server.connections === 1, 'greedy session gone');
+    const budget = (server as unknown as { reassembly: { used: number; limit: number } }).reassembly;
+    t.is(budget.limit, 64 << 10);
+    await waitFor(() => budget.used === 0, 'budget returned');
+    // A message that fits the budget still goes through (fragmented through the 4 KiB ring).
+    const ok = (await bystander.request('echo', Buffer.alloc(32 << 10, 2))) as Buffer;
+    t.is(ok.length, 32 << 10);
+  },
+);

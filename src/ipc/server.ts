@@ -25,7 +25,8 @@ import {
 import { fromNative, HandshakeError, IpcError, nativeErrno } from '../errors';
 import { encodeReject } from '../protocol/control';
 import { RejectReason, rejectName } from '../protocol/reject';
-import type { ChannelStats } from '../transport/channel';
+import { createReassemblyBudget } from '../transport/channel';
+import type { ChannelStats, ReassemblyBudget } from '../transport/channel';
 import { ControlConnection } from './control-connection';
 import { serverHandshake } from './handshake';
 import { addStats, ServerMetrics, zeroStats } from './metrics';
@@ -146,6 +147,8 @@ export class IpcServer {
   private reserveFd = -1;
   private acceptTrouble: { since: number; failures: number } | null = null;
   private acceptTimer: NodeJS.Timeout | null = null;
+  /** The reassembly budget all of this server's sessions share (PLAN §10). */
+  private readonly reassembly: ReassemblyBudget;
 
   /** @throws IpcError INVALID_ARGUMENT for an invalid option. */
   constructor(options: IpcServerOptions = {}) {
@@ -154,6 +157,7 @@ export class IpcServer {
     this.socketPath = given;
     this.controlPath = paths.controlPath;
     this.opts = resolveOptions(options);
+    this.reassembly = createReassemblyBudget(this.opts.reassemblyBudget);
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.stats = new ServerMetrics({ traffic: () => this.traffic() }, options.registry);
     const server = this;
@@ -342,7 +346,7 @@ export class IpcServer {
       maxMessage: this.opts.maxMessage,
       maxStreams: this.opts.maxStreams,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      channel: this.opts.channel,
+      channel: { ...this.opts.channel, reassemblyBudget: this.reassembly },
       takeSlot: () => this.takeSlot(),
       releaseSlot: (slot) => this.releaseSlot(slot),
     }).then(

@@ -12,7 +12,7 @@
  * @packageDocumentation
  */
 import type { Logger } from 'pino';
-import { BACKLOG_PAUSE_RINGS, BACKLOG_RESUME_RINGS, MAX_STREAM_WINDOW, SESSION_TURN_MESSAGES, SESSION_TURN_MS } from '../defaults';
+import { BACKLOG_PAUSE_RINGS, BACKLOG_RESUME_RINGS, MAX_STREAM_WINDOW } from '../defaults';
 import { IpcError, toIpcError } from '../errors';
 import { encodeGoAway } from '../protocol/control';
 import {
@@ -103,20 +103,6 @@ export interface EndOptions {
   err?: IpcError;
 }
 
-let turnCounter = 0;
-let turnScheduled = false;
-/** An id of the current event-loop turn (bumped by one immediate per busy turn). */
-function currentTurn(): number {
-  if (!turnScheduled) {
-    turnScheduled = true;
-    setImmediate(() => {
-      turnCounter++;
-      turnScheduled = false;
-    });
-  }
-  return turnCounter;
-}
-
 const CANCELLED = (): IpcError => new IpcError('CANCELLED', 'cancelled by the client');
 
 /**
@@ -196,15 +182,8 @@ export class Session {
   private streams = 0;
   private ended = false;
   private drainWaiters: Array<() => void> = [];
-  /** Bytes of replies waiting for ring space (PLAN §8). */
-  private backlog = 0;
+  /** Reading paused because replies pile up (PLAN §8). */
   private paused = false;
-  private turn = -1;
-  private turnMessages = 0;
-  private turnStarted = 0;
-  private reading = true;
-  private turnTimer: NodeJS.Immediate | null = null;
-  private readonly onMessage = (msg: Uint8Array): void => this.onData(msg);
   /** Time of the last data frame received, for the idle timeout. */
   lastActivity = Date.now();
 
@@ -224,7 +203,9 @@ export class Session {
         wire: err && err.code !== 'CHANNEL_CLOSED' ? err : undefined,
       }),
     );
-    channel.onMessage(this.onMessage);
+    channel.onDrain(() => this.drainedSome());
+    // Fairness (PLAN §9) is the channel's: it delivers a bounded batch per event-loop turn.
+    channel.onMessage((msg) => this.onData(msg));
   }
 
   /** Calls whose id is in use. */
@@ -259,34 +240,7 @@ export class Session {
       const err =
         e instanceof IpcError ? e : new IpcError('HANDLER_ERROR', `internal error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
       this.end(`internal error: ${err.message}`, { wire: err, err });
-      return;
     }
-    this.budget();
-  }
-
-  /**
-   * Fairness (PLAN §9): after a turn's budget of messages or time, stop reading this session
-   * until the next event-loop turn, so other sessions and the accept loop get theirs.
-   */
-  private budget(): void {
-    const turn = currentTurn();
-    if (turn !== this.turn) {
-      this.turn = turn;
-      this.turnMessages = 0;
-      this.turnStarted = performance.now();
-    }
-    if (
-      ++this.turnMessages < SESSION_TURN_MESSAGES &&
-      ((this.turnMessages & 31) !== 0 || performance.now() - this.turnStarted < SESSION_TURN_MS)
-    ) {
-      return;
-    }
-    if (this.turnTimer) return;
-    this.turnTimer = setImmediate(() => {
-      this.turnTimer = null;
-      this.updateReading();
-    });
-    this.updateReading();
   }
 
   private dispatch(msg: Uint8Array): void {
@@ -511,57 +465,27 @@ export class Session {
 
   /**
    * Sends a frame: without a promise when the ring has room (the common case), else queued
-   * behind the others, counted in the backlog. Returns the promise of a queued send, or null.
-   * Never throws: a failed send (a corrupt ring, a closed channel) ends this session.
+   * behind the others. Returns the promise of a queued send, or null. Never throws: a failed
+   * send (a corrupt ring, a closed channel) closes the channel, which ends this session.
    */
   private send(frame: Uint8Array): Promise<void> | null {
     if (this.ended || this.channel.closed) return null;
-    try {
-      if (this.channel.trySend(frame)) return null;
-    } catch (e) {
-      const err = e instanceof IpcError ? e : new IpcError('IO', String(e));
-      this.end(`send failed: ${err.message}`, { err });
-      return null;
+    if (this.channel.trySend(frame)) return null;
+    const p = this.channel.send(frame);
+    // Backpressure (PLAN §8): while replies pile up (a client that does not read them), stop
+    // reading its requests; its ring fills and its sends wait.
+    if (!this.paused && this.channel.queuedBytes > BACKLOG_PAUSE_RINGS * this.channel.capacity) {
+      this.paused = true;
+      this.channel.pauseReading();
     }
-    this.backlog += frame.length;
-    if (!this.paused && this.backlog > BACKLOG_PAUSE_RINGS * this.channel.capacity) this.setBacklogPause(true);
-    return this.channel.send(frame).then(
-      () => this.sent(frame.length),
-      (e: unknown) => {
-        this.sent(frame.length);
-        const err = e instanceof IpcError ? e : new IpcError('IO', String(e));
-        if (err.code !== 'CHANNEL_CLOSED') this.end(`send failed: ${err.message}`, { err });
-        throw err;
-      },
-    );
+    return p;
   }
 
-  private sent(bytes: number): void {
-    this.backlog -= bytes;
-    if (this.paused && this.backlog < BACKLOG_RESUME_RINGS * this.channel.capacity) this.setBacklogPause(false);
-  }
-
-  /**
-   * Backpressure (PLAN §8): while replies pile up (a client that does not read them), stop
-   * reading its requests; the client's ring fills and its sends wait.
-   */
-  private setBacklogPause(paused: boolean): void {
-    this.paused = paused;
-    this.updateReading();
-  }
-
-  /**
-   * Starts or stops reading the ring as the backlog and the turn budget say. Applied in a
-   * microtask: the channel may be delivering a batch right now, and the handler must stay
-   * attached until that batch is done.
-   */
-  private updateReading(): void {
-    queueMicrotask(() => {
-      const want = !this.ended && !this.paused && !this.turnTimer;
-      if (want === this.reading || this.channel.closed) return;
-      this.reading = want;
-      this.channel.onMessage(want ? this.onMessage : null);
-    });
+  private drainedSome(): void {
+    if (this.paused && this.channel.queuedBytes < BACKLOG_RESUME_RINGS * this.channel.capacity) {
+      this.paused = false;
+      this.channel.resumeReading();
+    }
   }
 
   private finished(): void {
@@ -598,7 +522,6 @@ export class Session {
   end(reason: string, options: EndOptions = {}): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.turnTimer) clearImmediate(this.turnTimer);
     const abortWith = options.abortWith ?? new IpcError('CONNECTION_LOST', reason);
     for (const call of this.calls.values()) {
       call.done = true;
