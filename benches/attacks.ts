@@ -61,7 +61,7 @@ const SERVER_ATTACKS: Array<[string, true | string[]]> = [
   ['doorbell-block', true],
   ['head-livelock', ['RING_CORRUPT', 'CONNECTION_LOST', 'PROTOCOL_ERROR']],
   ['head-livelock-early', ['RING_CORRUPT', 'CONNECTION_LOST', 'PROTOCOL_ERROR', 'INVALID_SHM', 'HANDSHAKE_REJECTED']],
-  ['tail-livelock', ['RING_CORRUPT', 'CONNECTION_LOST', 'PROTOCOL_ERROR']],
+  ['tail-livelock', ['RING_CORRUPT', 'CONNECTION_LOST', 'PROTOCOL_ERROR', 'INVALID_SHM', 'HANDSHAKE_REJECTED']],
   ['ring-garbage', ['RING_CORRUPT', 'CONNECTION_LOST', 'PROTOCOL_ERROR']],
   ...[
     'eventfd',

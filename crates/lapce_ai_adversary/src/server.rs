@@ -45,7 +45,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ("doorbell-shutdown", "item 12: shutdown our doorbell end, then serve"),
     ("head-livelock", "item 12: head = 0xFFFFFFFF in the server->client ring after READY"),
     ("head-livelock-early", "item 12: head = 0xFFFFFFFF before WELCOME"),
-    ("tail-livelock", "tail = 0xFFFFFFFF in the client->server ring after READY"),
+    (
+        "tail-livelock",
+        "tail = 0xFFFFFFFF in the client->server ring WELCOME passes (the client's first send must see it)",
+    ),
     ("welcome-eventfd", "item 13: an eventfd (v1: EFD_SEMAPHORE) as doorbell"),
     ("welcome-pipe", "item 13: a pipe as doorbell"),
     ("welcome-dgram", "item 13: a datagram socketpair as doorbell"),
@@ -118,6 +121,7 @@ struct Tamper {
     capacity: Option<u32>,
     ring_magic: Option<u32>,
     head: Option<u32>,
+    tail: Option<u32>,
 }
 
 fn memfd(size: u64, seals: SealFlags) -> std::io::Result<OwnedFd> {
@@ -151,6 +155,9 @@ fn make_channel(layout: Layout, t: &Tamper) -> std::io::Result<(Vec<OwnedFd>, Ch
     }
     if let Some(h) = t.head {
         Ring::new(dup(r0.as_fd()), CAPACITY).set(off::HEAD, h);
+    }
+    if let Some(v) = t.tail {
+        Ring::new(dup(r1.as_fd()), CAPACITY).set(off::TAIL, v);
     }
     let rest = seals - pre;
     if !rest.is_empty() && !t.same_memfd {
@@ -250,6 +257,7 @@ fn tamper_for(attack: &str) -> Tamper {
         },
         "welcome-bad-capacity" => Tamper { capacity: Some(1000), ..t },
         "head-livelock-early" => Tamper { head: Some(u32::MAX), ..t },
+        "tail-livelock" => Tamper { tail: Some(u32::MAX), ..t },
         _ => t,
     }
 }
@@ -436,10 +444,8 @@ fn after_ready(attack: &str, ctl: &mut Ctl, ch: &mut Channel, _layout: Layout, r
             ch.tx.ring.set(off::HEAD, u32::MAX);
             "head = 0xFFFFFFFF".into()
         }
-        "tail-livelock" => {
-            ch.rx.ring.set(off::TAIL, u32::MAX);
-            serve(ctl, ch, false, echo)
-        }
+        // Never read: releasing would overwrite the poisoned tail with our real one.
+        "tail-livelock" => "tail = 0xFFFFFFFF, never reading".into(),
         "ring-garbage" => {
             let g = rng.bytes(256);
             ch.tx.ring.put(0, &g);
