@@ -14,6 +14,7 @@ use crate::connection::{lock, Conn, ConnectionStats};
 use crate::error::{Error, Result};
 use crate::handshake::handshake;
 use crate::payload::Payload;
+use crate::reply::PendingReply;
 use crate::stream::{Stream, StreamOptions, TypedStream};
 use crate::wire::control::Welcome;
 
@@ -95,6 +96,18 @@ fn open(path: &Path, opts: &ClientOptions) -> Result<Arc<Conn>> {
     Conn::start(est, opts.spin)
 }
 
+/// Where the server listens by default (as the Node side decides): `$XDG_RUNTIME_DIR/lapce-ai/ai.sock`,
+/// else `/tmp/lapce-ai-<uid>/ai.sock`; `LAPCE_AI_SOCKET` overrides both.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("LAPCE_AI_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        Some(dir) => Path::new(&dir).join("lapce-ai").join("ai.sock"),
+        None => PathBuf::from(format!("/tmp/lapce-ai-{}/ai.sock", rustix::process::getuid().as_raw())),
+    }
+}
+
 /// A factor in 0.5..1.5, different on every call (std's `RandomState` is randomly seeded).
 fn jitter() -> f64 {
     let h = RandomState::new().hash_one(std::time::Instant::now());
@@ -153,8 +166,16 @@ impl Client {
     /// Calls `method` once. `timeout` `None`: [`ClientOptions::request_timeout`]. On timeout the
     /// call is cancelled on the server and [`Error::Timeout`] returned.
     pub fn request(&self, method: &str, payload: &Payload, timeout: Option<Duration>) -> Result<Payload> {
+        self.send(method, payload, timeout)?.wait()
+    }
+
+    /// Sends a request and returns at once; collect the reply with [`PendingReply::wait`] or
+    /// poll it with [`PendingReply::try_take`]. Many may be in flight from one thread.
+    pub fn send(&self, method: &str, payload: &Payload, timeout: Option<Duration>) -> Result<PendingReply> {
         let conn = self.current()?;
-        conn.request(method, payload, timeout.unwrap_or(self.opts.request_timeout))
+        let timeout = timeout.unwrap_or(self.opts.request_timeout);
+        let (id, slot) = conn.send_request(method, payload, timeout)?;
+        Ok(PendingReply::new(conn, id, slot, timeout))
     }
 
     /// Calls `method` with a JSON argument and parses its JSON result as `R`.

@@ -61,11 +61,20 @@ impl ReplySlot {
         self.cv.notify_one();
     }
 
-    /// Spins up to `spin`, then blocks until the reply or the deadline. `None`: deadline passed.
-    fn wait(&self, spin: Duration, deadline: Instant) -> Option<Result<Payload>> {
-        let spin_until = Instant::now() + spin;
-        while !self.ready.load(Ordering::Acquire) && Instant::now() < spin_until {
-            std::hint::spin_loop();
+    /// For up to `spin`, calls `help` (which reads the ring on this thread) and yields between
+    /// looks; then blocks until the reply or the deadline. `None`: the deadline passed.
+    fn wait(&self, spin: Duration, deadline: Instant, mut help: impl FnMut()) -> Option<Result<Payload>> {
+        if !spin.is_zero() {
+            let spin_until = Instant::now() + spin;
+            while !self.ready.load(Ordering::Acquire) && Instant::now() < spin_until {
+                help();
+                if self.ready.load(Ordering::Acquire) {
+                    break;
+                }
+                // On a loaded machine a pure spin starves the very threads that produce the
+                // reply (the server, our I/O thread): give the core away between looks.
+                std::thread::yield_now();
+            }
         }
         let mut g = lock(&self.value);
         loop {
@@ -362,22 +371,26 @@ impl Conn {
         }
     }
 
-    /// A request: JSON or bytes in, JSON or bytes out.
-    pub fn request(&self, method: &str, payload: &Payload, timeout: Duration) -> Result<Payload> {
+    /// Writes a REQUEST and returns its id and reply slot without waiting for the reply.
+    pub fn send_request(&self, method: &str, payload: &Payload, timeout: Duration) -> Result<(u32, Arc<ReplySlot>)> {
         self.check_open()?;
         self.check_frame(method, payload)?;
         let slot = Arc::new(ReplySlot::new());
         let id = self.register(Entry::Request(Arc::clone(&slot)));
-        let deadline = Instant::now() + timeout;
         let frame = frame::encode(Kind::Request, id, method, payload.is_json(), payload.as_bytes());
-        if let Err(e) = self.send_frames(&[&frame], Some(deadline)) {
+        if let Err(e) = self.send_frames(&[&frame], Some(Instant::now() + timeout)) {
             self.unregister(id);
             return Err(match e {
                 Error::Timeout(_) => Error::Timeout(timeout),
                 e => e,
             });
         }
-        match slot.wait(self.spin, deadline) {
+        Ok((id, slot))
+    }
+
+    /// Waits for a request's reply; on timeout cancels it on the server.
+    pub fn wait_reply(&self, id: u32, slot: &ReplySlot, deadline: Instant, timeout: Duration) -> Result<Payload> {
+        match slot.wait(self.spin, deadline, || self.help_read()) {
             Some(v) => v,
             None => {
                 // The id stays in use until the server's terminal frame (PROTOCOL.md §4.2).
@@ -385,6 +398,14 @@ impl Conn {
                 Err(Error::Timeout(timeout))
             }
         }
+    }
+
+    /// Takes a request's reply if it has arrived.
+    pub fn try_reply(slot: &ReplySlot) -> Option<Result<Payload>> {
+        if !slot.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&slot.value).take()
     }
 
     /// Opens a stream with an initial window; returns its shared state.
@@ -491,7 +512,16 @@ impl Conn {
             // Deliver whatever the server published before it went (its last replies), and read
             // a GOAWAY it sent just before closing (the `closed` word may be seen first).
             let _ = self.pump_incoming();
-            let _ = self.pump_control(&mut reader);
+            if matches!(e, Error::ConnectionLost(_)) {
+                // The ring may close a moment before the control socket does: read what the
+                // server said there (GOAWAY's reason) until its EOF, briefly.
+                let until = Instant::now() + Duration::from_millis(100);
+                while crate::handshake::wait_fd(&self.ctl, PollFlags::IN, until).unwrap_or(false) {
+                    if self.pump_control(&mut reader).is_err() {
+                        break;
+                    }
+                }
+            }
             let e = match (e, self.going_away()) {
                 (Error::ConnectionLost(m), Some(why)) => Error::ConnectionLost(format!("{m} (after GOAWAY: {why})")),
                 (e, _) => e,
@@ -581,48 +611,62 @@ impl Conn {
 
     /// Reads up to one batch of incoming frames and dispatches them.
     fn pump_incoming(&self) -> Result<usize> {
-        let mut to_wake: Vec<Arc<StreamState>> = Vec::new();
-        let n = {
-            let mut ep = lock(&self.ep);
-            let mut n = 0;
-            let mut result = Ok(());
-            while n < BATCH {
-                let next = match ep.next_message() {
-                    Ok(Some(next)) => next,
-                    Ok(None) => break,
-                    Err(e) => {
-                        result = Err(Error::from(e));
-                        break;
-                    }
-                };
-                n += 1;
-                let r = match next {
-                    Next::InPlace { offset, len } => {
-                        let mut buf = vec![0u8; len];
-                        ep.rx_mapping().read_bytes(offset, &mut buf);
-                        self.dispatch(&buf, &mut to_wake)
-                    }
-                    Next::Assembled(v) => {
-                        let r = self.dispatch(&v, &mut to_wake);
-                        ep.recycle(v);
-                        r
-                    }
-                };
-                if let Err(e) = r {
-                    result = Err(e);
+        let mut to_wake = Vec::new();
+        let r = self.pump_locked(&mut lock(&self.ep), &mut to_wake);
+        wake_all(to_wake);
+        r
+    }
+
+    /// A caller waiting for its reply reads the ring itself, if nobody else is: the reply then
+    /// needs no thread hand-off. Errors are the I/O thread's to report; a frame that broke the
+    /// protocol was consumed here, so that one ends the connection here.
+    fn help_read(&self) {
+        let Ok(mut ep) = self.ep.try_lock() else { return };
+        let mut to_wake = Vec::new();
+        let r = self.pump_locked(&mut ep, &mut to_wake);
+        drop(ep);
+        wake_all(to_wake);
+        match r {
+            Ok(_) => {}
+            Err(Error::ConnectionLost(_)) => self.wake_io(),
+            Err(e) => self.shutdown(e),
+        }
+    }
+
+    fn pump_locked(&self, ep: &mut Endpoint, to_wake: &mut Vec<Arc<StreamState>>) -> Result<usize> {
+        let mut n = 0;
+        let mut result = Ok(());
+        while n < BATCH {
+            let next = match ep.next_message() {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    result = Err(Error::from(e));
                     break;
                 }
+            };
+            n += 1;
+            let r = match next {
+                Next::InPlace { offset, len } => {
+                    let mut buf = vec![0u8; len];
+                    ep.rx_mapping().read_bytes(offset, &mut buf);
+                    self.dispatch(&buf, to_wake)
+                }
+                Next::Assembled(v) => {
+                    let r = self.dispatch(&v, to_wake);
+                    ep.recycle(v);
+                    r
+                }
+            };
+            if let Err(e) = r {
+                result = Err(e);
+                break;
             }
-            ep.release().map_err(Error::from)?;
-            result?;
-            if n == 0 && ep.peer_closed() && !ep.has_pending() {
-                return Err(Error::ConnectionLost("the server closed the channel".into()));
-            }
-            n
-        };
-        to_wake.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        for s in to_wake {
-            s.wake();
+        }
+        ep.release().map_err(Error::from)?;
+        result?;
+        if n == 0 && ep.peer_closed() && !ep.has_pending() {
+            return Err(Error::ConnectionLost("the server closed the channel".into()));
         }
         Ok(n)
     }
@@ -747,7 +791,11 @@ impl Conn {
         loop {
             match self.ctl.recv(&mut buf) {
                 Ok(None) => break,
-                Ok(Some(r)) if r.bytes == 0 => return Err(Error::ConnectionLost("the server closed the control socket".into())),
+                Ok(Some(r)) if r.bytes == 0 => {
+                    // Frames sent just before the close (a GOAWAY, a REJECT) still count.
+                    self.handle_control_frames(reader)?;
+                    return Err(Error::ConnectionLost("the server closed the control socket".into()));
+                }
                 Ok(Some(r)) => {
                     if !r.fds.is_empty() {
                         return Err(Error::Protocol(format!("server sent {} fds after READY", r.fds.len())));
@@ -781,6 +829,13 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+fn wake_all(mut streams: Vec<Arc<StreamState>>) {
+    streams.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    for s in streams {
+        s.wake();
     }
 }
 

@@ -29,12 +29,14 @@ mod connection;
 mod error;
 mod handshake;
 mod payload;
+mod reply;
 mod stream;
 pub mod wire;
 
-pub use client::{Client, ClientOptions, Reconnect};
+pub use client::{default_socket_path, Client, ClientOptions, Reconnect};
 pub use connection::ConnectionStats;
 pub use error::{Error, RejectReason, RemoteError, Result};
 pub use payload::Payload;
+pub use reply::PendingReply;
 pub use stream::{Polled, Stream, StreamOptions, TypedStream};
 pub use wire::control::Welcome;
