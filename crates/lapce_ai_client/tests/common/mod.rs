@@ -78,8 +78,11 @@ impl Server {
             .arg(&socket)
             .arg("--default")
             .arg("echo")
-            .env("LAPCE_AI_CONFIG", "/nonexistent-lapce-ai-test-config.json")
-            .env_remove("XDG_CONFIG_HOME");
+            .arg("--log-level")
+            .arg("warn")
+            // No config file: only the built-in offline `echo` provider.
+            .env_remove("LAPCE_AI_CONFIG")
+            .env("XDG_CONFIG_HOME", socket.parent().unwrap());
         Self::spawn(cmd, socket, "")
     }
 
