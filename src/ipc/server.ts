@@ -256,7 +256,6 @@ export class IpcServer {
   }
 
   private onAcceptable(): void {
-    if (this.acceptTimer) return;
     for (;;) {
       let stream;
       try {
@@ -289,9 +288,12 @@ export class IpcServer {
   }
 
   /**
-   * accept() failed (EMFILE/ENFILE at the fd limit, most likely). The waiting connection keeps
-   * the socket readable, so returning would spin: the reserve fd is given up to take it off the
-   * queue with a REJECT 9, and accepting pauses with backoff. Logged once per episode.
+   * accept() failed (EMFILE/ENFILE at the fd limit, most likely). A waiting connection keeps
+   * the listening socket readable, so simply returning would spin at 100% CPU. The reserve fd
+   * is given up, one waiting connection at a time, to take each off the queue with a REJECT 9
+   * ("out of file descriptors") until none waits; sessions already open are served meanwhile.
+   * Without a reserve fd (someone took it) the listener is closed and bound again after a
+   * backoff (100 ms, doubling to 2 s). Logged once per episode.
    */
   private acceptFailed(e: unknown): void {
     const errno = nativeErrno(e) ?? fromNative(e).code;
@@ -299,38 +301,67 @@ export class IpcServer {
     if (first) this.acceptTrouble = { since: Date.now(), failures: 0 };
     const trouble = this.acceptTrouble as { since: number; failures: number };
     trouble.failures++;
-    if (first) this.logger.error({ err: e instanceof Error ? e : new Error(String(e)), errno }, 'accept failed; pausing accepts');
-    if (this.reserveFd >= 0 && (errno === 'EMFILE' || errno === 'ENFILE')) {
+    if (first)
+      this.logger.error(
+        { err: e instanceof Error ? e : new Error(String(e)), errno },
+        'accept failed; refusing connections until fds are free',
+      );
+    while (this.reserveFd >= 0) {
       try {
         fs.closeSync(this.reserveFd);
       } catch {
         /* already gone */
       }
       this.reserveFd = -1;
+      let drained = false;
       try {
         const stream = this.listener?.accept();
         if (stream) {
           const conn = new ControlConnection(stream, { acceptFds: false });
-          this.refuse(conn, RejectReason.Internal, `server is out of file descriptors (${errno}); try again later`);
+          this.refuse(conn, RejectReason.Internal, `server is out of file descriptors (${errno}); try again later`, false);
+        } else {
+          drained = true;
         }
       } catch {
-        /* still out of fds */
+        drained = true; // not even one fd: fall through to the pause
       }
       this.openReserveFd();
+      if (drained) {
+        if (this.reserveFd >= 0) return; // nothing waits; the next connection calls us again
+        break;
+      }
     }
-    const delay = Math.min(ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MS * 2 ** Math.min(10, trouble.failures - 1));
-    this.acceptTimer = setTimeout(() => {
-      this.acceptTimer = null;
-      if (this.state === 'listening') this.onAcceptable();
-    }, delay);
-    this.acceptTimer.unref();
+    this.pauseAccepting(trouble.failures);
   }
 
-  private refuse(conn: ControlConnection, reason: RejectReason, message: string): void {
+  /** Stops watching the listening socket for a while: closed and bound again after the backoff. */
+  private pauseAccepting(failures: number): void {
+    if (this.acceptTimer || !this.listener) return;
+    this.listener.close(false);
+    this.listener = null;
+    const delay = Math.min(ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MS * 2 ** Math.min(10, failures - 1));
+    this.acceptTimer = setTimeout(() => {
+      this.acceptTimer = null;
+      if (this.state !== 'listening') return;
+      try {
+        this.listener = native.NativeListener.bind(this.controlPath);
+        this.listener.watch(() => this.onAcceptable());
+        this.openReserveFd();
+      } catch (e) {
+        const trouble = this.acceptTrouble ?? { since: Date.now(), failures: 0 };
+        this.acceptTrouble = trouble;
+        this.pauseAccepting(++trouble.failures);
+        if (fromNative(e).code === 'ADDRESS_IN_USE')
+          this.logger.error({ err: e }, 'another server took the socket path during an accept pause');
+      }
+    }, delay);
+  }
+
+  private refuse(conn: ControlConnection, reason: RejectReason, message: string, log = true): void {
     const name = rejectName(reason);
     this.stats.connectionsRejected.inc({ reason: name });
     this.stats.handshakeFailures.inc({ reason: name });
-    this.logger.warn({ reason: name }, message);
+    if (log) this.logger.warn({ reason: name }, message);
     conn.trySend(encodeReject({ reason, message }));
     conn.close();
   }
