@@ -500,11 +500,13 @@ export async function clientAttack(
   args: Record<string, number> = {},
   opts: { expectIterations?: number; timeoutMs?: number; checkIterations?: boolean; gc?: boolean } = {},
 ): Promise<{ run: AdvRun; target: Target; base: Footprint; after: Footprint }> {
+  // Soak runs take minutes per attack; the quick mode stays within ava's default.
+  if (SOAK > 1) t.timeout(20 * 60_000);
   const target = await pool.get();
   const base = await target.baseline();
   const cpu0 = cpuMs(target.pid);
   const started = Date.now();
-  const run = await runClientAttack(target.socketPath, attack, args, opts.timeoutMs ?? 90_000);
+  const run = await runClientAttack(target.socketPath, attack, args, (opts.timeoutMs ?? 90_000) * SOAK);
   const wall = Date.now() - started;
   const cpu = cpuMs(target.pid) - cpu0;
   t.log(
