@@ -59,6 +59,9 @@ pub struct ClientOptions {
     pub spin: Duration,
     /// Reconnect automatically (see [`Reconnect`]); `None`: never.
     pub reconnect: Option<Reconnect>,
+    /// Largest message accepted from the server, bytes, whatever its `max_message` says (bounds
+    /// the memory a server can make us reassemble). A larger one ends the connection.
+    pub max_incoming_message: usize,
 }
 
 impl Default for ClientOptions {
@@ -70,6 +73,7 @@ impl Default for ClientOptions {
             stream_window: (256, 4 << 20),
             spin: Duration::from_micros(100),
             reconnect: None,
+            max_incoming_message: 64 << 20,
         }
     }
 }
@@ -92,7 +96,7 @@ impl std::fmt::Debug for Client {
 }
 
 fn open(path: &Path, opts: &ClientOptions) -> Result<Arc<Conn>> {
-    let est = handshake(path, &opts.name, opts.handshake_timeout)?;
+    let est = handshake(path, &opts.name, opts.handshake_timeout, opts.max_incoming_message)?;
     Conn::start(est, opts.spin)
 }
 

@@ -307,9 +307,8 @@ impl Conn {
         lock(&self.calls).map.remove(&id);
     }
 
-    /// Writes one frame, waiting for ring space. The deadline applies until the first byte is
-    /// in the ring; after that the message is finished (a half-written message cannot be taken
-    /// back) unless the connection ends.
+    /// Writes frames in order, waiting for ring space, until `deadline`. A deadline that passes
+    /// in the middle of a message ends the connection (the fragments cannot be taken back).
     fn send_frames(&self, frames: &[&[u8]], deadline: Option<Instant>) -> Result<()> {
         let _w = lock(&self.writer);
         for msg in frames {
@@ -326,7 +325,14 @@ impl Conn {
                 if done {
                     break;
                 }
-                if progress == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if progress > 0 {
+                        // Half a message is in the ring and cannot be taken back: a server that
+                        // stopped reading mid-message leaves no way on but to end the session.
+                        self.shutdown(Error::ConnectionLost(
+                            "the server stopped reading in the middle of a message".into(),
+                        ));
+                    }
                     return Err(Error::Timeout(Duration::ZERO));
                 }
                 self.wait_space(needed);

@@ -79,7 +79,9 @@ fn refuse(ctl: &ControlStream, reason: RejectReason, message: String, deadline: 
 }
 
 /// Connects and runs the handshake.
-pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration) -> Result<Established> {
+/// `max_incoming`: the largest message this client accepts, whatever the server's `max_message`
+/// says (a server announcing 4 GiB must not make us reassemble 4 GiB).
+pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration, max_incoming: usize) -> Result<Established> {
     let deadline = Instant::now() + timeout;
     let ctl_path = control_path(path);
     let ctl = ControlStream::connect(&ctl_path).map_err(|e| match Error::from(e) {
@@ -167,7 +169,8 @@ pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration) -> Result<Es
         Ok(fd) => fd,
         Err(e) => return Err(refuse(&ctl, RejectReason::Internal, format!("dup: {e}"), deadline)),
     };
-    let endpoint = match Endpoint::open(channel, Side::Client, welcome.ring_capacity as usize, welcome.max_message as usize) {
+    let max_in = (welcome.max_message as usize).min(max_incoming);
+    let endpoint = match Endpoint::open(channel, Side::Client, welcome.ring_capacity as usize, max_in) {
         Ok(ep) => ep,
         Err(e) => {
             return Err(refuse(
