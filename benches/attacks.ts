@@ -19,8 +19,8 @@ import {
   Target,
   Victims,
   within,
-  type Footprint,
 } from '../__test__/adversary/harness';
+import type { Footprint } from '../__test__/adversary/harness';
 import { IpcClient } from '../src/ipc/client';
 
 const soak = process.argv.includes('--soak') ? 10 : 1;

@@ -6,48 +6,19 @@
  *
  * `ADVERSARY_SOAK=1` multiplies every attack's iterations by 10.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ExecutionContext } from 'ava';
 import { IpcClient } from '../../src/ipc/client';
 import type { IpcServerOptions } from '../../src/ipc/server';
+import { Scope, sockPath, within } from '../ipc/helpers';
+import type { Owner } from '../ipc/helpers';
 
-/** Whatever can run cleanups: a test's ExecutionContext, or a {@link Scope} for hooks. */
-export interface Owner {
-  teardown(fn: () => unknown): void;
-}
-
-/** Cleanups for resources made in `test.before`: call `run()` from `test.after.always`. */
-export class Scope implements Owner {
-  private readonly fns: Array<() => unknown> = [];
-  teardown(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns.splice(0).reverse()) await fn();
-  }
-}
-
-/** A fresh socket path in its own temp directory, removed when `owner` ends. */
-export function sockPath(owner: Owner, name = 'ai.sock'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lipc-adv-'));
-  owner.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return path.join(dir, name);
-}
-
-/** Rejects if `p` has not settled within `ms` (a guard against hangs, not a timing assertion). */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    }),
-  ]);
-}
+export { Scope, sockPath, within };
+export type { Owner };
 
 /** The value of metric `name` in a prom-client JSON snapshot, summed over its series. */
 export function metricValue(snapshot: unknown, name: string): number {

@@ -27,6 +27,32 @@ impl Bell {
         self.own_fd.as_ref().unwrap_or(&self.ring_fd).as_fd()
     }
 
+    /// Every fd of our side of the doorbell.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        std::iter::once(self.ring_fd.as_fd())
+            .chain(self.own_fd.as_ref().map(|f| f.as_fd()))
+            .collect()
+    }
+
+    /// Poisons the doorbell for the peer: every fd made blocking (for an eventfd that is the
+    /// peer's file description too) and saturated (eventfd counter) or flooded (socket buffer);
+    /// from now on we never read or ring it. Returns what was done, for the report.
+    pub fn poison(&mut self) -> Vec<&'static str> {
+        let mut did = Vec::new();
+        for fd in self.fds() {
+            if make_blocking(fd) {
+                did.push("blocking");
+            }
+            let done = match self.kind {
+                BellKind::EventFds => fill_eventfd(fd).then_some("filled"),
+                BellKind::SocketPair => (flood_socket(fd) > 0).then_some("flooded"),
+            };
+            did.extend(done);
+        }
+        self.quiet = true;
+        did
+    }
+
     /// Rings the peer, never blocking on our side (v1 writes may block if the peer cleared
     /// `O_NONBLOCK` on the shared description: we only do that on purpose, elsewhere).
     pub fn ring(&self) {

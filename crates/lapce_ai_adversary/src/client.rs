@@ -14,7 +14,7 @@ use crate::out::Line;
 use crate::peer::{self, HandshakeEnd, Session};
 use crate::ring::{self, off};
 use crate::rng::Rng;
-use crate::wire::{self, kind, reject, BellKind};
+use crate::wire::{self, kind, reject};
 
 /// Options common to all client attacks.
 #[derive(Debug, Clone)]
@@ -186,41 +186,18 @@ fn doorbell(attack: &str, o: &Opts) -> Line {
         Ok(s) => s,
         Err(l) => return l,
     };
-    let kind = s.layout.bell;
     let mut did = Vec::new();
-    {
-        let (ring_fd, own_fd) = s.bell_fds();
-        let fds: Vec<BorrowedFd<'_>> = std::iter::once(ring_fd).chain(own_fd).collect();
-        match attack {
-            "doorbell-block" => {
-                for fd in &fds {
-                    if bell::make_blocking(*fd) {
-                        did.push("blocking");
-                    }
-                    match kind {
-                        BellKind::EventFds => {
-                            if bell::fill_eventfd(*fd) {
-                                did.push("filled");
-                            }
-                        }
-                        BellKind::SocketPair => {
-                            if bell::flood_socket(*fd) > 0 {
-                                did.push("flooded");
-                            }
-                        }
-                    }
+    match attack {
+        "doorbell-block" => did = s.ch.bell.poison(),
+        "doorbell-flood" if bell::flood_socket(s.ch.bell.ring_fd.as_fd()) > 0 => did.push("flooded"),
+        "doorbell-shutdown" => {
+            for fd in s.ch.bell.fds() {
+                if rustix::net::shutdown(fd, rustix::net::Shutdown::Both).is_ok() {
+                    did.push("shutdown");
                 }
             }
-            "doorbell-flood" if bell::flood_socket(ring_fd) > 0 => did.push("flooded"),
-            "doorbell-shutdown" => {
-                for fd in &fds {
-                    if rustix::net::shutdown(fd, rustix::net::Shutdown::Both).is_ok() {
-                        did.push("shutdown");
-                    }
-                }
-            }
-            _ => {}
         }
+        _ => {}
     }
     if attack == "doorbell-close" {
         // Replace our doorbell fds by fresh eventfds we never use, closing the real ones.

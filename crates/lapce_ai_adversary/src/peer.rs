@@ -1,7 +1,7 @@
 //! An honest-enough client session (handshake steps one by one, a channel to send and receive
 //! on) that attacks start from and then betray.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
@@ -363,10 +363,5 @@ impl Session {
             }
             end.eof = self.idle_wait(Duration::from_millis(2));
         }
-    }
-
-    /// The bell's raw fds, for doorbell tricks.
-    pub fn bell_fds(&self) -> (std::os::fd::BorrowedFd<'_>, Option<std::os::fd::BorrowedFd<'_>>) {
-        (self.ch.bell.ring_fd.as_fd(), self.ch.bell.own_fd.as_ref().map(|f| f.as_fd()))
     }
 }

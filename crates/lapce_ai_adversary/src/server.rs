@@ -12,7 +12,6 @@ use rustix::event::EventfdFlags;
 use rustix::fs::{MemfdFlags, SealFlags};
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
-use crate::bell;
 use crate::ctl::{Ctl, Got, Listener};
 use crate::out::Line;
 use crate::peer::{Channel, Side};
@@ -409,29 +408,7 @@ fn after_ready(attack: &str, ctl: &mut Ctl, ch: &mut Channel, _layout: Layout, r
             "sent GOAWAY with 4 fds".into()
         }
         "doorbell-block" => {
-            let mut did = Vec::new();
-            let fds: Vec<BorrowedFd<'_>> = std::iter::once(ch.bell.ring_fd.as_fd())
-                .chain(ch.bell.own_fd.as_ref().map(|f| f.as_fd()))
-                .collect();
-            for fd in &fds {
-                if bell::make_blocking(*fd) {
-                    did.push("blocking");
-                }
-                match ch.bell.kind {
-                    BellKind::EventFds => {
-                        if bell::fill_eventfd(*fd) {
-                            did.push("filled");
-                        }
-                    }
-                    BellKind::SocketPair => {
-                        if bell::flood_socket(*fd) > 0 {
-                            did.push("flooded");
-                        }
-                    }
-                }
-            }
-            drop(fds);
-            ch.bell.quiet = true;
+            let did = ch.bell.poison();
             let r = serve(ctl, ch, true, echo);
             format!("{} ({})", r, did.join(","))
         }
