@@ -410,12 +410,15 @@ export async function assertRecovered(t: ExecutionContext, target: Target, base:
     t.fail(`${label}: the server process died: ${target.death()}`);
     return base;
   }
+  // First the attack's own sessions must go; then a fresh client must be served, and be the
+  // only session `$metrics` counts; then its session must go too.
+  const { tookMs } = await target.settle(base, 10_000, gc);
   const { sessionsSeen } = await target.probe(label);
-  const { after, tookMs } = await target.settle(base, 10_000, gc);
+  const { after } = await target.settle(base, 10_000, gc);
   t.log(
     `${gc ? '(after a full GC) ' : '(no GC) '}` +
       `${label}: fds ${base.fds} -> ${after.fds}, memfd maps ${base.memfdMaps} -> ${after.memfdMaps}, sessions ${base.sessions} -> ${after.sessions} ` +
-      `($metrics during the probe: ${sessionsSeen}), RSS ${(base.rssKb / 1024).toFixed(1)} -> ${(after.rssKb / 1024).toFixed(1)} MiB; back to baseline in ${tookMs} ms`,
+      `($metrics during the probe: ${sessionsSeen}), RSS ${(base.rssKb / 1024).toFixed(1)} -> ${(after.rssKb / 1024).toFixed(1)} MiB; the attack's leftovers were gone ${tookMs} ms after it ended`,
   );
   t.is(sessionsSeen, base.sessions + 1, `${label}: $metrics must count only the probe's own session`);
   return after;
