@@ -87,7 +87,8 @@ export interface StreamOptions extends CallOptions {
 /** A request waiting for its reply; settles once, then releases its timer and listener. */
 class PendingRequest {
   readonly kind = 'request';
-  cleanups: Array<() => void> = [];
+  /** Made only for calls with a timeout or signal. */
+  cleanups: Array<() => void> | null = null;
   private settled = false;
 
   constructor(
@@ -106,7 +107,7 @@ class PendingRequest {
   private settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    for (const c of this.cleanups) c();
+    if (this.cleanups) for (const c of this.cleanups) c();
     return true;
   }
 }
@@ -556,14 +557,14 @@ export class IpcClient extends EventEmitter {
         call.reject(new IpcError('CANCELLED', 'request cancelled', { cause: signal.reason }));
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      call.cleanups.push(() => signal.removeEventListener('abort', onAbort));
+      (call.cleanups ??= []).push(() => signal.removeEventListener('abort', onAbort));
     }
     if (timeout !== undefined) {
       const timer = setTimeout(() => {
         this.cancel(c, id);
         call.reject(new IpcError('TIMEOUT', `${method} timed out after ${timeout} ms`));
       }, timeout);
-      call.cleanups.push(() => clearTimeout(timer));
+      (call.cleanups ??= []).push(() => clearTimeout(timer));
     }
   }
 

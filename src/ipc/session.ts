@@ -30,6 +30,7 @@ import type { Frame, Payload } from '../protocol/frame';
 import type { Channel } from '../transport/channel';
 import type { ControlConnection, ControlFrame } from './control-connection';
 import type { ServerMetrics } from './metrics';
+import type { HistogramSeries } from './request-histogram';
 
 /** What a handler learns about the call it serves. */
 export interface HandlerContext {
@@ -72,9 +73,12 @@ export interface HandlerOptions {
   payload?: PayloadKind;
 }
 
-/** @internal */
-export type HandlerEntry =
-  { kind: 'request'; fn: RequestHandler; payload: PayloadKind } | { kind: 'stream'; fn: StreamHandler; payload: PayloadKind };
+/** @internal A registered handler. */
+export type HandlerEntry = ({ kind: 'request'; fn: RequestHandler } | { kind: 'stream'; fn: StreamHandler }) & {
+  payload: PayloadKind;
+  /** Its latency histogram series, made on first use. */
+  series?: HistogramSeries;
+};
 
 /** @internal What a session needs from its server. */
 export interface SessionHost {
@@ -125,6 +129,7 @@ class Call implements HandlerContext {
     readonly id: number,
     readonly peer: PeerInfo,
     readonly stream: boolean,
+    readonly entry: HandlerEntry,
   ) {}
 
   get signal(): AbortSignal {
@@ -337,12 +342,12 @@ export class Session {
       this.fail(id, e as IpcError);
       return;
     }
-    const call = new Call(method, id, this.peer, stream);
-    this.calls.set(id, call);
+    const call = new Call(method, id, this.peer, stream, entry);
     this.running++;
     if (entry.kind === 'request') {
       this.runRequest(entry.fn, payload, call);
     } else {
+      this.calls.set(id, call);
       this.streams++;
       this.host.metrics.streamsActive.inc();
       this.runStream(entry.fn, payload, call).catch((e) => this.internalError(e));
@@ -362,8 +367,10 @@ export class Session {
       this.endRequest(call, false, e);
       return;
     }
-    // Handlers that answer synchronously skip a promise and a microtask per call.
+    // Handlers that answer synchronously skip a promise and a microtask per call, and the id
+    // map too: no other frame (a CANCEL, a duplicate id) can be read while they run.
     if (result instanceof Promise) {
+      this.calls.set(call.id, call);
       result
         .then(
           (v) => this.endRequest(call, true, v),
@@ -377,7 +384,8 @@ export class Session {
 
   private endRequest(call: Call, ok: boolean, value: unknown): void {
     this.running--;
-    this.host.metrics.requestSeconds.labels(call.method).observe((performance.now() - call.started) / 1000);
+    // The histogram series is looked up once per method, not per call.
+    (call.entry.series ??= this.host.metrics.requestSeconds.labels(call.method)).observe((performance.now() - call.started) / 1000);
     if (!call.done) {
       if (!ok || call.aborted) {
         this.failCall(call, call.toError(value));

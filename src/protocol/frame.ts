@@ -160,6 +160,30 @@ export function decodeCredit(payload: Uint8Array): { chunks: number; bytes: numb
   return { chunks: v.getUint32(0, true), bytes: v.getUint32(4, true) };
 }
 
+// The last method name decoded, with its bytes: requests in a burst mostly name one method, and
+// comparing a few bytes is cheaper than a TextDecoder call per frame.
+let lastMethod = '';
+let lastMethodBytes: Uint8Array = new Uint8Array(0);
+
+function decodeMethod(buf: Uint8Array, len: number): string {
+  const last = lastMethodBytes;
+  if (last.length === len) {
+    let i = 0;
+    while (i < len && buf[FRAME_HEADER + i] === last[i]) i++;
+    if (i === len) return lastMethod;
+  }
+  const bytes = buf.slice(FRAME_HEADER, FRAME_HEADER + len);
+  let method: string;
+  try {
+    method = decoder.decode(bytes);
+  } catch {
+    throw new IpcError('PROTOCOL_ERROR', 'method name is not UTF-8');
+  }
+  lastMethod = method;
+  lastMethodBytes = bytes;
+  return method;
+}
+
 /**
  * Decodes a frame (a view into `buf`); throws PROTOCOL_ERROR on anything malformed: shorter
  * than the header, unknown kind, reserved flag bits, id 0 (except on an ERROR, where id 0 is
@@ -182,12 +206,6 @@ export function decodeFrame(buf: Uint8Array): Frame {
   if (methodLen > MAX_METHOD) throw new IpcError('PROTOCOL_ERROR', `method length ${methodLen} is over ${MAX_METHOD}`);
   if (FRAME_HEADER + methodLen > buf.length) throw new IpcError('PROTOCOL_ERROR', 'method runs past the end of the frame');
   let method = '';
-  if (methodLen > 0) {
-    try {
-      method = decoder.decode(buf.subarray(FRAME_HEADER, FRAME_HEADER + methodLen));
-    } catch {
-      throw new IpcError('PROTOCOL_ERROR', 'method name is not UTF-8');
-    }
-  }
+  if (methodLen > 0) method = decodeMethod(buf, methodLen);
   return { kind, flags, id, method, payload: buf.subarray(FRAME_HEADER + methodLen) };
 }
