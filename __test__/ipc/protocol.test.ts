@@ -17,7 +17,8 @@ import { ControlConnection } from '../../src/ipc/control-connection';
 import { clientHandshake } from '../../src/ipc/handshake';
 import { controlPath } from '../../src/ipc/paths';
 import type { IpcServer } from '../../src/ipc/server';
-import { ControlType, encodeHello, HELLO_MAGIC } from '../../src/protocol/control';
+import { ControlType, decodeReject, encodeHello, HELLO_MAGIC } from '../../src/protocol/control';
+import { IPC_METRIC_NAMES } from '../../src/ipc/metrics';
 import { decodePayload, encodeCredit, encodeFrame, FLAG_JSON, FrameKind } from '../../src/protocol/frame';
 import { connect, fdCount, ipcError, metricValue, mutatedHandshake, rawFrame, rawSession, startServer, waitFor, within } from './helpers';
 import type { RawFrame } from './helpers';
@@ -131,6 +132,29 @@ test.serial('fds sent on the control socket after READY are closed at once and e
   raw.channel.close();
   await settled(server, baseline, 'after fds on a control frame');
   t.pass();
+});
+
+test.serial('fds sent with the HELLO are closed at once and get REJECT 6 (the server never takes fds)', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  const baseline = await warm(t, socketPath, server);
+  const conn = ControlConnection.connect(controlPath(socketPath));
+  const reply = conn.next(5000, () => new IpcError('TIMEOUT', 'no reply'));
+  const fds = native.createChannelFds(4096);
+  conn.send(encodeHello({ magic: HELLO_MAGIC, minVersion: 2, maxVersion: 2, pid: process.pid, features: 0, name: 'fds' }), fds);
+  fds.close();
+  const f = await within(reply, 10_000, 'REJECT');
+  t.is(f.type, ControlType.Reject);
+  const r = decodeReject(f.body);
+  t.is(r.reason, 6);
+  t.regex(r.message, /fds sent to the server/);
+  await waitFor(() => conn.closed, 'the server to hang up');
+  await settled(server, baseline, 'after fds with HELLO');
+});
+
+test.serial('metric names come from IPC_METRIC_NAMES and every one is registered', async (t) => {
+  const { server } = await startServer(t);
+  const names = new Set(((await server.metrics()) as Array<{ name: string }>).map((m) => m.name));
+  for (const n of Object.values(IPC_METRIC_NAMES)) t.true(names.has(n), n);
 });
 
 /** A handshake whose control socket closes at a chosen instant. */

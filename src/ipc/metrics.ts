@@ -11,6 +11,31 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChannelStats } from '../transport/channel';
 import { LabeledHistogram } from './request-histogram';
 
+/**
+ * The names of the IPC metrics, defined once: the server registers them under these names and
+ * readers (the CLI's `stats`, dashboards) import them instead of spelling them out.
+ */
+export const IPC_METRIC_NAMES = Object.freeze({
+  connectionsActive: 'lapce_ipc_connections_active',
+  connectionsTotal: 'lapce_ipc_connections_total',
+  connectionsRejected: 'lapce_ipc_connections_rejected_total',
+  handshakes: 'lapce_ipc_handshakes_total',
+  handshakeFailures: 'lapce_ipc_handshake_failures_total',
+  handshakeSeconds: 'lapce_ipc_handshake_seconds',
+  requestSeconds: 'lapce_ipc_request_seconds',
+  streamsActive: 'lapce_ipc_streams_active',
+  streamFirstChunkSeconds: 'lapce_ipc_stream_first_chunk_seconds',
+  errors: 'lapce_ipc_errors_total',
+  messages: 'lapce_ipc_messages_total',
+  bytes: 'lapce_ipc_bytes_total',
+  ringFullWaits: 'lapce_ipc_ring_full_waits_total',
+  doorbellsRung: 'lapce_ipc_doorbells_rung_total',
+  doorbellsSuppressed: 'lapce_ipc_doorbells_suppressed_total',
+  wakeups: 'lapce_ipc_wakeups_total',
+} as const);
+
+const N = IPC_METRIC_NAMES;
+
 /** Sums of channel counters, for live and already closed sessions. */
 export interface TrafficSource {
   /** Sum of the counters of every channel ever opened by the server. */
@@ -34,43 +59,43 @@ export class ServerMetrics {
   constructor(source: TrafficSource, registry = new Registry()) {
     this.registry = registry;
     const registers = [registry];
-    this.connectionsActive = new Gauge({ name: 'lapce_ipc_connections_active', help: 'Open sessions', registers });
-    this.connectionsTotal = new Counter({ name: 'lapce_ipc_connections_total', help: 'Sessions opened', registers });
+    this.connectionsActive = new Gauge({ name: N.connectionsActive, help: 'Open sessions', registers });
+    this.connectionsTotal = new Counter({ name: N.connectionsTotal, help: 'Sessions opened', registers });
     this.connectionsRejected = new Counter({
-      name: 'lapce_ipc_connections_rejected_total',
+      name: N.connectionsRejected,
       help: 'Connections refused, by reason',
       labelNames: ['reason'],
       registers,
     });
-    this.handshakes = new Counter({ name: 'lapce_ipc_handshakes_total', help: 'Handshakes completed', registers });
+    this.handshakes = new Counter({ name: N.handshakes, help: 'Handshakes completed', registers });
     this.handshakeFailures = new Counter({
-      name: 'lapce_ipc_handshake_failures_total',
+      name: N.handshakeFailures,
       help: 'Handshakes failed, by reason',
       labelNames: ['reason'],
       registers,
     });
     this.handshakeSeconds = new Histogram({
-      name: 'lapce_ipc_handshake_seconds',
+      name: N.handshakeSeconds,
       help: 'Time from accepting a connection to READY',
       buckets: [50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 0.05, 0.5, 2],
       registers,
     });
     this.requestSeconds = new LabeledHistogram(
-      'lapce_ipc_request_seconds',
+      N.requestSeconds,
       'Request handling time, from frame in to response out, by method',
       'method',
       [10e-6, 50e-6, 100e-6, 500e-6, 1e-3, 5e-3, 0.025, 0.1, 0.5, 2.5, 10],
       registry,
     );
-    this.streamsActive = new Gauge({ name: 'lapce_ipc_streams_active', help: 'Streams in progress', registers });
+    this.streamsActive = new Gauge({ name: N.streamsActive, help: 'Streams in progress', registers });
     this.streamFirstChunkSeconds = new Histogram({
-      name: 'lapce_ipc_stream_first_chunk_seconds',
+      name: N.streamFirstChunkSeconds,
       help: 'Time from STREAM_OPEN to the first chunk, by method',
       labelNames: ['method'],
       buckets: [100e-6, 1e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     });
-    this.errors = new Counter({ name: 'lapce_ipc_errors_total', help: 'Errors sent to clients, by code', labelNames: ['code'], registers });
+    this.errors = new Counter({ name: N.errors, help: 'Errors sent to clients, by code', labelNames: ['code'], registers });
 
     const fromTraffic = (name: string, help: string, pick: (t: ChannelStats) => number): void => {
       new Counter({
@@ -98,25 +123,21 @@ export class ServerMetrics {
       });
     };
     directional(
-      'lapce_ipc_messages_total',
+      N.messages,
       'Ring messages, by direction as seen by the server',
       (t) => t.messagesReceived,
       (t) => t.messagesSent,
     );
     directional(
-      'lapce_ipc_bytes_total',
+      N.bytes,
       'Ring message bytes, by direction as seen by the server',
       (t) => t.bytesReceived,
       (t) => t.bytesSent,
     );
-    fromTraffic('lapce_ipc_ring_full_waits_total', 'Sends that found the ring full and waited', (t) => t.ringFullWaits);
-    fromTraffic('lapce_ipc_doorbells_rung_total', 'Doorbells rung because the client slept', (t) => t.doorbellsRung);
-    fromTraffic(
-      'lapce_ipc_doorbells_suppressed_total',
-      'Publishes that needed no doorbell because the client was awake',
-      (t) => t.doorbellsSuppressed,
-    );
-    fromTraffic('lapce_ipc_wakeups_total', 'Times the server was woken by a client doorbell', (t) => t.wakeups);
+    fromTraffic(N.ringFullWaits, 'Sends that found the ring full and waited', (t) => t.ringFullWaits);
+    fromTraffic(N.doorbellsRung, 'Doorbells rung because the client slept', (t) => t.doorbellsRung);
+    fromTraffic(N.doorbellsSuppressed, 'Publishes that needed no doorbell because the client was awake', (t) => t.doorbellsSuppressed);
+    fromTraffic(N.wakeups, 'Times the server was woken by a client doorbell', (t) => t.wakeups);
   }
 
   /** Prometheus text exposition. */
