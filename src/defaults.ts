@@ -71,7 +71,10 @@ export const DEFAULT_RECONNECT_INITIAL_DELAY_MS = 50;
 /** Largest reconnect delay, ms. */
 export const DEFAULT_RECONNECT_MAX_DELAY_MS = 5000;
 
-/** A stream's flow-control window: chunks and payload bytes the server may send before more credit. */
+/**
+ * A stream's flow-control window: chunks and payload bytes the server may send before more credit.
+ * @category IPC
+ */
 export interface StreamWindow {
   /** Chunks, at least 1. */
   chunks: number;

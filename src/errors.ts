@@ -10,7 +10,10 @@ import * as os from 'node:os';
 import { REJECT_NAMES, RejectReason, rejectName, RETRYABLE_REJECTS } from './protocol/reject';
 import type { RejectReasonName } from './protocol/reject';
 
-/** One entry of {@link ERROR_CODES}. */
+/**
+ * One entry of {@link ERROR_CODES}.
+ * @category Errors
+ */
 export interface ErrorCodeInfo {
   /** What the code means, for docs and for people reading logs. */
   readonly meaning: string;
@@ -21,6 +24,7 @@ export interface ErrorCodeInfo {
 /**
  * Every error code of the IPC layer, on the wire (ERROR frames) and in the API. Other layers
  * (the chat backend) add their own codes in the same UPPER_SNAKE style on subclasses.
+ * @category Errors
  */
 export const ERROR_CODES = Object.freeze({
   CHANNEL_CLOSED: { meaning: 'this side closed the channel or client; calls on it fail', retryable: false },
@@ -54,10 +58,16 @@ export const ERROR_CODES = Object.freeze({
 /** A code of {@link ERROR_CODES}. */
 export type KnownErrorCode = keyof typeof ERROR_CODES;
 
-/** Stable error codes: those of {@link ERROR_CODES}, or another layer's UPPER_SNAKE code. */
+/**
+ * Stable error codes: those of {@link ERROR_CODES}, or another layer's UPPER_SNAKE code.
+ * @category Errors
+ */
 export type IpcErrorCode = KnownErrorCode | (string & {});
 
-/** Options of {@link IpcError}. */
+/**
+ * Options of {@link IpcError}.
+ * @category Errors
+ */
 export interface IpcErrorOptions {
   /** Overrides the code's default retry hint from {@link ERROR_CODES}. */
   retryable?: boolean;
@@ -67,7 +77,10 @@ export interface IpcErrorOptions {
   details?: Record<string, unknown>;
 }
 
-/** The wire form of an error (the payload of an ERROR frame). */
+/**
+ * The wire form of an error (the payload of an ERROR frame).
+ * @category Errors
+ */
 export interface IpcErrorJSON {
   code: string;
   message: string;
@@ -80,7 +93,19 @@ export function isKnownCode(code: string): code is KnownErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
 }
 
-/** An error with a stable code, as every error of this package is. */
+/**
+ * An error with a stable code, as every error of this package is.
+ * @example
+ * ```ts
+ * try {
+ *   await client.request('add', { a: 1, b: 2 }, { timeout: 1000 });
+ * } catch (e) {
+ *   if (e instanceof IpcError && e.retryable) console.warn(`${e.code}: ${e.message}, trying again`);
+ *   else throw e;
+ * }
+ * ```
+ * @category Errors
+ */
 export class IpcError extends Error {
   /** Stable, machine-readable code (UPPER_SNAKE). */
   readonly code: IpcErrorCode;
@@ -116,7 +141,10 @@ export class IpcError extends Error {
   }
 }
 
-/** A handshake failure, with the protocol's reason. */
+/**
+ * A handshake failure, with the protocol's reason.
+ * @category Errors
+ */
 export class HandshakeError extends IpcError {
   /** The reason's readable name, e.g. `server_full`. */
   readonly reason: RejectReasonName;

@@ -42,7 +42,10 @@ import { defaultSocketPath, resolveSocketPath } from './paths';
 
 export type { StreamWindow } from '../defaults';
 
-/** Automatic reconnection: exponential backoff with jitter. */
+/**
+ * Automatic reconnection: exponential backoff with jitter.
+ * @category IPC
+ */
 export interface ReconnectOptions {
   /** First delay, ms. Default 50. */
   initialDelayMs?: number;
@@ -52,7 +55,10 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-/** Options of {@link IpcClient.connect}. Every option is checked (INVALID_ARGUMENT). */
+/**
+ * Options of {@link IpcClient.connect}. Every option is checked (INVALID_ARGUMENT).
+ * @category IPC
+ */
 export interface IpcClientOptions {
   /** Name sent in HELLO, shown in the server's logs. Default `node-<pid>`. */
   name?: string;
@@ -70,7 +76,10 @@ export interface IpcClientOptions {
   streamWindow?: Partial<StreamWindow>;
 }
 
-/** Options of one call. */
+/**
+ * Options of one call.
+ * @category IPC
+ */
 export interface CallOptions {
   /** Cancels the call (the server's handler sees its signal abort). */
   signal?: AbortSignal;
@@ -78,7 +87,10 @@ export interface CallOptions {
   timeout?: number;
 }
 
-/** Options of one stream. */
+/**
+ * Options of one stream.
+ * @category IPC
+ */
 export interface StreamOptions extends CallOptions {
   /** This stream's window; default the client's `streamWindow`. */
   window?: Partial<StreamWindow>;
@@ -187,7 +199,19 @@ class StreamCall {
 
 type PendingCall = PendingRequest | StreamCall;
 
-/** The IPC client. Events: `disconnect` (err), `reconnect`, `goaway` (message). */
+/**
+ * The IPC client. Events: `disconnect` (err), `reconnect`, `goaway` (message).
+ * @example
+ * ```ts
+ * import { IpcClient } from 'lapce-ai-ipc';
+ *
+ * const client = await IpcClient.connect('/run/user/1000/app.sock');
+ * const sum = await client.request<number>('add', { a: 1, b: 2 });
+ * for await (const i of client.stream<number>('count', { n: 3 })) console.log(i);
+ * client.close();
+ * ```
+ * @category IPC
+ */
 export class IpcClient extends EventEmitter {
   private current: Connection | null = null;
   private connecting: Promise<Connection> | null = null;

@@ -14,6 +14,7 @@ import { LabeledHistogram } from './request-histogram';
 /**
  * The names of the IPC metrics, defined once: the server registers them under these names and
  * readers (the CLI's `stats`, dashboards) import them instead of spelling them out.
+ * @category IPC
  */
 export const IPC_METRIC_NAMES = Object.freeze({
   connectionsActive: 'lapce_ipc_connections_active',

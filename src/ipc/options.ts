@@ -74,11 +74,18 @@ export function streamWindowOption(name: string, value: unknown, fallback: Strea
   };
 }
 
-/** The channel options a server or client passes through (how its channels poll and sleep). */
+/**
+ * How a server's or client's channels poll and sleep (passed through to each channel).
+ * @category IPC
+ */
 export interface ChannelTuning {
+  /** `adaptive` (default: poll while messages flow, then sleep), `poll` (never sleep) or `sleep`. */
   idle?: 'adaptive' | 'poll' | 'sleep';
+  /** Polling window of `adaptive`, µs. Default 200. */
   spinMicros?: number;
+  /** How a sleeping side is woken: `uv` (default) or `thread`. */
   wake?: 'uv' | 'thread';
+  /** Read and write the rings in place (default true; false forces the copying path). */
   zeroCopy?: boolean;
 }
 

@@ -11,6 +11,7 @@ import { IpcError } from '../errors';
 /**
  * The default socket path: `$XDG_RUNTIME_DIR/lapce-ai/ai.sock`, else `/tmp/lapce-ai-<uid>/ai.sock`.
  * The control socket itself is this path plus `.ctl`.
+ * @category IPC
  */
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const uid = os.userInfo().uid;
@@ -21,7 +22,10 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
 /** Suffix of the control socket: the socket path `P` names the control socket `P.ctl`. */
 export const CONTROL_SUFFIX = '.ctl';
 
-/** The control socket's path for a socket path given as `P` or `P.ctl`. */
+/**
+ * The control socket's path for a socket path given as `P` or `P.ctl`.
+ * @category IPC
+ */
 export function controlPath(socketPath: string): string {
   return socketPath.endsWith(CONTROL_SUFFIX) ? socketPath : `${socketPath}${CONTROL_SUFFIX}`;
 }

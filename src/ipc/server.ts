@@ -36,7 +36,10 @@ import { defaultSocketPath, ensureSocketDir, resolveSocketPath } from './paths';
 import { Session } from './session';
 import type { HandlerEntry, HandlerOptions, PayloadKind, RequestHandler, SessionHost, StreamHandler } from './session';
 
-/** Options of {@link IpcServer}. Every option is checked by the constructor (INVALID_ARGUMENT). */
+/**
+ * Options of {@link IpcServer}. Every option is checked by the constructor (INVALID_ARGUMENT).
+ * @category IPC
+ */
 export interface IpcServerOptions {
   /**
    * Socket path: `P` or `P.ctl` (the control socket is always `P.ctl`). Default
@@ -77,7 +80,10 @@ export interface IpcServerOptions {
   registry?: Registry;
 }
 
-/** Options of {@link IpcServer.close}. */
+/**
+ * Options of {@link IpcServer.close}.
+ * @category IPC
+ */
 export interface CloseOptions {
   /** How long in-flight calls may take to finish before they are cancelled, ms. Default `shutdownDeadlineMs`. */
   deadlineMs?: number;
@@ -123,7 +129,23 @@ function resolveOptions(o: IpcServerOptions): ResolvedOptions {
   };
 }
 
-/** The IPC server. Register handlers, then {@link IpcServer.listen}. */
+/**
+ * The IPC server. Register handlers, then {@link IpcServer.listen}.
+ * @example
+ * ```ts
+ * import { IpcServer } from 'lapce-ai-ipc';
+ *
+ * const server = new IpcServer({ socketPath: '/run/user/1000/app.sock' });
+ * server.handle('add', ({ a, b }: { a: number; b: number }) => a + b);
+ * server.handleStream('count', async function* ({ n }: { n: number }, ctx) {
+ *   for (let i = 0; i < n && !ctx.signal.aborted; i++) yield i;
+ * });
+ * await server.listen();
+ * // …
+ * await server.close({ deadlineMs: 1000 });
+ * ```
+ * @category IPC
+ */
 export class IpcServer {
   /** The socket path as the user gave it (`P` or `P.ctl`). */
   readonly socketPath: string;

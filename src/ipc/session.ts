@@ -32,7 +32,10 @@ import type { ControlConnection, ControlFrame } from './control-connection';
 import type { ServerMetrics } from './metrics';
 import type { HistogramSeries } from './request-histogram';
 
-/** What a handler learns about the call it serves. */
+/**
+ * What a handler learns about the call it serves.
+ * @category IPC
+ */
 export interface HandlerContext {
   /** Aborts when the client cancels the call, disconnects, or the server shuts down. */
   signal: AbortSignal;
@@ -44,30 +47,46 @@ export interface HandlerContext {
   peer: PeerInfo;
 }
 
-/** Who is on the other end of a session. */
+/**
+ * Who is on the other end of a session.
+ * @category IPC
+ */
 export interface PeerInfo {
+  /** The session's slot on the server. */
   slot: number;
+  /** The slot's generation. */
   generation: number;
+  /** The client's pid as it said in HELLO. */
   pid: number;
+  /** The client's uid, from the kernel (SO_PEERCRED). */
   uid: number;
+  /** The client's name, from HELLO. */
   name: string;
 }
 
 /**
  * A request/response handler. Return bytes (`Uint8Array`) or any JSON value; `undefined`
  * arrives at the client as JSON `null`.
+ * @category IPC
  */
 export type RequestHandler = (payload: any, ctx: HandlerContext) => Payload | Promise<Payload>;
-/** A streaming handler: each yielded value is one chunk (bytes or JSON). */
+/**
+ * A streaming handler: each yielded value is one chunk (bytes or JSON).
+ * @category IPC
+ */
 export type StreamHandler = (payload: any, ctx: HandlerContext) => AsyncIterable<Payload>;
 
 /**
  * What payload a method takes: `json` answers bytes with BAD_PAYLOAD ("method X takes JSON,
  * got bytes") before the handler runs, `bytes` the reverse, `any` (default) passes either.
+ * @category IPC
  */
 export type PayloadKind = 'json' | 'bytes' | 'any';
 
-/** Options of a handler registration. */
+/**
+ * Options of a handler registration.
+ * @category IPC
+ */
 export interface HandlerOptions {
   /** See {@link PayloadKind}. Default `any`. */
   payload?: PayloadKind;

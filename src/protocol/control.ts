@@ -21,7 +21,7 @@ export enum ControlType {
 
 /** `b"LAIC"` as a little-endian u32: the first bytes of every HELLO. */
 export const HELLO_MAGIC = 0x4349414c;
-/** Protocol versions this build speaks. */
+/** Lowest protocol version this build speaks. */
 export const PROTOCOL_VERSION_MIN = 2;
 /** Highest protocol version this build speaks. */
 export const PROTOCOL_VERSION_MAX = 2;
@@ -34,39 +34,68 @@ export const FEATURES_NONE = 0;
 export { REJECT_NAMES, RejectReason } from './reject';
 import { RejectReason } from './reject';
 
+/** A HELLO: the client's first frame. */
 export interface Hello {
+  /** {@link HELLO_MAGIC}. */
   magic: number;
+  /** Lowest protocol version the client speaks. */
   minVersion: number;
+  /** Highest protocol version the client speaks. */
   maxVersion: number;
+  /** The client's pid (compared with SO_PEERCRED unless the server has `checkPid: false`). */
   pid: number;
+  /** Feature bits (none defined). */
   features: number;
+  /** The client's name, for the server's logs. */
   name: string;
 }
 
+/**
+ * A WELCOME: the session's parameters, as the server chose them.
+ * @category IPC
+ */
 export interface Welcome {
+  /** The protocol version in use (2). */
   version: number;
+  /** The server's slot for this session. */
   slot: number;
+  /** The slot's generation (a reused slot gets the next one). */
   generation: number;
+  /** Ring capacity per direction, bytes. */
   capacity: number;
+  /** Largest data frame either side may send, bytes. */
   maxMessage: number;
+  /** Most concurrent streams on this connection. */
   maxStreams: number;
+  /** Feature bits (none defined). */
   features: number;
+  /** Idle timeout the server enforces, ms (0: none). */
   idleTimeoutMs: number;
+  /** The server's pid. */
   serverPid: number;
 }
 
+/** A READY: the client mapped and checked the fds. */
 export interface Ready {
+  /** As in WELCOME. */
   slot: number;
+  /** As in WELCOME. */
   generation: number;
 }
 
+/** A REJECT: the handshake failed. */
 export interface Reject {
+  /** A {@link RejectReason}. */
   reason: number;
+  /** Why, for people. */
   message: string;
 }
 
+/** A GOAWAY: the server is shutting down (or the session idled out). */
 export interface GoAway {
+  /** How long calls in flight may take, ms. */
   deadlineMs: number;
+  /** Why, for people. */
   message: string;
 }
 

@@ -60,7 +60,10 @@ export interface Frame {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** A payload as the API takes it: bytes as they are, anything else as JSON. */
+/**
+ * A payload as the API takes it: bytes as they are, anything else as JSON.
+ * @category IPC
+ */
 export type Payload = Uint8Array | unknown;
 
 /** Decodes a payload: JSON when flagged (parsed straight from the view), else an owned copy. */
