@@ -81,6 +81,7 @@ const SERVER_ATTACKS: Array<[string, true | string[]]> = [
   ['frame-bad-error', ['PROTOCOL_ERROR']],
   ['frame-unknown-id', true],
   ['silent', ['TIMEOUT']],
+  ['vanish', ['CONNECTION_LOST', 'CHANNEL_CLOSED']],
   ['silent-handshake', ['HANDSHAKE_TIMEOUT']],
 ];
 

@@ -70,6 +70,7 @@ const CASES: Array<[string, string, Expect]> = [
   ['frame-bad-error', 'an ERROR frame whose payload is not JSON', { ok: false, codes: ['PROTOCOL_ERROR'] }],
   ['frame-unknown-id', 'a RESPONSE for an id nobody used is ignored', { ok: true }],
   ['silent', 'a server that never answers: the call times out', { ok: false, codes: ['TIMEOUT'] }],
+  ['vanish', 'the server dies at a random moment after READY', { ok: 'either', codes: ['CONNECTION_LOST', 'CHANNEL_CLOSED'] }],
   ['silent-handshake', 'a server that never sends WELCOME: the handshake times out', { ok: false, codes: ['HANDSHAKE_TIMEOUT'] }],
 ];
 

@@ -60,7 +60,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "in-flight",
         "item 6: more never-finishing calls than maxInFlight; expect TOO_MANY_REQUESTS",
     ),
-    ("ctl-fds", "item 7: a control frame with 8 fds after READY"),
+    (
+        "ctl-fds",
+        "item 7: a control frame with 8 fds (even iterations) or a second READY (odd) after READY",
+    ),
     ("hello-fds", "items 7/15: HELLO carrying 2 fds; expect REJECT 6"),
     ("hello-many-fds", "item 15: HELLO carrying 12 fds; expect REJECT 6"),
     (
@@ -114,7 +117,7 @@ pub fn run(attack: &str, o: &Opts) -> bool {
         "frame-flood" => repeat(attack, o, |_, _| frame_flood(o)),
         "unread-replies" => repeat(attack, o, |_, _| unread_replies(o)),
         "in-flight" => repeat(attack, o, |_, _| in_flight(o)),
-        "ctl-fds" => repeat(attack, o, |_, _| ctl_fds(o)),
+        "ctl-fds" => repeat(attack, o, |i, _| ctl_fds(o, i)),
         "hello-fds" => repeat(attack, o, |_, _| hello_with_fds(o, 2)),
         "hello-many-fds" => repeat(attack, o, |_, _| hello_with_fds(o, 12)),
         "fragment-hold" => fragment_hold(o),
@@ -420,16 +423,22 @@ fn junk_fds(n: usize) -> Vec<OwnedFd> {
     v
 }
 
-fn ctl_fds(o: &Opts) -> Line {
+fn ctl_fds(o: &Opts, i: usize) -> Line {
     let mut s = match connect(o, "adv-ctl-fds") {
         Ok(s) => s,
         Err(e) => return e,
     };
     // Make sure the session is open before the fds arrive.
     let first = s.call("echo", "1", CALL_WAIT).is_ok();
-    let fds = junk_fds(8);
+    // Even iterations: an unknown control frame with 8 fds; odd ones: a second READY, no fds.
+    // Any control frame after READY ends the session, and fds on it are closed at once.
+    let (frame, fds) = if i.is_multiple_of(2) {
+        (wire::control(99, b"fds"), junk_fds(8))
+    } else {
+        (wire::ready(s.welcome.slot, s.welcome.generation), Vec::new())
+    };
     let b: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-    let sent = s.ctl.send(&wire::control(99, b"fds"), &b).is_ok();
+    let sent = s.ctl.send(&frame, &b).is_ok();
     drop(fds);
     let e = s.await_end(Duration::from_secs(3));
     ending_line(Line::default().b("ok", e.eof).b("sessionWorked", first).b("sent", sent), &e)

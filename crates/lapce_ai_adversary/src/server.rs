@@ -70,6 +70,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ("frame-bad-error", "an ERROR whose payload is not JSON"),
     ("frame-unknown-id", "a RESPONSE for an id nobody used, then the real one"),
     ("silent", "READY accepted, requests never answered"),
+    (
+        "vanish",
+        "the server process dies (exit, no clean-up) at a random moment after READY",
+    ),
     ("silent-handshake", "HELLO read, nothing ever sent"),
 ];
 
@@ -439,6 +443,12 @@ fn after_ready(attack: &str, ctl: &mut Ctl, ch: &mut Channel, _layout: Layout, r
             v
         }),
         "silent" => "never answering".into(),
+        "vanish" => {
+            // Like a kill -9: no GOAWAY, no closed word; the kernel closes every fd.
+            std::thread::sleep(Duration::from_micros(rng.below(3000) as u64));
+            Line::new("vanishing").print();
+            std::process::exit(9);
+        }
         _ => serve(ctl, ch, false, echo),
     }
 }
