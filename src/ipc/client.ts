@@ -199,6 +199,9 @@ class StreamCall {
 
 type PendingCall = PendingRequest | StreamCall;
 
+/** `close()` was called: the error is made only if a call is there to receive it. */
+const CLIENT_CLOSED = Symbol('client closed');
+
 /**
  * The IPC client. Events: `disconnect` (err), `reconnect`, `goaway` (message).
  * @example
@@ -299,8 +302,12 @@ export class IpcClient extends EventEmitter {
     }
     this.current = c;
     channel.onMessage((msg) => this.onData(c, msg));
-    channel.onClose((err) => this.lost(c, err ?? new IpcError('CONNECTION_LOST', 'server closed the channel')));
+    channel.onClose((err) => {
+      if (this.current === c) this.lost(c, err ?? new IpcError('CONNECTION_LOST', 'server closed the channel'));
+    });
     conn.onClose((err) => {
+      if (this.current !== c) return; // we closed it
+
       // Replies the server wrote before hanging up (GOING_AWAY errors, an id-0 ERROR) are
       // read first, so the calls fail with the server's reason when it gave one.
       this.drainChannel(c);
@@ -357,11 +364,13 @@ export class IpcClient extends EventEmitter {
     this.emit('goaway', message);
   }
 
-  private lost(c: Connection, err: IpcError): void {
+  private lost(c: Connection, reason: IpcError | typeof CLIENT_CLOSED): void {
     if (this.current !== c) return;
     this.current = null;
     c.channel.close();
     c.conn.close();
+    if (reason === CLIENT_CLOSED && this.calls.size === 0) return; // nothing to tell anyone
+    const err = reason === CLIENT_CLOSED ? new IpcError('CHANNEL_CLOSED', 'client closed') : reason;
     // Every call in flight fails now, rather than waiting for a timeout.
     const calls = [...this.calls.values()];
     this.calls.clear();
@@ -687,6 +696,6 @@ export class IpcClient extends EventEmitter {
     if (this.isClosed) return;
     this.isClosed = true;
     const c = this.current;
-    if (c) this.lost(c, new IpcError('CHANNEL_CLOSED', 'client closed'));
+    if (c) this.lost(c, CLIENT_CLOSED);
   }
 }

@@ -549,12 +549,16 @@ export class Session {
   end(reason: string, options: EndOptions = {}): void {
     if (this.ended) return;
     this.ended = true;
-    const abortWith = options.abortWith ?? new IpcError('CONNECTION_LOST', reason);
-    for (const call of this.calls.values()) {
-      call.done = true;
-      call.abort(abortWith);
+    if (this.calls.size > 0) {
+      // Made only when a handler will see it: an error captures a stack, which showed in
+      // handshake profiles of connect-and-close.
+      const abortWith = options.abortWith ?? new IpcError('CONNECTION_LOST', reason);
+      for (const call of this.calls.values()) {
+        call.done = true;
+        call.abort(abortWith);
+      }
+      this.calls.clear();
     }
-    this.calls.clear();
     let told = false;
     if (options.wire && !this.channel.closed) {
       try {
