@@ -158,7 +158,10 @@ test.serial('metric names come from IPC_METRIC_NAMES and every one is registered
 });
 
 /** A handshake whose control socket closes at a chosen instant. */
-async function hangUp(socketPath: string, when: 'mid-hello' | 'after-hello' | 'on-welcome' | 'with-ready'): Promise<void> {
+async function hangUp(
+  socketPath: string,
+  when: 'mid-hello' | 'after-hello' | 'on-welcome' | 'with-ready' | 'ready-plus-hello',
+): Promise<void> {
   const conn = ControlConnection.connect(controlPath(socketPath));
   const send = conn.send.bind(conn);
   conn.send = (frame, fds) => {
@@ -172,6 +175,14 @@ async function hangUp(socketPath: string, when: 'mid-hello' | 'after-hello' | 'o
       conn.close();
       throw new IpcError('CONNECTION_LOST', 'hung up on purpose');
     }
+    if (when === 'ready-plus-hello' && type === ControlType.Ready) {
+      // READY and a second HELLO in one write: the HELLO is read before the session exists.
+      send(
+        Buffer.concat([frame, encodeHello({ magic: HELLO_MAGIC, minVersion: 2, maxVersion: 2, pid: process.pid, features: 0, name: 'x' })]),
+        fds,
+      );
+      return;
+    }
     send(frame, fds);
     if (when === 'after-hello' && type === ControlType.Hello) conn.close();
     // READY and EOF reach the server in one read: the case of issue 7 item 3.
@@ -179,6 +190,7 @@ async function hangUp(socketPath: string, when: 'mid-hello' | 'after-hello' | 'o
   };
   try {
     const r = await clientHandshake(conn, { name: `hangup-${when}`, timeoutMs: 5000, channel: {} });
+    if (when === 'ready-plus-hello') await waitFor(() => conn.closed, 'the server to end the session');
     r.channel.close();
   } catch {
     /* expected for the early hang-ups */
@@ -186,11 +198,11 @@ async function hangUp(socketPath: string, when: 'mid-hello' | 'after-hello' | 'o
 }
 
 test.serial(
-  'a control socket that closes at any instant of the handshake (mid-HELLO, after HELLO, at WELCOME, 0 µs after READY) frees slot, fds and mappings at once',
+  'a control socket that closes at any instant of the handshake (mid-HELLO, after HELLO, at WELCOME, 0 µs after READY), or a HELLO right behind READY, frees slot, fds and mappings at once',
   async (t) => {
     const { server, socketPath } = await startServer(t, { maxConnections: 4 });
     const baseline = await warm(t, socketPath, server);
-    for (const when of ['mid-hello', 'after-hello', 'on-welcome', 'with-ready'] as const) {
+    for (const when of ['mid-hello', 'after-hello', 'on-welcome', 'with-ready', 'ready-plus-hello'] as const) {
       for (let i = 0; i < 25; i++) await hangUp(socketPath, when);
       await settled(server, baseline, when);
     }

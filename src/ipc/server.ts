@@ -427,6 +427,7 @@ export class IpcServer {
           { slot: acc.slot, generation: acc.generation, peerPid: acc.hello.pid, clientName: acc.hello.name },
           'connection accepted',
         );
+        session.serve();
       },
       (e: unknown) => {
         this.pending.delete(conn);

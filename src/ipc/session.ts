@@ -216,7 +216,14 @@ export class Session {
     readonly conn: ControlConnection,
     readonly channel: Channel,
     private readonly host: SessionHost,
-  ) {
+  ) {}
+
+  /**
+   * Starts serving: attaches to the control connection and the channel. Called once the server
+   * has recorded the session, because a frame or EOF that already arrived ends it at once.
+   */
+  serve(): void {
+    const { conn, channel } = this;
     // Registered on a connection or channel that already closed (a READY followed at once by
     // EOF), these run in a microtask and end the session: nothing can slip between.
     conn.onClose((err) => this.end(err ? `control connection failed: ${err.message}` : 'client closed the control socket', { err }));
