@@ -46,13 +46,13 @@ export declare class NativeControlStream {
 export declare class NativeEndpoint {
   /**
    * Opens one side of a channel from its fds (taken from `fds`, which is left empty).
-   * `side`: 0 for the server, from the set `createChannelFds` made (after sending it); 1 for
-   * the client, from the three fds WELCOME carried. Every fd is checked first (sealed memfds
-   * of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false`
-   * forces the copying receive path that runtimes without external buffers use.
-   * `budget`: the reassembly budget to charge (none: unlimited).
+   * `Side.Server`: from the set `createChannelFds` made (after sending it); `Side.Client`: from
+   * the three fds WELCOME carried. Every fd is checked first (sealed memfds of the right size,
+   * two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
+   * path that runtimes without external buffers use. `budget`: the reassembly budget to
+   * charge (none: unlimited).
    */
-  constructor(fds: NativeFds, side: number, capacity: number, maxMessage: number, zeroCopy?: boolean | undefined | null, budget?: NativeReassemblyBudget | undefined | null)
+  constructor(fds: NativeFds, side: Side, capacity: number, maxMessage: number, zeroCopy?: boolean | undefined | null, budget?: NativeReassemblyBudget | undefined | null)
   /**
    * The incoming ring's whole region (header and records) as one ArrayBuffer, made once;
    * offsets from `poll()` index into it. `null` when the runtime refuses external buffers
@@ -60,26 +60,32 @@ export declare class NativeEndpoint {
    */
   rxBuffer(): ArrayBuffer | null
   /**
-   * The outgoing ring's whole region as one ArrayBuffer, for JS to write records into (see
-   * `docs/PROTOCOL.md`). `null` without external buffers: use `write()` then. Once JS writes
-   * records itself, `write()` must not be used on this endpoint.
+   * Hands the outgoing ring to JS: its whole region as one ArrayBuffer for the JS writer
+   * (`docs/PROTOCOL.md` §3.4), which starts at `txHead`. From then on `write()`,
+   * `spaceNeeded()` and `prepareSleep(n > 0)` fail: JS owns `head`. `null` without external
+   * buffers (nothing changes: use `write()`).
    */
   txBuffer(): ArrayBuffer | null
+  /**
+   * Where the JS writer starts: the producer's own validated `head` (never re-read from the
+   * shared header, which the peer can write).
+   */
+  get txHead(): number
   /** Rings the peer's doorbell: a JS writer found the peer asleep after publishing. */
   ringPeer(): void
   /**
    * Writes `data[progress..]` as far as the ring has room and returns the new progress;
    * the message is complete when that equals `data.length`. Returns -1 when not even its
    * first record fit (so an empty message can tell "not sent" from "sent"). Never blocks,
-   * never drops.
+   * never drops. The copying path only.
    */
   write(data: Uint8Array, progress: number): number
   /**
    * Releases every message returned by the previous `poll()`, then fills `out` with
    * (offset, length) pairs of waiting messages and returns how many. An offset of -1 marks a
-   * message that arrived in fragments: take it with `takeAssembled()`. In-place messages stay
-   * valid until the next `poll()` or `release()`. (Releasing here saves a native call per
-   * batch; call `release()` before going idle.)
+   * message that arrived in fragments: take it with `takeAssembledInto()`. In-place messages
+   * stay valid until the next `poll()` or `release()`. (Releasing here saves a native call
+   * per batch; call `release()` before going idle.)
    */
   poll(out: Int32Array): number
   /**
@@ -88,8 +94,6 @@ export declare class NativeEndpoint {
    * the next large message; with a reused `dst` too, no page is freshly faulted per message.
    */
   takeAssembledInto(dst: Uint8Array): number
-  /** The oldest message reassembled from fragments, as a Buffer the caller owns. */
-  takeAssembled(): Buffer
   /**
    * The next message copied into a new Buffer (and released), or null. The receive path
    * for runtimes without external buffers.
@@ -98,8 +102,9 @@ export declare class NativeEndpoint {
   /** Gives every message returned so far back to the peer (and wakes it if it waits for space). */
   release(): void
   /**
-   * Announces sleep. `wantSpace`: bytes we wait to be free in the outgoing ring (0 if none).
-   * False means there is already work: do not sleep.
+   * Announces sleep. `wantSpace`: bytes we wait to be free in the outgoing ring (0 if none;
+   * only the copying path, where Rust writes, may wait for space here). False means there is
+   * already work, or the peer is gone: do not sleep.
    */
   prepareSleep(wantSpace: number): boolean
   /**
@@ -107,7 +112,10 @@ export declare class NativeEndpoint {
    * once the peer hung up its doorbell end: read what is left in the ring, then close.
    */
   woke(): boolean
-  /** Free space the next fragment of a message with `remaining` bytes to go needs. */
+  /**
+   * Free space the next fragment of a message with `remaining` bytes to go needs (the copying
+   * path).
+   */
   spaceNeeded(remaining: number): number
   /**
    * Whether the peer closed its ring or hung up its doorbell (meaningful once `poll()` finds
@@ -117,10 +125,11 @@ export declare class NativeEndpoint {
   /** Whether a message is waiting. */
   hasPending(): boolean
   /**
-   * Calls `callback` from the event loop whenever this side's doorbell rings.
-   * `mode`: "uv" (default, `uv_poll`) or "thread" (blocked thread + threadsafe function).
+   * Calls `callback` from the event loop whenever this side's doorbell rings (or hangs up).
+   * `mode`: `uv` (default, `uv_poll`) or `thread` (blocked thread + threadsafe function);
+   * any other value is an error.
    */
-  watch(callback: () => void, mode?: string | undefined | null): void
+  watch(callback: () => void, mode?: WakeMode | undefined | null): void
   /** Whether the doorbell watch keeps the process alive (default true). */
   setRef(keepAlive: boolean): void
   /** Stops the doorbell watch. */
@@ -201,6 +210,64 @@ export interface PeerCredentials {
   pid: number
   uid: number
   gid: number
+}
+
+/** Record flag: continues a message. */
+export declare const RING_FLAG_CONT: number
+
+/** Record flag: more fragments follow. */
+export declare const RING_FLAG_MORE: number
+
+/** Record flag: filler up to the end of the data area. */
+export declare const RING_FLAG_PAD: number
+
+/** Bytes before the data area of a ring region. */
+export declare const RING_HEADER_SIZE: number
+
+/** Ring layout version. */
+export declare const RING_LAYOUT_VERSION: number
+
+/** `LAIR` magic as a little-endian u32. */
+export declare const RING_MAGIC: number
+
+/** Largest ring capacity. */
+export declare const RING_MAX_CAPACITY: number
+
+/** Smallest ring capacity. */
+export declare const RING_MIN_CAPACITY: number
+
+/** Header offset of `closed` (u32). */
+export declare const RING_OFF_CLOSED: number
+
+/** Header offset of `consumer_sleeping` (u32). */
+export declare const RING_OFF_CONSUMER_SLEEPING: number
+
+/** Header offset of `head` (u32, producer). */
+export declare const RING_OFF_HEAD: number
+
+/** Header offset of `producer_waiting` (u32). */
+export declare const RING_OFF_PRODUCER_WAITING: number
+
+/** Header offset of `tail` (u32, consumer). */
+export declare const RING_OFF_TAIL: number
+
+/** Size of a record header (`len: u32`, `flags: u32`). */
+export declare const RING_RECORD_HEADER: number
+
+/** Which end of a channel a `NativeEndpoint` is. */
+export declare const enum Side {
+  /** The side that made the fds with `createChannelFds` (writes ring 0). */
+  Server = 0,
+  /** The side that received the three fds of WELCOME (writes ring 1). */
+  Client = 1,
+}
+
+/** How a watched fd wakes the event loop. */
+export declare const enum WakeMode {
+  /** `uv_poll` on Node's own loop (the default). */
+  Uv = 'uv',
+  /** A blocked thread and a threadsafe function (slower; doorbells only). */
+  Thread = 'thread',
 }
 
 /**

@@ -3,8 +3,10 @@
  * stream, errors, backpressure).
  */
 import test from 'ava';
+import type { NativeEndpoint } from '../../index';
 import type { IpcError } from '../../src/errors';
-import { type ChannelStats, channelPair } from '../../src/transport/channel';
+import type { ChannelStats } from '../../src/transport/channel';
+import { channelPair } from '../../src/transport/channel';
 import { checkMessage, closed, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
 
 for (const [ours, theirs] of [
@@ -137,4 +139,22 @@ test('copying fallback: the peer closing closes the channel (and ends the iterat
   t.is(got.length, 1);
   t.true(b.closed, 'the channel noticed that the peer closed');
   t.is(await within(closed(b), 100, 'onClose'), undefined);
+});
+
+test('bad options (an unknown wake mode, a capacity that is no power of two) are refused up front with INVALID_ARGUMENT', (t) => {
+  for (const opts of [{ capacity: 4096, wake: 'epoll' as 'uv' }, { capacity: 5000 }, { capacity: 4096, maxMessage: -1 }]) {
+    const e = t.throws(() => channelPair(opts));
+    t.is((e as IpcError).code, 'INVALID_ARGUMENT', e?.message);
+  }
+});
+
+test('a closed endpoint answers every call with CHANNEL_CLOSED', (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  b.close();
+  const ep = (a as unknown as { ep: NativeEndpoint }).ep;
+  a.close();
+  for (const call of [() => ep.release(), () => ep.woke(), () => ep.peerClosed(), () => ep.poll(new Int32Array(2)), () => ep.ringPeer()]) {
+    const e = t.throws(call);
+    t.is((e as { code?: string }).code, 'CHANNEL_CLOSED');
+  }
 });

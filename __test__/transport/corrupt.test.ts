@@ -3,7 +3,8 @@
  * `RING_CORRUPT` (never crash, hang or touch memory out of bounds), and every other channel of
  * the process must keep working.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import native = require('../../src/native');
 import type { NativeEndpoint } from '../../index';
 import { IpcError } from '../../src/errors';
@@ -11,7 +12,8 @@ import { Channel, channelPair } from '../../src/transport/channel';
 import { activate } from '../../src/transport/idle';
 import { OFF_HEAD } from '../../src/transport/layout';
 import { RingWriter } from '../../src/transport/ring-writer';
-import { closed, CORRUPTIONS, type Corruption, deferred, echoRoundTrip, makeMessage, pair, PEER, scribble, within } from './helpers';
+import type { Corruption } from './helpers';
+import { closed, CORRUPTIONS, deferred, echoRoundTrip, makeMessage, pair, PEER, scribble, within } from './helpers';
 
 /** A Channel (server side) and a raw endpoint on the other side, in this process. */
 function rawPair(t: ExecutionContext, capacity: number, zeroCopy: boolean): { channel: Channel; ep: NativeEndpoint } {
@@ -22,7 +24,7 @@ function rawPair(t: ExecutionContext, capacity: number, zeroCopy: boolean): { ch
   const theirs = b.takeFds()!;
   a.close();
   b.close();
-  const ep = new native.NativeEndpoint(theirs, 1, capacity, 64 << 20, true);
+  const ep = new native.NativeEndpoint(theirs, native.Side.Client, capacity, 64 << 20, true);
   const channel = new Channel(fds, 'server', { capacity, zeroCopy });
   t.teardown(() => {
     channel.close();
@@ -78,7 +80,7 @@ for (const zeroCopy of [true, false]) {
       const other = bystander(t);
       for (const seed of seeds) {
         const { channel, ep } = rawPair(t, 4096, zeroCopy);
-        const w = new RingWriter(ep.txBuffer()!, 4096);
+        const w = new RingWriter(ep.txBuffer()!, 4096, ep.txHead);
         const whenClosed = closed(channel);
         writeGood(ep, w, 0, 3);
         t.deepEqual(await receive(channel, 3), [0, 1, 2]);
@@ -110,7 +112,7 @@ for (const zeroCopy of [true, false]) {
 
 test('garbage in the sleep and wait flags does not break a channel', async (t) => {
   const { channel, ep } = rawPair(t, 4096, true);
-  const w = new RingWriter(ep.txBuffer()!, 4096);
+  const w = new RingWriter(ep.txBuffer()!, 4096, ep.txHead);
   writeGood(ep, w, 0, 3);
   t.deepEqual(await receive(channel, 3), [0, 1, 2]);
   scribble(ep.txBuffer()!, 4096, 'flags');

@@ -159,7 +159,7 @@ test.serial('closing 1000 channels unmaps their rings and closes their fds at on
   for (let i = 0; i < 500; i++) pairs.push(channelPair({ capacity: 4096 }));
   // Every channel maps its two rings (four mappings per pair) and holds its doorbell end.
   t.true(ringMappings() - maps0 >= 4 * 500, `${ringMappings() - maps0} ring mappings with 500 pairs open`);
-  const views = pairs.map(([a]) => new Uint8Array((a as unknown as { rx: ArrayBuffer }).rx));
+  const views = pairs.map(([a]) => new Uint8Array((a as unknown as { backend: { rx: ArrayBuffer } }).backend.rx));
   for (const [a, b] of pairs) {
     a.close();
     b.close();

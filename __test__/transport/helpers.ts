@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { type BarePair, spawnBarePair, type SpawnOptions } from '../../benches/lib/bare-pair';
+import type { BarePair, SpawnOptions } from '../../benches/lib/bare-pair';
+import { spawnBarePair } from '../../benches/lib/bare-pair';
 import type { Channel } from '../../src/transport/channel';
 import type { IpcError } from '../../src/errors';
 import {

@@ -213,7 +213,7 @@ test('channels sharing a budget: one holding a half-reassembled message leaves l
   const theirs = y.takeFds()!;
   x.close();
   y.close();
-  const raw = new native.NativeEndpoint(theirs, 1, 4096, 1 << 20, true);
+  const raw = new native.NativeEndpoint(theirs, native.Side.Client, 4096, 1 << 20, true);
   const holder = new Channel(fds, 'server', { capacity: 4096, reassemblyBudget: budget });
   const [a, b] = channelPair({ capacity: 4096, reassemblyBudget: budget });
   t.teardown(() => {
@@ -223,7 +223,7 @@ test('channels sharing a budget: one holding a half-reassembled message leaves l
     b.close();
   });
   holder.onMessage(() => t.fail('half a message cannot arrive'));
-  const w = new RingWriter(raw.txBuffer()!, 4096);
+  const w = new RingWriter(raw.txBuffer()!, 4096, raw.txHead);
   t.true(w.write(new Uint8Array(100_000), 0) > 0);
   if (w.publish()) raw.ringPeer();
   raw.ringPeer();

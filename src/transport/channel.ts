@@ -3,17 +3,26 @@
  * end of a doorbell socketpair, built from the three fds a handshake passed (or
  * {@link channelPair} in one process).
  *
- * Data path: `send()` writes the record into the outgoing ring from JS ({@link RingWriter});
- * the peer's scheduler finds it on its next loop turn or is woken by its doorbell; it reads
- * records in place through a view of the ring ({@link Channel.onMessage}) and releases them.
+ * Data path: `send()` writes the record into the outgoing ring (from JS in the zero-copy
+ * backend, {@link ZeroCopyBackend}; through a native call in the copying one,
+ * {@link CopyingBackend}); the peer's scheduler finds it on its next loop turn or is woken by
+ * its doorbell; it reads records in place through a view of the ring
+ * ({@link Channel.onMessage}) and releases them. This file keeps what both backends share: the
+ * send queue, the async iterator, pausing, and the lifecycle.
  * @packageDocumentation
  */
 import native = require('../native');
-import type { NativeEndpoint, NativeEndpointStats, NativeFds, NativeReassemblyBudget } from '../../index';
+import type { NativeEndpoint, NativeEndpointStats, NativeFds, NativeReassemblyBudget, WakeMode } from '../../index';
 import { fromNative, IpcError } from '../errors';
-import { activate, deactivate, IdleMode, Pollable, spinWindowMs } from './idle';
-import { HEADER_SIZE, maxFragment, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
-import { RingWriter } from './ring-writer';
+import type { Backend, Sink } from './backend';
+import { Drained, TRANSIENT } from './backend';
+import { CopyingBackend } from './copying';
+import type { IdleMode, Pollable } from './idle';
+import { activate, deactivate, spinWindowMs } from './idle';
+import { MAX_CAPACITY, maxFragment, MIN_CAPACITY } from './layout';
+import { ZeroCopyBackend } from './zero-copy';
+
+export { TURN_MESSAGES, TURN_MS } from './backend';
 
 /** Options of a channel. */
 export interface ChannelOptions {
@@ -100,35 +109,14 @@ interface PendingSend {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
-/** Buffers whose views are handed to handlers only until they return (see enqueue). */
-const TRANSIENT = new WeakSet<ArrayBufferLike>();
-// Int32 indices of the header words read on every loop turn, as plain module constants.
-const HEAD = OFF_HEAD / 4;
-const CLOSED = OFF_CLOSED / 4;
-const PRODUCER_WAITING = OFF_PRODUCER_WAITING / 4;
-/** Messages one poll returns at most: the per-step message budget (PLAN §9). */
-const BATCH = 256;
-/** Most messages a channel delivers per scheduler step. */
-export const TURN_MESSAGES = BATCH;
-/** Handler time after which a channel's step stops delivering and lets others run, ms. */
-export const TURN_MS = 1;
 
 /** One side of a shared-memory channel. */
-export class Channel implements Pollable {
+export class Channel implements Pollable, Sink {
   /** Handler for incoming messages; see {@link MessageHandler}. */
   private handler: MessageHandler | null = null;
   private readonly ep: NativeEndpoint;
-  private readonly writer: RingWriter | null;
-  private readonly rx: ArrayBuffer | null;
-  private readonly rxCtl: Int32Array | null;
-  private readonly desc = new Int32Array(2 * BATCH);
+  private readonly backend: Backend;
   private readonly queue: PendingSend[] = [];
-  /** `head` (unsigned) as of the last complete drain; -1, which no u32 equals, forces a poll. */
-  private lastHead = -1;
-  private unreleased = false;
-  /** Messages of the last poll delivered so far, and how many it returned (`desc`). */
-  private batchAt = 0;
-  private batchLen = 0;
   /** Reading paused by the owner (backpressure), see {@link pauseReading}. */
   private paused = false;
   /** Bytes of queued sends not yet in the ring. */
@@ -139,16 +127,12 @@ export class Channel implements Pollable {
   private isClosed = false;
   private closeError: IpcError | undefined;
   private finalStats: NativeEndpointStats | null = null;
-  /** Reused buffer for messages that arrived in fragments (see assembledView). */
-  private scratch: Uint8Array | null = null;
-  /** True while a batch of incoming messages is being delivered (see writeNow). */
-  private corked = false;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
   private readonly iterBuffer: Uint8Array[] = [];
   private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
   private iterating = false;
   private readonly highWaterMark: number;
-  private readonly counters = { messagesSent: 0, bytesSent: 0, doorbellsSuppressed: 0, ringFullWaits: 0, wakeups: 0 };
+  private readonly counters = { messagesSent: 0, bytesSent: 0, ringFullWaits: 0, wakeups: 0 };
   /** @internal */ lastWork = 0;
   /** @internal */ active = false;
   /** @internal */ readonly spinMs: number;
@@ -165,35 +149,41 @@ export class Channel implements Pollable {
   constructor(fds: NativeFds, side: 'server' | 'client', options: ChannelOptions = {}) {
     this.capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
+    const wake = options.wake ?? 'uv';
+    const invalid = checkOptions(this.capacity, this.maxMessage, wake);
+    if (invalid) {
+      fds.close();
+      throw new IpcError('INVALID_ARGUMENT', invalid);
+    }
     this.spinMs = spinWindowMs(options.idle ?? 'adaptive', options.spinMicros);
     this.highWaterMark = options.highWaterMark ?? 1024;
+    let ep: NativeEndpoint | undefined;
     try {
-      this.ep = new native.NativeEndpoint(
+      ep = new native.NativeEndpoint(
         fds,
-        side === 'server' ? 0 : 1,
+        side === 'server' ? native.Side.Server : native.Side.Client,
         this.capacity,
         this.maxMessage,
         options.zeroCopy ?? true,
         options.reassemblyBudget ?? processReassemblyBudget(),
       );
+      const rx = ep.rxBuffer();
+      const tx = rx ? ep.txBuffer() : null;
+      this.backend = rx && tx ? new ZeroCopyBackend(ep, rx, tx, this.capacity) : new CopyingBackend(ep);
+      ep.watch(() => this.onWake(), wake as WakeMode);
     } catch (e) {
       fds.close();
+      ep?.close();
       throw fromNative(e);
     }
-    const rx = this.ep.rxBuffer();
-    const tx = rx ? this.ep.txBuffer() : null;
-    this.rx = rx && tx ? rx : null;
-    if (this.rx) TRANSIENT.add(this.rx);
-    this.rxCtl = this.rx ? new Int32Array(this.rx, 0, HEADER_SIZE / 4) : null;
-    this.writer = this.rx && tx ? new RingWriter(tx, this.capacity) : null;
-    this.ep.watch(() => this.onWake(), options.wake ?? 'uv');
+    this.ep = ep;
     // Messages may already be waiting; look once.
     activate(this);
   }
 
   /** Whether messages are read in place (false: the copying fallback is in use). */
   get zeroCopy(): boolean {
-    return this.writer !== null;
+    return this.backend.zeroCopy;
   }
 
   /** Whether the channel is closed. */
@@ -290,22 +280,9 @@ export class Channel implements Pollable {
     });
   }
 
-  /** Writes and publishes; returns the new progress, or -1 when nothing fit (see RingWriter.write). */
+  /** Writes and publishes; returns the new progress, or -1 when nothing fit. */
   private writeNow(data: Uint8Array, progress: number): number {
-    const w = this.writer;
-    if (!w) return this.ep.write(data, progress);
-    const p = w.write(data, progress);
-    // Replies sent from inside a batch of incoming messages are published once, after the
-    // batch; a ring that filled up is published at once so the peer can make room.
-    if (!this.corked || p !== data.length) this.publish();
-    return p;
-  }
-
-  private publish(): void {
-    const w = this.writer as RingWriter;
-    if (w.idle) return;
-    if (w.publish()) this.ep.ringPeer();
-    else this.counters.doorbellsSuppressed++;
+    return this.backend.write(data, progress);
   }
 
   /**
@@ -337,11 +314,9 @@ export class Channel implements Pollable {
           this.queued -= p - item.progress;
           item.progress = p;
         }
-        const w = this.writer;
-        if (!w) break;
-        // Even a side that never sleeps announces it: the flag is also what makes the reader
-        // release what it has read. Space appeared meanwhile: write again.
-        if (!w.prepareWaitForSpace(w.spaceNeeded(item.data.length - item.progress))) continue;
+        // Announced at once, so the reader releases as soon as it has read. Space appeared
+        // meanwhile: write again.
+        if (!this.backend.waitForSpace(item.data.length - item.progress)) continue;
         break;
       }
       progressed = true;
@@ -353,7 +328,8 @@ export class Channel implements Pollable {
     return progressed;
   }
 
-  private get reading(): boolean {
+  /** @internal Whether to go on reading (see {@link Sink}). */
+  get reading(): boolean {
     return !this.paused && (this.handler !== null || (this.iterating && this.iterBuffer.length < this.highWaterMark));
   }
 
@@ -391,7 +367,8 @@ export class Channel implements Pollable {
     this.drainHandler = handler;
   }
 
-  private deliver(msg: Uint8Array, inPlace: boolean): void {
+  /** @internal Hands one message to the handler or the iterator (see {@link Sink}). */
+  deliver(msg: Uint8Array, inPlace: boolean): void {
     if (this.handler) {
       try {
         this.handler(msg);
@@ -422,37 +399,9 @@ export class Channel implements Pollable {
     try {
       let work = this.queue.length > 0 && this.flushQueue();
       if (this.reading) {
-        if (this.rxCtl) {
-          if (this.batchAt < this.batchLen) {
-            // The rest of a batch a budget or a pause cut short (still unreleased in the ring).
-            this.drainInPlace(false);
-            work = true;
-          } else {
-            // Unsigned, so the -1 of "not seen yet" can never equal a value the peer wrote.
-            const head = Atomics.load(this.rxCtl, HEAD) >>> 0;
-            if (head !== this.lastHead) {
-              this.lastHead = head;
-              this.drainInPlace(true);
-              work = true;
-            } else if (this.unreleased && Atomics.load(this.rxCtl, PRODUCER_WAITING) !== 0) {
-              // The writer waits for the space of what we already read.
-              this.ep.release();
-              this.unreleased = false;
-            } else if (this.peerGone || Atomics.load(this.rxCtl, CLOSED) !== 0) {
-              this.close();
-            }
-          }
-        } else {
-          let msg: Buffer | null;
-          let n = 0;
-          const start = performance.now();
-          while (!this.isClosed && this.reading && (msg = this.ep.readCopy()) !== null) {
-            this.deliver(msg, false);
-            work = true;
-            if (++n === TURN_MESSAGES || ((n & 31) === 0 && performance.now() - start >= TURN_MS)) break;
-          }
-          if (!work && !this.isClosed && this.ep.peerClosed() && !this.ep.hasPending()) this.close();
-        }
+        const d = this.backend.drain(this);
+        if (d === Drained.Work) work = true;
+        else if (!this.isClosed && (d === Drained.Ended || this.peerGone)) this.close();
       }
       return work;
     } catch (e) {
@@ -461,88 +410,17 @@ export class Channel implements Pollable {
     }
   }
 
-  /** Delivers in-place messages: a new batch (`poll`) or the rest of the current one. */
-  private drainInPlace(poll: boolean): void {
-    this.corked = true;
-    try {
-      if (poll) {
-        const n = this.ep.poll(this.desc);
-        // Even with n = 0 the poll may have consumed fragments of a large message.
-        this.unreleased = true;
-        this.batchAt = 0;
-        this.batchLen = n;
-        // A full batch may have left messages behind `head`: look again next step.
-        if (n === BATCH) this.lastHead = -1;
-      }
-      this.deliverBatch();
-    } finally {
-      this.corked = false;
-      if (!this.isClosed) this.publish();
-    }
-  }
-
-  private deliverBatch(): void {
-    const rx = this.rx as ArrayBuffer;
-    const desc = this.desc;
-    const start = performance.now();
-    while (this.batchAt < this.batchLen) {
-      const i = this.batchAt++;
-      const off = desc[2 * i];
-      const len = desc[2 * i + 1];
-      if (off >= 0) this.deliver(new Uint8Array(rx, off, len), true);
-      else if (this.handler) this.deliver(this.assembledView(len), true);
-      else this.deliver(this.ep.takeAssembled(), false);
-      if (this.isClosed) return;
-      // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
-      if (!this.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
-    }
-  }
-
-  /**
-   * A message that arrived in fragments, copied into a buffer this channel reuses, as a
-   * transient view like in-place messages. Reusing warm memory rather than handing over a fresh
-   * native buffer per message is what makes large messages fast (no page faults, no GC).
-   */
-  private assembledView(len: number): Uint8Array {
-    let scratch = this.scratch;
-    if (!scratch || scratch.length < len) {
-      // A plain Uint8Array, so that a handler's `msg.slice()` copies (a Buffer's would not).
-      scratch = new Uint8Array(Math.max(len, this.capacity));
-      TRANSIENT.add(scratch.buffer);
-      // Keep it only while it is modest, like the native side, so one huge message does not
-      // pin memory for the life of the channel.
-      this.scratch = scratch.length <= 4 * this.capacity ? scratch : null;
-    }
-    const n = this.ep.takeAssembledInto(scratch);
-    return scratch.subarray(0, n);
-  }
-
   /** @internal Tries to sleep on the doorbell; false when work turned up. */
   park(): boolean {
     if (this.isClosed) return true;
     try {
-      // Never with part of a batch undelivered: its in-place views point into those records.
-      if (this.unreleased && this.batchAt >= this.batchLen) {
-        this.ep.release();
-        this.unreleased = false;
-      }
+      this.backend.release();
       if (!this.reading && this.queue.length === 0) return true;
       // A gone peer never rings again; a reader closes the channel in step(), a mere sender
       // waits for its owner to close it.
       if (this.peerGone && !this.reading) return true;
-      if (!this.writer) {
-        const want = this.queue.length ? this.ep.spaceNeeded(this.queue[0].data.length - this.queue[0].progress) : 0;
-        return this.ep.prepareSleep(want);
-      }
-      if (this.reading && !this.ep.prepareSleep(0)) return false;
-      if (this.queue.length > 0) {
-        const item = this.queue[0];
-        if (!this.writer.prepareWaitForSpace(this.writer.spaceNeeded(item.data.length - item.progress))) {
-          this.ep.woke();
-          return false;
-        }
-      }
-      return true;
+      const item = this.queue.length > 0 ? this.queue[0] : null;
+      return this.backend.prepareSleep(this.reading, item ? item.data.length - item.progress : -1);
     } catch (e) {
       this.fail(e);
       return true;
@@ -633,7 +511,7 @@ export class Channel implements Pollable {
       ...this.counters,
       // Every doorbell goes through the native side (ringPeer, release, native writes).
       doorbellsRung: n.doorbellsRung,
-      doorbellsSuppressed: this.counters.doorbellsSuppressed + n.doorbellsSuppressed,
+      doorbellsSuppressed: this.backend.doorbellsSuppressed + n.doorbellsSuppressed,
       messagesReceived: n.messagesReceived,
       bytesReceived: n.bytesReceived,
     };
@@ -671,6 +549,18 @@ export class Channel implements Pollable {
       },
     };
   }
+}
+
+/** Why these channel options are invalid, or null. */
+function checkOptions(capacity: number, maxMessage: number, wake: string): string | null {
+  if (!Number.isInteger(capacity) || capacity < MIN_CAPACITY || capacity > MAX_CAPACITY || (capacity & (capacity - 1)) !== 0) {
+    return `capacity must be a power of two from ${MIN_CAPACITY} to ${MAX_CAPACITY}, got ${capacity}`;
+  }
+  if (!Number.isInteger(maxMessage) || maxMessage < 1 || maxMessage > 0xffff_ffff) {
+    return `maxMessage must be a whole number of bytes from 1 to 2^32 - 1, got ${maxMessage}`;
+  }
+  if (wake !== 'uv' && wake !== 'thread') return `wake must be 'uv' or 'thread', got ${JSON.stringify(wake)}`;
+  return null;
 }
 
 /** Two connected channels in one process (for tests, benchmarks and in-process use). */

@@ -97,11 +97,6 @@ export function deactivate(p: Pollable): void {
   active.delete(p);
 }
 
-/** How many channels are being polled now (for tests and metrics). */
-export function activeCount(): number {
-  return active.size;
-}
-
 /** Converts options to a polling window in ms. */
 export function spinWindowMs(mode: IdleMode, spinMicros = DEFAULT_SPIN_MICROS): number {
   if (mode === 'poll') return Infinity;

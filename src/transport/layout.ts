@@ -1,27 +1,36 @@
 /**
- * The shared-memory ring layout, mirrored from `crates/lapce_ai_transport/src/ring.rs` and
- * specified in `docs/PROTOCOL.md`. Offsets are in bytes from the start of a ring region.
+ * The shared-memory ring layout (`docs/PROTOCOL.md` §3.2–3.3). One source: every number comes
+ * from the Rust constants of `crates/lapce_ai_transport/src/ring.rs` through the binding
+ * (`crates/lapce_ai_ipc_binding/src/layout.rs`), where compile-time asserts check them, so the
+ * JS writer and the Rust consumer cannot disagree. Offsets are in bytes from the start of a ring
+ * region.
  * @packageDocumentation
  */
+import native = require('../native');
 
 /** Bytes before the records. */
-export const HEADER_SIZE = 512;
+export const HEADER_SIZE: number = native.RING_HEADER_SIZE;
 /** `head`: u32 byte count published by the producer (wrapping). */
-export const OFF_HEAD = 64;
+export const OFF_HEAD: number = native.RING_OFF_HEAD;
 /** `tail`: u32 byte count released by the consumer (wrapping). */
-export const OFF_TAIL = 128;
+export const OFF_TAIL: number = native.RING_OFF_TAIL;
 /** u32, 1 while the consumer sleeps on its doorbell. */
-export const OFF_CONSUMER_SLEEPING = 192;
+export const OFF_CONSUMER_SLEEPING: number = native.RING_OFF_CONSUMER_SLEEPING;
 /** u32, 1 while the producer waits for space. */
-export const OFF_PRODUCER_WAITING = 256;
+export const OFF_PRODUCER_WAITING: number = native.RING_OFF_PRODUCER_WAITING;
 /** u32, 1 once the producer closed the ring. */
-export const OFF_CLOSED = 320;
+export const OFF_CLOSED: number = native.RING_OFF_CLOSED;
 /** Size of a record header (`len: u32`, `flags: u32`). */
-export const RECORD_HEADER = 8;
-/** Record flags. */
-export const FLAG_PAD = 1;
-export const FLAG_MORE = 2;
-export const FLAG_CONT = 4;
+export const RECORD_HEADER: number = native.RING_RECORD_HEADER;
+/** Record flag: filler up to the end of the data area. */
+export const FLAG_PAD: number = native.RING_FLAG_PAD;
+/** Record flag: more fragments of this message follow. */
+export const FLAG_MORE: number = native.RING_FLAG_MORE;
+/** Record flag: this record continues a message. */
+export const FLAG_CONT: number = native.RING_FLAG_CONT;
+/** Smallest and largest ring capacity (powers of two). */
+export const MIN_CAPACITY: number = native.RING_MIN_CAPACITY;
+export const MAX_CAPACITY: number = native.RING_MAX_CAPACITY;
 
 /** Largest payload of one record in a ring of `capacity` bytes (a quarter of it). */
 export function maxFragment(capacity: number): number {

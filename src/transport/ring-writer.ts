@@ -10,7 +10,11 @@
  * `Atomics.exchange`, a full barrier (a locked instruction on x86, acquire-release on arm64),
  * so the records are visible first, and the load of the consumer's sleep flag that follows
  * cannot be reordered before the publish. That is the producer half of the lost-wake-up
- * protocol; the consumer half is `Consumer::prepare_sleep` in Rust.
+ * protocol (`docs/PROTOCOL.md` §3.4); the consumer half is `Consumer::prepare_sleep` in Rust.
+ * The same `SYNC(...)` names mark each synchronisation point here and in `ring.rs`.
+ *
+ * The writer starts from the `head` the Rust producer validated and handed over
+ * (`NativeEndpoint.txHead`), never from the shared word, which the peer can write.
  * @packageDocumentation
  */
 import { IpcError } from '../errors';
@@ -21,7 +25,6 @@ import {
   FLAG_PAD,
   HEADER_SIZE,
   maxFragment,
-  OFF_CLOSED,
   OFF_CONSUMER_SLEEPING,
   OFF_HEAD,
   OFF_PRODUCER_WAITING,
@@ -35,7 +38,6 @@ const HEAD = OFF_HEAD / 4;
 const TAIL = OFF_TAIL / 4;
 const SLEEPING = OFF_CONSUMER_SLEEPING / 4;
 const WAITING = OFF_PRODUCER_WAITING / 4;
-const CLOSED = OFF_CLOSED / 4;
 const REC = RECORD_HEADER;
 const MORE = FLAG_MORE;
 const CONT = FLAG_CONT;
@@ -51,18 +53,22 @@ export class RingWriter {
   private head: number;
   private tail: number;
   private published: number;
-  private inMessage = false;
 
+  /**
+   * @param region the whole ring region (`NativeEndpoint.txBuffer()`)
+   * @param head where to start (`NativeEndpoint.txHead`, read after `txBuffer()`)
+   */
   constructor(
     region: ArrayBuffer,
     readonly capacity: number,
+    head: number,
   ) {
     this.ctl = new Int32Array(region, 0, HEADER_SIZE / 4);
     this.bytes = new Uint8Array(region, HEADER_SIZE, capacity);
     this.view = new DataView(region, HEADER_SIZE, capacity);
     this.mask = capacity - 1;
     this.maxFragment = maxFragment(capacity);
-    this.head = Atomics.load(this.ctl, HEAD) >>> 0;
+    this.head = head >>> 0;
     this.tail = this.head;
     this.published = this.head;
   }
@@ -110,8 +116,7 @@ export class RingWriter {
       this.head = (this.head + record) >>> 0;
       free -= pad + record;
       progress += len;
-      this.inMessage = (flags & MORE) !== 0;
-      if (!this.inMessage) return progress;
+      if ((flags & MORE) === 0) return progress;
     }
   }
 
@@ -122,6 +127,8 @@ export class RingWriter {
   publish(): boolean {
     if (this.head === this.published) return false;
     this.published = this.head;
+    // SYNC(publish), PROTOCOL §3.4 step 3: store head with a full barrier, then the consumer's
+    // flag. Pairs with SYNC(consumer-sleep) in ring.rs.
     Atomics.exchange(this.ctl, HEAD, this.head | 0);
     return Atomics.load(this.ctl, SLEEPING) !== 0 && Atomics.exchange(this.ctl, SLEEPING, 0) !== 0;
   }
@@ -144,16 +151,12 @@ export class RingWriter {
    * full barrier, pairing with the consumer's release-then-check in Rust.
    */
   prepareWaitForSpace(needed: number): boolean {
+    // SYNC(producer-wait), PROTOCOL §3.4 step 4. Pairs with SYNC(release) in ring.rs.
     Atomics.exchange(this.ctl, WAITING, 1);
     if (this.free() >= needed) {
       Atomics.store(this.ctl, WAITING, 0);
       return false;
     }
     return true;
-  }
-
-  /** Whether this ring was marked closed (by us, through the native endpoint). */
-  get closed(): boolean {
-    return Atomics.load(this.ctl, CLOSED) !== 0;
   }
 }

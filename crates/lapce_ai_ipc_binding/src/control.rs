@@ -1,7 +1,7 @@
 //! `NativeListener` and `NativeControlStream`: the control socket, non-blocking, with the event
-//! loop told of readability by a [`Waker`].
+//! loop told of readability by a [`Watch`].
 
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use lapce_ai_transport::{ControlListener, ControlStream};
@@ -9,9 +9,9 @@ use napi::bindgen_prelude::{Function, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::{invalid, js_err, Result};
+use crate::error::{closed, invalid, js_err, Result};
 use crate::fds::NativeFds;
-use crate::wake::Waker;
+use crate::wake::{WakeMode, Watch};
 
 /// Credentials of the peer process (`SO_PEERCRED`).
 #[napi(object)]
@@ -25,7 +25,7 @@ pub struct PeerCredentials {
 #[napi]
 pub struct NativeListener {
     inner: Option<ControlListener>,
-    waker: Option<Waker>,
+    watch: Watch,
 }
 
 #[napi]
@@ -37,34 +37,28 @@ impl NativeListener {
         let l = ControlListener::bind(Path::new(&path)).map_err(js_err)?;
         Ok(NativeListener {
             inner: Some(l),
-            waker: None,
+            watch: Watch::default(),
         })
     }
 
     /// Accepts one waiting connection, or returns null.
     #[napi]
     pub fn accept(&self) -> Result<Option<NativeControlStream>> {
-        let l = self.inner.as_ref().ok_or_else(|| invalid("listener closed"))?;
-        Ok(l.accept().map_err(js_err)?.map(|s| NativeControlStream {
-            inner: Some(s),
-            waker: None,
-            received_fds: Vec::new(),
-        }))
+        let l = self.inner.as_ref().ok_or_else(closed)?;
+        Ok(l.accept().map_err(js_err)?.map(NativeControlStream::new))
     }
 
     /// Calls `callback` from the event loop whenever a connection is waiting.
     #[napi]
     pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>) -> Result<()> {
-        self.waker = None;
-        let fd = self.inner.as_ref().ok_or_else(|| invalid("listener closed"))?.raw_fd();
-        self.waker = Some(Waker::start(&env, "uv", fd, None, callback, "listener")?);
-        Ok(())
+        let fd = self.inner.as_ref().ok_or_else(closed)?.raw_fd();
+        self.watch.start(&env, WakeMode::Uv, fd, None, callback, "listener")
     }
 
     /// Stops listening; with `unlink`, removes the socket file if it is still ours.
     #[napi]
     pub fn close(&mut self, unlink: bool) {
-        self.waker = None;
+        self.watch.stop();
         if let Some(l) = self.inner.take() {
             if unlink {
                 l.unlink();
@@ -77,15 +71,21 @@ impl NativeListener {
 #[napi]
 pub struct NativeControlStream {
     inner: Option<ControlStream>,
-    waker: Option<Waker>,
+    watch: Watch,
     received_fds: Vec<OwnedFd>,
 }
 
 impl NativeControlStream {
+    fn new(s: ControlStream) -> Self {
+        NativeControlStream {
+            inner: Some(s),
+            watch: Watch::default(),
+            received_fds: Vec::new(),
+        }
+    }
+
     fn stream(&self) -> Result<&ControlStream> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "control socket closed".to_string()))
+        self.inner.as_ref().ok_or_else(closed)
     }
 }
 
@@ -95,11 +95,7 @@ impl NativeControlStream {
     #[napi(factory)]
     pub fn connect(path: String) -> Result<Self> {
         let s = ControlStream::connect(Path::new(&path)).map_err(js_err)?;
-        Ok(NativeControlStream {
-            inner: Some(s),
-            waker: None,
-            received_fds: Vec::new(),
-        })
+        Ok(NativeControlStream::new(s))
     }
 
     /// Adopts an inherited fd that is a connected Unix stream socket.
@@ -108,14 +104,8 @@ impl NativeControlStream {
         if fd < 0 {
             return Err(invalid("negative fd"));
         }
-        // SAFETY: the caller hands over an fd it owns (inherited, e.g. stdio[3]) and promises not
-        // to use it again.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(NativeControlStream {
-            inner: Some(ControlStream::from_fd(owned).map_err(js_err)?),
-            waker: None,
-            received_fds: Vec::new(),
-        })
+        let owned = crate::raw::adopt_fd(fd);
+        Ok(NativeControlStream::new(ControlStream::from_fd(owned).map_err(js_err)?))
     }
 
     /// The raw fd (for handing to a child process's stdio).
@@ -168,25 +158,21 @@ impl NativeControlStream {
     /// Calls `callback` from the event loop whenever the socket is readable or hung up.
     #[napi]
     pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>) -> Result<()> {
-        self.waker = None;
         let fd = self.stream()?.raw_fd();
-        self.waker = Some(Waker::start(&env, "uv", fd, None, callback, "control")?);
-        Ok(())
+        self.watch.start(&env, WakeMode::Uv, fd, None, callback, "control")
     }
 
     /// Whether the watch keeps the process alive (default true).
     #[napi]
     pub fn set_ref(&self, keep_alive: bool) {
-        if let Some(w) = &self.waker {
-            w.set_ref(keep_alive);
-        }
+        self.watch.set_ref(keep_alive);
     }
 
     /// Shuts the connection down (the peer sees EOF) and closes the fd and any fds received and
     /// not taken. Idempotent.
     #[napi]
     pub fn close(&mut self) {
-        self.waker = None;
+        self.watch.stop();
         self.received_fds.clear();
         if let Some(s) = self.inner.take() {
             s.shutdown();
@@ -198,16 +184,5 @@ impl NativeControlStream {
 #[napi]
 pub fn control_socket_pair() -> Result<Vec<NativeControlStream>> {
     let (a, b) = ControlStream::pair().map_err(js_err)?;
-    Ok(vec![
-        NativeControlStream {
-            inner: Some(a),
-            waker: None,
-            received_fds: Vec::new(),
-        },
-        NativeControlStream {
-            inner: Some(b),
-            waker: None,
-            received_fds: Vec::new(),
-        },
-    ])
+    Ok(vec![NativeControlStream::new(a), NativeControlStream::new(b)])
 }

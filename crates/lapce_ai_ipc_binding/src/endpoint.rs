@@ -5,21 +5,30 @@
 //! * receiving: one `poll()` call fills an `Int32Array` with (offset, length) pairs of many
 //!   messages, and JS reads them in place through views of a single external ArrayBuffer over
 //!   the ring, made once per mapping;
-//! * sending: `write()` takes the caller's bytes as a borrowed slice (no reference, no copy
-//!   until the one into the ring).
+//! * sending: in zero-copy mode JS writes records into the outgoing ring itself
+//!   (`src/transport/ring-writer.ts`); `txBuffer()` hands the ring over and the Rust producer is
+//!   gone from then on (see [`State`]). The copying mode's `write()` takes the caller's bytes as a
+//!   borrowed slice (no copy until the one into the ring).
 
-use std::os::fd::AsFd;
-
-use lapce_ai_transport::{ChannelFds, Endpoint, Next, Side};
+use lapce_ai_transport::{ChannelFds, Endpoint, Next, Receiver};
 use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::budget::NativeReassemblyBudget;
-use crate::error::{invalid, js_err, Result};
+use crate::error::{closed, invalid, js_err, Result};
 use crate::fds::NativeFds;
 use crate::raw::{i32_slice_mut, u8_slice_mut, ExternalBuffer, RawValue};
-use crate::wake::Waker;
+use crate::wake::{WakeMode, Watch};
+
+/// Which end of a channel a `NativeEndpoint` is.
+#[napi]
+pub enum Side {
+    /// The side that made the fds with `createChannelFds` (writes ring 0).
+    Server,
+    /// The side that received the three fds of WELCOME (writes ring 1).
+    Client,
+}
 
 /// Counters of one endpoint (all monotonic).
 #[napi(object)]
@@ -33,48 +42,40 @@ pub struct NativeEndpointStats {
     pub ring_full: f64,
 }
 
+/// Who writes the outgoing ring. The writer rule is this type: once JS owns the ring there is
+/// no Rust `Producer` left that could write or compute space from a stale `head`.
+enum State {
+    /// Rust writes (the copying path, or zero copy before `txBuffer()`).
+    Native(Endpoint),
+    /// JS writes, starting at `tx_head`.
+    External { rx: Receiver, tx_head: u32 },
+}
+
 /// One side of an open channel. See `src/transport/channel.ts` for the JS class built on it.
 #[napi]
 pub struct NativeEndpoint {
-    inner: Option<Endpoint>,
+    state: Option<State>,
     assembled: std::collections::VecDeque<Vec<u8>>,
     rx_buffer: Option<ExternalBuffer>,
     tx_buffer: Option<ExternalBuffer>,
-    waker: Option<Waker>,
+    watch: Watch,
     zero_copy: bool,
 }
 
 impl NativeEndpoint {
-    fn ep(&mut self) -> Result<&mut Endpoint> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| napi::Error::new(crate::error::Code("CLOSED"), "channel closed".to_string()))
+    fn rx(&mut self) -> Result<&mut Receiver> {
+        match self.state.as_mut() {
+            Some(State::Native(ep)) => Ok(ep),
+            Some(State::External { rx, .. }) => Ok(rx),
+            None => Err(closed()),
+        }
     }
-}
 
-impl NativeEndpoint {
-    fn wrap_once(
-        env: &Env,
-        slot: &mut Option<ExternalBuffer>,
-        zero_copy: &mut bool,
-        mapping: &std::sync::Arc<lapce_ai_transport::shm::Mapping>,
-    ) -> Result<Option<RawValue>> {
-        if let Some(r) = slot {
-            return Ok(Some(RawValue(r.value()?)));
-        }
-        if !*zero_copy {
-            return Ok(None);
-        }
-        match ExternalBuffer::new(env, mapping)? {
-            Some(b) => {
-                let v = b.value()?;
-                *slot = Some(b);
-                Ok(Some(RawValue(v)))
-            }
-            None => {
-                *zero_copy = false;
-                Ok(None)
-            }
+    fn native(&mut self) -> Result<&mut Endpoint> {
+        match self.state.as_mut() {
+            Some(State::Native(ep)) => Ok(ep),
+            Some(State::External { .. }) => Err(invalid("JS writes this endpoint's outgoing ring (txBuffer() was taken)")),
+            None => Err(closed()),
         }
     }
 }
@@ -82,53 +83,49 @@ impl NativeEndpoint {
 #[napi]
 impl NativeEndpoint {
     /// Opens one side of a channel from its fds (taken from `fds`, which is left empty).
-    /// `side`: 0 for the server, from the set `createChannelFds` made (after sending it); 1 for
-    /// the client, from the three fds WELCOME carried. Every fd is checked first (sealed memfds
-    /// of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false`
-    /// forces the copying receive path that runtimes without external buffers use.
-    /// `budget`: the reassembly budget to charge (none: unlimited).
+    /// `Side.Server`: from the set `createChannelFds` made (after sending it); `Side.Client`: from
+    /// the three fds WELCOME carried. Every fd is checked first (sealed memfds of the right size,
+    /// two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
+    /// path that runtimes without external buffers use. `budget`: the reassembly budget to
+    /// charge (none: unlimited).
     #[napi(constructor)]
     pub fn new(
         fds: &mut NativeFds,
-        side: u32,
+        side: Side,
         capacity: u32,
         max_message: u32,
         zero_copy: Option<bool>,
         budget: Option<&NativeReassemblyBudget>,
     ) -> Result<Self> {
-        let side = match side {
-            0 => Side::Server,
-            1 => Side::Client,
-            _ => return Err(invalid("side must be 0 (server) or 1 (client)")),
-        };
         let (wire, kept) = fds.take();
-        let fds = match (side, kept) {
+        let (fds, side) = match (side, kept) {
             (Side::Server, Some(own)) => {
                 // The client's doorbell end (wire[2]) was sent; dropping it here is what lets the
                 // server see the client hang up.
                 let [ring_s2c, ring_c2s, _client_end]: [_; 3] = wire
                     .try_into()
                     .map_err(|_| invalid("a server set must come from createChannelFds"))?;
-                ChannelFds {
+                let fds = ChannelFds {
                     ring_s2c,
                     ring_c2s,
                     doorbell: own,
-                }
+                };
+                (fds, lapce_ai_transport::Side::Server)
             }
             (Side::Server, None) => return Err(invalid("the server side opens the fds createChannelFds made")),
             (Side::Client, Some(_)) => return Err(invalid("the client side opens received fds, not createChannelFds's")),
-            (Side::Client, None) => ChannelFds::from_vec(wire).map_err(js_err)?,
+            (Side::Client, None) => (ChannelFds::from_vec(wire).map_err(js_err)?, lapce_ai_transport::Side::Client),
         };
         let mut ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
         if let Some(b) = budget {
             ep.set_reassembly_budget(b.inner.clone()).map_err(js_err)?;
         }
         Ok(NativeEndpoint {
-            inner: Some(ep),
+            state: Some(State::Native(ep)),
             assembled: Default::default(),
             rx_buffer: None,
             tx_buffer: None,
-            waker: None,
+            watch: Watch::default(),
             zero_copy: zero_copy.unwrap_or(true),
         })
     }
@@ -138,58 +135,116 @@ impl NativeEndpoint {
     /// (or zero copy is off): use `readCopy()` then.
     #[napi(ts_return_type = "ArrayBuffer | null")]
     pub fn rx_buffer(&mut self, env: Env) -> Result<Option<RawValue>> {
-        let mapping = self.ep()?.rx_mapping().clone();
-        Self::wrap_once(&env, &mut self.rx_buffer, &mut self.zero_copy, &mapping)
+        if let Some(b) = &self.rx_buffer {
+            return Ok(Some(RawValue(b.value()?)));
+        }
+        if !self.zero_copy {
+            return Ok(None);
+        }
+        let mapping = self.rx()?.rx_mapping().clone();
+        match ExternalBuffer::new(&env, &mapping)? {
+            Some(b) => {
+                let v = b.value()?;
+                self.rx_buffer = Some(b);
+                Ok(Some(RawValue(v)))
+            }
+            None => {
+                self.zero_copy = false;
+                Ok(None)
+            }
+        }
     }
 
-    /// The outgoing ring's whole region as one ArrayBuffer, for JS to write records into (see
-    /// `docs/PROTOCOL.md`). `null` without external buffers: use `write()` then. Once JS writes
-    /// records itself, `write()` must not be used on this endpoint.
+    /// Hands the outgoing ring to JS: its whole region as one ArrayBuffer for the JS writer
+    /// (`docs/PROTOCOL.md` §3.4), which starts at `txHead`. From then on `write()`,
+    /// `spaceNeeded()` and `prepareSleep(n > 0)` fail: JS owns `head`. `null` without external
+    /// buffers (nothing changes: use `write()`).
     #[napi(ts_return_type = "ArrayBuffer | null")]
     pub fn tx_buffer(&mut self, env: Env) -> Result<Option<RawValue>> {
-        let mapping = self.ep()?.tx_mapping().clone();
-        Self::wrap_once(&env, &mut self.tx_buffer, &mut self.zero_copy, &mapping)
+        if let Some(b) = &self.tx_buffer {
+            return Ok(Some(RawValue(b.value()?)));
+        }
+        if !self.zero_copy {
+            return Ok(None);
+        }
+        let ep = match self.state.take() {
+            Some(State::Native(ep)) => ep,
+            other => {
+                self.state = other;
+                return Err(closed());
+            }
+        };
+        let (tx, rx) = ep.into_external_tx();
+        match ExternalBuffer::new(&env, tx.mapping()) {
+            Ok(Some(b)) => {
+                let v = b.value()?;
+                self.tx_buffer = Some(b);
+                self.state = Some(State::External { rx, tx_head: tx.head() });
+                Ok(Some(RawValue(v)))
+            }
+            Ok(None) => {
+                // Refused: the copying path needs the producer back, so put it back together.
+                // (Only external buffers can be refused, before anything was written.)
+                self.zero_copy = false;
+                self.state = None;
+                Err(invalid("external buffers were refused after the rx buffer was made"))
+            }
+            Err(e) => {
+                self.state = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Where the JS writer starts: the producer's own validated `head` (never re-read from the
+    /// shared header, which the peer can write).
+    #[napi(getter)]
+    pub fn tx_head(&self) -> Result<u32> {
+        match &self.state {
+            Some(State::External { tx_head, .. }) => Ok(*tx_head),
+            Some(State::Native(_)) => Err(invalid("txBuffer() has not handed the ring to JS")),
+            None => Err(closed()),
+        }
     }
 
     /// Rings the peer's doorbell: a JS writer found the peer asleep after publishing.
     #[napi]
     pub fn ring_peer(&mut self) -> Result<()> {
-        self.ep()?.ring_peer().map_err(js_err)
+        self.rx()?.ring_peer().map_err(js_err)
     }
 
     /// Writes `data[progress..]` as far as the ring has room and returns the new progress;
     /// the message is complete when that equals `data.length`. Returns -1 when not even its
     /// first record fit (so an empty message can tell "not sent" from "sent"). Never blocks,
-    /// never drops.
+    /// never drops. The copying path only.
     #[napi]
     pub fn write(&mut self, data: &[u8], progress: u32) -> Result<i32> {
         let mut p = progress as usize;
-        let done = self.ep()?.write(data, &mut p).map_err(js_err)?;
+        let done = self.native()?.write(data, &mut p).map_err(js_err)?;
         Ok(if !done && p == 0 { -1 } else { p as i32 })
     }
 
     /// Releases every message returned by the previous `poll()`, then fills `out` with
     /// (offset, length) pairs of waiting messages and returns how many. An offset of -1 marks a
-    /// message that arrived in fragments: take it with `takeAssembled()`. In-place messages stay
-    /// valid until the next `poll()` or `release()`. (Releasing here saves a native call per
-    /// batch; call `release()` before going idle.)
+    /// message that arrived in fragments: take it with `takeAssembledInto()`. In-place messages
+    /// stay valid until the next `poll()` or `release()`. (Releasing here saves a native call
+    /// per batch; call `release()` before going idle.)
     #[napi]
     pub fn poll(&mut self, mut out: Int32ArraySlice<'_>) -> Result<u32> {
         let out = i32_slice_mut(&mut out);
         if !self.zero_copy {
             return Err(invalid("poll() needs zero copy; use readCopy()"));
         }
-        self.ep()?.release().map_err(js_err)?;
         let slots = out.len() / 2;
+        let (rx, assembled) = match self.state.as_mut() {
+            Some(State::Native(ep)) => (&mut **ep, &mut self.assembled),
+            Some(State::External { rx, .. }) => (rx, &mut self.assembled),
+            None => return Err(closed()),
+        };
+        rx.release().map_err(js_err)?;
         let mut n = 0;
         while n < slots {
-            let Some(next) = self
-                .inner
-                .as_mut()
-                .ok_or_else(|| invalid("closed"))?
-                .next_message()
-                .map_err(js_err)?
-            else {
+            let Some(next) = rx.next_message().map_err(js_err)? else {
                 break;
             };
             match next {
@@ -200,7 +255,7 @@ impl NativeEndpoint {
                 Next::Assembled(v) => {
                     out[2 * n] = -1;
                     out[2 * n + 1] = v.len() as i32;
-                    self.assembled.push_back(v);
+                    assembled.push_back(v);
                 }
             }
             n += 1;
@@ -221,111 +276,106 @@ impl NativeEndpoint {
         let v = self.assembled.pop_front().expect("checked above");
         dst[..v.len()].copy_from_slice(&v);
         let len = v.len() as u32;
-        self.ep()?.recycle(v);
+        self.rx()?.recycle(v);
         Ok(len)
-    }
-
-    /// The oldest message reassembled from fragments, as a Buffer the caller owns.
-    #[napi]
-    pub fn take_assembled(&mut self) -> Result<Buffer> {
-        self.assembled
-            .pop_front()
-            .map(Buffer::from)
-            .ok_or_else(|| invalid("no assembled message waiting"))
     }
 
     /// The next message copied into a new Buffer (and released), or null. The receive path
     /// for runtimes without external buffers.
     #[napi]
     pub fn read_copy(&mut self) -> Result<Option<Buffer>> {
-        let ep = self.ep()?;
-        let Some(next) = ep.next_message().map_err(js_err)? else {
-            ep.release().map_err(js_err)?;
+        let rx = self.rx()?;
+        let Some(next) = rx.next_message().map_err(js_err)? else {
+            rx.release().map_err(js_err)?;
             return Ok(None);
         };
         let out = match next {
             Next::InPlace { offset, len } => {
                 let mut v = vec![0; len];
-                ep.rx_mapping().read_bytes(offset, &mut v);
+                rx.rx_mapping().read_bytes(offset, &mut v);
                 v
             }
             Next::Assembled(v) => v,
         };
-        ep.release().map_err(js_err)?;
+        rx.release().map_err(js_err)?;
         Ok(Some(out.into()))
     }
 
     /// Gives every message returned so far back to the peer (and wakes it if it waits for space).
     #[napi]
     pub fn release(&mut self) -> Result<()> {
-        self.ep()?.release().map_err(js_err)
+        self.rx()?.release().map_err(js_err)
     }
 
-    /// Announces sleep. `wantSpace`: bytes we wait to be free in the outgoing ring (0 if none).
-    /// False means there is already work: do not sleep.
+    /// Announces sleep. `wantSpace`: bytes we wait to be free in the outgoing ring (0 if none;
+    /// only the copying path, where Rust writes, may wait for space here). False means there is
+    /// already work, or the peer is gone: do not sleep.
     #[napi]
     pub fn prepare_sleep(&mut self, want_space: u32) -> Result<bool> {
-        self.ep()?.prepare_sleep(want_space as usize).map_err(js_err)
+        if want_space == 0 {
+            return Ok(self.rx()?.prepare_sleep());
+        }
+        self.native()?.prepare_sleep(want_space as usize).map_err(js_err)
     }
 
     /// Resets the doorbell and withdraws the sleep announcement after a wake-up. Returns true
     /// once the peer hung up its doorbell end: read what is left in the ring, then close.
     #[napi]
     pub fn woke(&mut self) -> Result<bool> {
-        self.ep()?.woke().map_err(js_err)
+        self.rx()?.woke().map_err(js_err)
     }
 
-    /// Free space the next fragment of a message with `remaining` bytes to go needs.
+    /// Free space the next fragment of a message with `remaining` bytes to go needs (the copying
+    /// path).
     #[napi]
     pub fn space_needed(&mut self, remaining: u32) -> Result<u32> {
-        Ok(self.ep()?.space_needed(remaining as usize) as u32)
+        Ok(self.native()?.space_needed(remaining as usize) as u32)
     }
 
     /// Whether the peer closed its ring or hung up its doorbell (meaningful once `poll()` finds
     /// nothing).
     #[napi]
     pub fn peer_closed(&mut self) -> Result<bool> {
-        Ok(self.ep()?.peer_closed())
+        Ok(self.rx()?.peer_closed())
     }
 
     /// Whether a message is waiting.
     #[napi]
     pub fn has_pending(&mut self) -> Result<bool> {
-        Ok(self.ep()?.has_pending())
+        Ok(self.rx()?.has_pending())
     }
 
-    /// Calls `callback` from the event loop whenever this side's doorbell rings.
-    /// `mode`: "uv" (default, `uv_poll`) or "thread" (blocked thread + threadsafe function).
+    /// Calls `callback` from the event loop whenever this side's doorbell rings (or hangs up).
+    /// `mode`: `uv` (default, `uv_poll`) or `thread` (blocked thread + threadsafe function);
+    /// any other value is an error.
     #[napi]
-    pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>, mode: Option<String>) -> Result<()> {
-        self.unwatch();
-        let ep = self.ep()?;
-        let bell = ep.own_doorbell();
-        let fd = bell.raw_fd();
-        let dup = rustix::io::dup(bell.as_fd()).map_err(|e| invalid(e.to_string()))?;
-        let mode = mode.as_deref().unwrap_or("uv");
-        self.waker = Some(Waker::start(&env, mode, fd, Some(dup), callback, "doorbell")?);
-        Ok(())
+    pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>, mode: Option<WakeMode>) -> Result<()> {
+        let bell = self.rx()?.own_doorbell();
+        let (fd, dup) = (bell.raw_fd(), crate::wake::dup_fd(bell)?);
+        self.watch
+            .start(&env, mode.unwrap_or(WakeMode::Uv), fd, Some(dup), callback, "doorbell")
     }
 
     /// Whether the doorbell watch keeps the process alive (default true).
     #[napi]
     pub fn set_ref(&self, keep_alive: bool) {
-        if let Some(w) = &self.waker {
-            w.set_ref(keep_alive);
-        }
+        self.watch.set_ref(keep_alive);
     }
 
     /// Stops the doorbell watch.
     #[napi]
     pub fn unwatch(&mut self) {
-        self.waker = None;
+        self.watch.stop();
     }
 
     /// Counters so far.
     #[napi]
     pub fn stats(&self) -> NativeEndpointStats {
-        let s = self.inner.as_ref().map(|e| e.stats()).unwrap_or_default();
+        let s = match &self.state {
+            Some(State::Native(ep)) => ep.stats(),
+            Some(State::External { rx, .. }) => rx.stats(),
+            None => Default::default(),
+        };
         NativeEndpointStats {
             messages_sent: s.messages_sent as f64,
             bytes_sent: s.bytes_sent as f64,
@@ -342,10 +392,11 @@ impl NativeEndpoint {
     /// now rather than at garbage collection. Idempotent.
     #[napi]
     pub fn close(&mut self, env: Env) {
-        self.unwatch();
-        if let Some(mut ep) = self.inner.take() {
-            let _ = ep.close();
+        self.watch.stop();
+        if let Ok(rx) = self.rx() {
+            let _ = rx.close();
         }
+        self.state = None;
         // The endpoint (and its share of the mappings) is gone; detaching the buffers drops
         // the last share, so both rings are unmapped here, not at garbage collection.
         for b in [self.rx_buffer.take(), self.tx_buffer.take()].into_iter().flatten() {
@@ -357,6 +408,6 @@ impl NativeEndpoint {
     /// Whether `close()` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.inner.is_none()
+        self.state.is_none()
     }
 }

@@ -1,5 +1,6 @@
-//! Transport errors surface in JS as `Error`s whose `code` is the transport's stable code
-//! (`RING_CORRUPT`, `INVALID_SHM`, …), so the TypeScript layer can map them to typed errors.
+//! Transport errors surface in JS as `Error`s whose `code` is one of the UPPER_SNAKE names of
+//! `ERROR_CODES` in `src/errors.ts` (`RING_CORRUPT`, `INVALID_SHM`, `CHANNEL_CLOSED`, …), one
+//! code per condition, so the TypeScript layer maps them to typed errors without a table.
 
 /// The error `code` seen by JavaScript.
 pub struct Code(pub &'static str);
@@ -12,7 +13,8 @@ impl AsRef<str> for Code {
 
 impl From<napi::Status> for Code {
     fn from(_: napi::Status) -> Self {
-        Code("NAPI")
+        // napi-rs's own failures are argument conversions: the caller passed a wrong type.
+        Code("INVALID_ARGUMENT")
     }
 }
 
@@ -29,7 +31,17 @@ pub fn invalid(msg: impl Into<String>) -> napi::Error<Code> {
     napi::Error::new(Code("INVALID_ARGUMENT"), msg.into())
 }
 
-/// Converts a napi-rs error from a conversion or engine call.
+/// A call on something already closed (an endpoint, a control socket, a listener).
+pub fn closed() -> napi::Error<Code> {
+    napi::Error::new(Code("CHANNEL_CLOSED"), "closed".to_string())
+}
+
+/// A system call or Node-API call that failed.
+pub fn io(msg: impl Into<String>) -> napi::Error<Code> {
+    napi::Error::new(Code("IO"), msg.into())
+}
+
+/// Converts a napi-rs error from an engine call.
 pub fn napi_err(e: napi::Error) -> napi::Error<Code> {
-    napi::Error::new(Code("NAPI"), e.reason.clone())
+    io(e.reason.clone())
 }

@@ -10,6 +10,7 @@ mod control;
 mod endpoint;
 mod error;
 mod fds;
+mod layout;
 mod raw;
 mod wake;
 

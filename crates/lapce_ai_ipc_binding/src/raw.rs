@@ -17,14 +17,21 @@ use lapce_ai_transport::shm::Mapping;
 use napi::bindgen_prelude::{Int32ArraySlice, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue};
 use napi::{sys, Env, ValueType};
 
-use crate::error::{invalid, Result};
+use crate::error::{io, Result};
 
 fn check(status: sys::napi_status, what: &str) -> Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(invalid(format!("{what} failed with napi status {status}")))
+        Err(io(format!("{what} failed with napi status {status}")))
     }
+}
+
+/// Takes ownership of an inherited fd number (`NativeControlStream.fromFd`).
+pub fn adopt_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: the JS caller hands over an fd it owns (inherited, e.g. stdio[3]) and promises not
+    // to use it again; `fd >= 0` was checked by the caller.
+    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
 /// A JS value made by raw Node-API calls, returned to JS as is.
@@ -282,7 +289,7 @@ impl UvPoll {
                 std::alloc::dealloc(handle.cast(), layout);
                 sys::napi_async_destroy(env_raw, context);
             }
-            return Err(invalid(format!("uv_poll_init failed ({rc})")));
+            return Err(io(format!("uv_poll_init failed ({rc})")));
         }
         // SAFETY: the handle is initialised; the state outlives it (freed in `close`, after stop).
         unsafe {
@@ -291,7 +298,7 @@ impl UvPoll {
             if rc != 0 {
                 let poll = UvPoll { handle };
                 poll.close();
-                return Err(invalid(format!("uv_poll_start failed ({rc})")));
+                return Err(io(format!("uv_poll_start failed ({rc})")));
             }
         }
         Ok(UvPoll { handle })

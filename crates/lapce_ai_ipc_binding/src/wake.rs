@@ -8,7 +8,7 @@
 //!   (a `uv_async` plus a queue). That is a second wake-up, another thread to schedule, and
 //!   about 8 µs extra; it exists as the fallback for hosts that do not export libuv.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::thread::JoinHandle;
 
 use lapce_ai_transport::Doorbell;
@@ -17,8 +17,57 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, JsValue};
 use rustix::event::{PollFd, PollFlags};
 
-use crate::error::{js_err, napi_err, Result};
+use crate::error::{io, js_err, napi_err, Result};
 use crate::raw::UvPoll;
+
+/// How a watched fd wakes the event loop.
+#[napi_derive::napi(string_enum = "lowercase")]
+pub enum WakeMode {
+    /// `uv_poll` on Node's own loop (the default).
+    Uv,
+    /// A blocked thread and a threadsafe function (slower; doorbells only).
+    Thread,
+}
+
+/// A dup of `fd`, for a waker thread that drains the doorbell itself.
+pub fn dup_fd(fd: impl AsFd) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| io(format!("dup: {e}")))
+}
+
+/// The optional watch every fd-owning binding class has: start (replacing any), keep-alive,
+/// stop. One place for the glue `NativeListener`, `NativeControlStream` and `NativeEndpoint`
+/// share.
+#[derive(Default)]
+pub struct Watch(Option<Waker>);
+
+impl Watch {
+    /// Starts watching `fd`, replacing any earlier watch.
+    pub fn start(
+        &mut self,
+        env: &Env,
+        mode: WakeMode,
+        fd: RawFd,
+        drain: Option<OwnedFd>,
+        callback: Function<'_, (), ()>,
+        name: &str,
+    ) -> Result<()> {
+        self.stop();
+        self.0 = Some(Waker::start(env, mode, fd, drain, callback, name)?);
+        Ok(())
+    }
+
+    /// Whether the watch keeps the process alive.
+    pub fn set_ref(&self, keep_alive: bool) {
+        if let Some(w) = &self.0 {
+            w.set_ref(keep_alive);
+        }
+    }
+
+    /// Stops watching; no callback runs after this returns (see [`Waker::stop`]).
+    pub fn stop(&mut self) {
+        self.0 = None;
+    }
+}
 
 type WakeFn = ThreadsafeFunction<(), (), (), napi::Status, false>;
 
@@ -31,14 +80,14 @@ pub enum Waker {
 }
 
 impl Waker {
-    /// Starts a waker of the given kind (`"uv"` or `"thread"`). The callback gets no arguments.
+    /// Starts a waker of the given kind. The callback gets no arguments.
     ///
     /// `drain`: for `thread`, the watched fd is a doorbell the thread must drain itself after each
     /// wake-up, or it would spin; a dup of it is passed here. Once the doorbell hangs up the
     /// thread makes one last call and ends (the socket would stay readable for ever).
-    pub fn start(env: &Env, kind: &str, fd: RawFd, drain: Option<OwnedFd>, callback: Function<'_, (), ()>, name: &str) -> Result<Self> {
-        match kind {
-            "thread" => {
+    pub fn start(env: &Env, mode: WakeMode, fd: RawFd, drain: Option<OwnedFd>, callback: Function<'_, (), ()>, name: &str) -> Result<Self> {
+        match mode {
+            WakeMode::Thread => {
                 let drain = drain.ok_or_else(|| crate::error::invalid("thread wake-ups only watch doorbells"))?;
                 let bell = Doorbell::from_fd(drain).map_err(js_err)?;
                 let tsfn: WakeFn = callback
@@ -65,13 +114,13 @@ impl Waker {
                             return;
                         }
                     })
-                    .map_err(|e| crate::error::invalid(e.to_string()))?;
+                    .map_err(|e| io(e.to_string()))?;
                 Ok(Waker::Thread {
                     stop,
                     thread: Some(thread),
                 })
             }
-            _ => {
+            WakeMode::Uv => {
                 // SAFETY of the raw value: `callback` is a live function value of this call's scope.
                 let raw = callback.raw();
                 Ok(Waker::Uv(Some(UvPoll::start(env, fd, raw, name)?)))

@@ -7,10 +7,11 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
+#[cfg(test)]
 use std::time::{Duration, Instant};
 
 use crate::doorbell::Doorbell;
-use crate::ring::{self, Consumer, Next, Producer};
+use crate::ring::{self, Consumer, ExternalTx, Next, Producer, TxCloser};
 use crate::shm::{self, Mapping};
 use crate::{Error, Result};
 
@@ -131,11 +132,23 @@ pub struct EndpointStats {
     pub ring_full: u64,
 }
 
-/// One side of an open channel.
+/// One side of an open channel: the producer of the outgoing ring and a [`Receiver`] for the
+/// rest. Runtimes that write the outgoing ring themselves split it with
+/// [`Endpoint::into_external_tx`]. Everything of [`Receiver`] is available here too (`Deref`).
 #[derive(Debug)]
 pub struct Endpoint {
     tx: Producer,
+    rx: Receiver,
+}
+
+/// Everything of an endpoint but the producer: the incoming ring, the doorbell, the `closed`
+/// word of the outgoing ring, and the counters. Once the outgoing ring is written by someone
+/// else (see [`Endpoint::into_external_tx`]), this is all that is left on the Rust side, so no
+/// write or space computation can use a stale `head`.
+#[derive(Debug)]
+pub struct Receiver {
     rx: Consumer,
+    tx_closer: TxCloser,
     bell: Doorbell,
     /// The doorbell showed that the peer closed its end (or died).
     peer_gone: bool,
@@ -171,16 +184,82 @@ impl Endpoint {
             Side::Server => (m0, m1),
             Side::Client => (m1, m0),
         };
+        let tx = Producer::new(tx, capacity)?;
         Ok(Endpoint {
-            tx: Producer::new(tx, capacity)?,
-            rx: Consumer::new(rx, capacity, max_message)?,
-            bell,
-            peer_gone: false,
-            capacity,
-            stats: EndpointStats::default(),
+            rx: Receiver {
+                rx: Consumer::new(rx, capacity, max_message)?,
+                tx_closer: tx.closer(),
+                bell,
+                peer_gone: false,
+                capacity,
+                stats: EndpointStats::default(),
+            },
+            tx,
         })
     }
 
+    /// Hands the outgoing ring to an external writer (the Node binding's JS writer, which
+    /// writes records without a native call per message and rings through
+    /// [`Receiver::ring_peer`]). The producer is gone afterwards: writing and computing space
+    /// are the external writer's alone.
+    pub fn into_external_tx(self) -> (ExternalTx, Receiver) {
+        (self.tx.into_external(), self.rx)
+    }
+
+    /// Writes as much of `msg[*progress..]` as fits and publishes it. Returns true when the whole
+    /// message is in the ring. Never blocks and never drops: on false, wait for space
+    /// ([`Endpoint::prepare_sleep`] with `want_space`) and call again with the same `progress`.
+    pub fn write(&mut self, msg: &[u8], progress: &mut usize) -> Result<bool> {
+        let before = *progress;
+        let done = self.tx.write(msg, progress)?;
+        if *progress != before || (done && msg.is_empty()) {
+            let asleep = self.tx.publish();
+            self.rx.notify(asleep)?;
+        }
+        let stats = &mut self.rx.stats;
+        if done {
+            stats.messages_sent += 1;
+            stats.bytes_sent += msg.len() as u64;
+        } else {
+            stats.ring_full += 1;
+        }
+        Ok(done)
+    }
+
+    /// Announces that this side is going to sleep on its doorbell. `want_space`: bytes we wait
+    /// to be free in the outgoing ring (0 when not waiting to send). Returns false when there is
+    /// already work (a message or the space), in which case do not sleep.
+    pub fn prepare_sleep(&mut self, want_space: usize) -> Result<bool> {
+        if !self.rx.prepare_sleep() {
+            return Ok(false);
+        }
+        if want_space > 0 && !self.tx.prepare_wait_for_space(want_space)? {
+            self.rx.rx.cancel_sleep();
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Space a write of `remaining` more bytes needs before it can make progress.
+    pub fn space_needed(&self, remaining: usize) -> usize {
+        self.tx.space_needed(remaining)
+    }
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = Receiver;
+    fn deref(&self) -> &Receiver {
+        &self.rx
+    }
+}
+
+impl std::ops::DerefMut for Endpoint {
+    fn deref_mut(&mut self) -> &mut Receiver {
+        &mut self.rx
+    }
+}
+
+impl Receiver {
     /// Charges this endpoint's reassembly memory to `budget`, shared with other endpoints (one
     /// per process or per server). Call before the first message.
     pub fn set_reassembly_budget(&mut self, budget: crate::Budget) -> Result<()> {
@@ -200,34 +279,14 @@ impl Endpoint {
             if !self.bell.ring()? {
                 self.peer_gone = true;
             }
-            Ok(())
         } else {
             self.stats.doorbells_suppressed += 1;
-            Ok(())
         }
-    }
-
-    /// Writes as much of `msg[*progress..]` as fits and publishes it. Returns true when the whole
-    /// message is in the ring. Never blocks and never drops: on false, wait for space
-    /// ([`Endpoint::prepare_sleep`] with `want_space`) and call again with the same `progress`.
-    pub fn write(&mut self, msg: &[u8], progress: &mut usize) -> Result<bool> {
-        let before = *progress;
-        let done = self.tx.write(msg, progress)?;
-        if *progress != before || (done && msg.is_empty()) {
-            let asleep = self.tx.publish();
-            self.notify(asleep)?;
-        }
-        if done {
-            self.stats.messages_sent += 1;
-            self.stats.bytes_sent += msg.len() as u64;
-        } else {
-            self.stats.ring_full += 1;
-        }
-        Ok(done)
+        Ok(())
     }
 
     /// The next incoming message, or `None` when none is waiting. In-place messages refer to
-    /// [`Endpoint::rx_mapping`] and stay valid until [`Endpoint::release`].
+    /// [`Receiver::rx_mapping`] and stay valid until [`Receiver::release`].
     pub fn next_message(&mut self) -> Result<Option<Next>> {
         let next = self.rx.next_message()?;
         if let Some(n) = &next {
@@ -240,7 +299,7 @@ impl Endpoint {
         Ok(next)
     }
 
-    /// Hands every message returned by [`Endpoint::next_message`] back to the peer.
+    /// Hands every message returned by [`Receiver::next_message`] back to the peer.
     pub fn release(&mut self) -> Result<()> {
         let waiting = self.rx.release();
         if waiting {
@@ -254,14 +313,6 @@ impl Endpoint {
         self.rx.recycle(buf);
     }
 
-    /// The outgoing ring's mapping, for runtimes that write records themselves (the Node binding
-    /// does, to avoid a native call per message). Such a writer follows `docs/PROTOCOL.md` and
-    /// calls [`Endpoint::ring_peer`] when it finds the peer asleep; [`Endpoint::write`] must then
-    /// not be used on this endpoint.
-    pub fn tx_mapping(&self) -> &Arc<Mapping> {
-        self.tx.mapping()
-    }
-
     /// Rings the peer's doorbell (for external writers that found the peer asleep).
     pub fn ring_peer(&mut self) -> Result<()> {
         self.notify(true)
@@ -272,34 +323,22 @@ impl Endpoint {
         self.rx.mapping()
     }
 
-    /// Announces that this side is going to sleep on its doorbell. `want_space`: bytes we wait
-    /// to be free in the outgoing ring (0 when not waiting to send). Returns false when there is
-    /// already work (a message or the space), in which case do not sleep.
-    pub fn prepare_sleep(&mut self, want_space: usize) -> Result<bool> {
-        if self.peer_gone || !self.rx.prepare_sleep() {
-            return Ok(false);
-        }
-        if want_space > 0 && !self.tx.prepare_wait_for_space(want_space)? {
-            self.rx.cancel_sleep();
-            return Ok(false);
-        }
-        Ok(true)
+    /// Announces that this side is going to sleep on its doorbell for incoming messages (an
+    /// external writer announces its own wait for space). Returns false when there is already
+    /// work, or the peer is gone: then do not sleep.
+    pub fn prepare_sleep(&mut self) -> bool {
+        !self.peer_gone && self.rx.prepare_sleep()
     }
 
     /// Called after waking: drains the doorbell (bounded) and withdraws the sleep announcement.
     /// Returns true once the peer has hung up its doorbell end: it is gone, and the caller
-    /// finishes reading what is in the ring and closes (see [`Endpoint::peer_closed`]).
+    /// finishes reading what is in the ring and closes (see [`Receiver::peer_closed`]).
     pub fn woke(&mut self) -> Result<bool> {
         if self.bell.drain()?.hung_up {
             self.peer_gone = true;
         }
         self.rx.cancel_sleep();
         Ok(self.peer_gone)
-    }
-
-    /// Space a write of `remaining` more bytes needs before it can make progress.
-    pub fn space_needed(&self, remaining: usize) -> usize {
-        self.tx.space_needed(remaining)
     }
 
     /// Whether the peer closed its outgoing ring or hung up its doorbell (check after draining
@@ -313,9 +352,10 @@ impl Endpoint {
         self.rx.has_pending()
     }
 
-    /// Closes our outgoing ring so the peer sees end-of-stream, and wakes it if it sleeps.
+    /// Closes our outgoing ring (the `closed` word) so the peer sees end-of-stream, and wakes it
+    /// if it sleeps.
     pub fn close(&mut self) -> Result<()> {
-        let asleep = self.tx.close();
+        let asleep = self.tx_closer.close();
         self.notify(asleep)
     }
 
@@ -328,17 +368,20 @@ impl Endpoint {
     pub fn stats(&self) -> EndpointStats {
         self.stats
     }
+}
 
+/// Blocking helpers for threads (the tests; the client crate has its own loop).
+#[cfg(test)]
+impl Endpoint {
     /// Sends a whole message, sleeping on the doorbell while the ring is full.
-    /// For threads that may block; event loops use [`Endpoint::write`].
-    pub fn send_blocking(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<()> {
+    pub(crate) fn send_blocking(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut progress = 0;
         while !self.write(msg, &mut progress)? {
             let needed = self.space_needed(msg.len() - progress);
             if self.prepare_sleep(needed)? {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                let rung = self.bell.wait(left)?;
+                let rung = self.own_doorbell().wait(left)?;
                 self.woke()?;
                 if !rung && left.is_some_and(|l| l.is_zero()) {
                     return Err(Error::io("send", std::io::Error::from(std::io::ErrorKind::TimedOut)));
@@ -350,14 +393,14 @@ impl Endpoint {
 
     /// Receives one message as an owned vector, sleeping on the doorbell while none is waiting.
     /// Returns `Ok(None)` on timeout and [`Error::Closed`] once the peer closed and all is read.
-    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if let Some(next) = self.next_message()? {
                 let out = match next {
                     Next::InPlace { offset, len } => {
                         let mut v = vec![0; len];
-                        self.rx.mapping().read_bytes(offset, &mut v);
+                        self.rx_mapping().read_bytes(offset, &mut v);
                         v
                     }
                     Next::Assembled(v) => v,
@@ -374,10 +417,10 @@ impl Endpoint {
             if self.prepare_sleep(0)? {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|l| l.is_zero()) {
-                    self.rx.cancel_sleep();
+                    self.rx.rx.cancel_sleep();
                     return Ok(None);
                 }
-                self.bell.wait(left)?;
+                self.own_doorbell().wait(left)?;
                 self.woke()?;
             }
         }
@@ -461,7 +504,9 @@ mod tests {
     fn ringing_a_client_that_closed_its_doorbell_is_not_an_error() {
         let (mut s, mut c) = pair(4096);
         assert!(c.prepare_sleep(0).unwrap());
-        let Endpoint { bell, .. } = c;
+        let Endpoint {
+            rx: Receiver { bell, .. }, ..
+        } = c;
         drop(bell);
         let mut p = 0;
         // The client announced sleep, so this write rings, and finds the end closed.

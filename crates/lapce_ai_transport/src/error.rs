@@ -2,6 +2,7 @@ use std::io;
 
 /// Everything that can go wrong in the transport.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A system call failed.
     #[error("{op}: {source}")]
@@ -49,7 +50,8 @@ impl Error {
         Error::Io { op, source: err.into() }
     }
 
-    /// A short stable code for this error, for bindings that map errors to typed values.
+    /// A short stable code for this error, for bindings that map errors to typed values: the
+    /// UPPER_SNAKE names of the TypeScript `ERROR_CODES` (`src/errors.ts`), one per condition.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Io { .. } => "IO",
@@ -59,7 +61,7 @@ impl Error {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::AddressInUse(_) => "ADDRESS_IN_USE",
             Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
-            Error::Closed => "CLOSED",
+            Error::Closed => "CHANNEL_CLOSED",
         }
     }
 }

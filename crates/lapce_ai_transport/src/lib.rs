@@ -23,6 +23,6 @@ pub mod shm;
 pub use budget::Budget;
 pub use control::{ControlListener, ControlStream, PeerCred, Received};
 pub use doorbell::{Doorbell, Drained};
-pub use endpoint::{ChannelFds, Endpoint, EndpointStats, NewChannel, Side, WIRE_FDS};
+pub use endpoint::{ChannelFds, Endpoint, EndpointStats, NewChannel, Receiver, Side, WIRE_FDS};
 pub use error::{Error, Result};
-pub use ring::{Consumer, Next, Producer};
+pub use ring::{Consumer, ExternalTx, Next, Producer, TxCloser};

@@ -44,14 +44,43 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 /// Size of a record header.
 pub const RECORD_HEADER: usize = 8;
 
-const OFF_MAGIC: usize = 0;
-const OFF_VERSION: usize = 4;
-const OFF_CAPACITY: usize = 8;
-const OFF_HEAD: usize = 64;
-const OFF_TAIL: usize = 128;
-const OFF_CONSUMER_SLEEPING: usize = 192;
-const OFF_PRODUCER_WAITING: usize = 256;
-const OFF_CLOSED: usize = 320;
+/// Header offset of the magic (u32).
+pub const OFF_MAGIC: usize = 0;
+/// Header offset of the layout version (u32).
+pub const OFF_VERSION: usize = 4;
+/// Header offset of the capacity (u32).
+pub const OFF_CAPACITY: usize = 8;
+/// Header offset of `head` (atomic u32, producer).
+pub const OFF_HEAD: usize = 64;
+/// Header offset of `tail` (atomic u32, consumer).
+pub const OFF_TAIL: usize = 128;
+/// Header offset of `consumer_sleeping` (atomic u32).
+pub const OFF_CONSUMER_SLEEPING: usize = 192;
+/// Header offset of `producer_waiting` (atomic u32).
+pub const OFF_PRODUCER_WAITING: usize = 256;
+/// Header offset of `closed` (atomic u32, producer).
+pub const OFF_CLOSED: usize = 320;
+
+// The layout, checked when this crate compiles (the TypeScript side reads these same constants
+// through the binding, `src/transport/layout.ts`): the creator's words fit before the first hot
+// field, every hot field is 4-aligned on a 64-byte line of its own, all inside the header, and
+// records are 8-aligned from an 8-aligned data area.
+const _: () = {
+    assert!(OFF_MAGIC == 0 && OFF_VERSION == 4 && OFF_CAPACITY == 8 && OFF_CAPACITY + 4 <= OFF_HEAD);
+    let hot = [OFF_HEAD, OFF_TAIL, OFF_CONSUMER_SLEEPING, OFF_PRODUCER_WAITING, OFF_CLOSED];
+    let mut i = 0;
+    while i < hot.len() {
+        assert!(hot[i].is_multiple_of(64) && hot[i] + 4 <= HEADER_SIZE);
+        if i > 0 {
+            assert!(hot[i] >= hot[i - 1] + 64);
+        }
+        i += 1;
+    }
+    assert!(HEADER_SIZE.is_multiple_of(64) && RECORD_HEADER == 8);
+    assert!(MIN_CAPACITY.is_power_of_two() && MAX_CAPACITY.is_power_of_two() && MAX_CAPACITY <= 1 << 30);
+    assert!(FLAG_PAD.is_power_of_two() && FLAG_MORE.is_power_of_two() && FLAG_CONT.is_power_of_two());
+    assert!(FLAG_PAD != FLAG_MORE && FLAG_MORE != FLAG_CONT && FLAG_PAD != FLAG_CONT);
+};
 
 /// Record flag: filler up to the end of the data area.
 pub const FLAG_PAD: u32 = 1;
@@ -100,8 +129,10 @@ pub fn header_prefix(capacity: usize) -> Result<[u8; 12]> {
     Ok(h)
 }
 
-/// Writes a fresh ring header into a zeroed region. Only the creator does this, once.
-pub fn init_header(map: &Mapping, capacity: usize) -> Result<()> {
+/// Writes a fresh ring header into a zeroed region (tests map rings themselves; the creator
+/// writes [`header_prefix`] with `pwrite`).
+#[cfg(test)]
+pub(crate) fn init_header(map: &Mapping, capacity: usize) -> Result<()> {
     let prefix = header_prefix(capacity)?;
     if map.len() != region_size(capacity) {
         return Err(Error::InvalidArgument("mapping size does not match capacity".into()));
@@ -249,9 +280,10 @@ impl Producer {
             return false;
         }
         self.published = self.head;
+        // SYNC(publish), PROTOCOL §3.4 step 3: store head, full barrier, then the consumer's
+        // flag. Pairs with SYNC(consumer-sleep): either the consumer sees our new head before it
+        // sleeps, or we see its flag here. A wake-up cannot be lost.
         self.map.atomic_u32(OFF_HEAD).store(self.head, Ordering::Release);
-        // Pairs with the SeqCst store/load in `Consumer::prepare_sleep`: either the consumer sees
-        // our new head before it sleeps, or we see its flag here. A wake-up cannot be lost.
         fence(Ordering::SeqCst);
         let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
         flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
@@ -260,6 +292,8 @@ impl Producer {
     /// Announces that we are about to wait for space. Returns false (and withdraws the
     /// announcement) if `needed` bytes are already free, in which case the caller must not sleep.
     pub fn prepare_wait_for_space(&mut self, needed: usize) -> Result<bool> {
+        // SYNC(producer-wait), PROTOCOL §3.4 step 4: announce, then re-read tail. Pairs with
+        // SYNC(release).
         self.map.atomic_u32(OFF_PRODUCER_WAITING).store(1, Ordering::SeqCst);
         if self.free()? >= needed.min(self.capacity) {
             self.map.atomic_u32(OFF_PRODUCER_WAITING).store(0, Ordering::Relaxed);
@@ -283,21 +317,67 @@ impl Producer {
     /// Marks the ring closed: the consumer sees end-of-stream after draining it.
     /// Returns true when the consumer sleeps and must be woken.
     pub fn close(&mut self) -> bool {
-        self.map.atomic_u32(OFF_CLOSED).store(1, Ordering::Release);
-        fence(Ordering::SeqCst);
-        let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
-        flag.swap(0, Ordering::AcqRel) != 0
+        self.closer().close()
     }
 
-    /// The mapping we write into (for bindings whose runtime writes records itself, following
-    /// the same layout; this `Producer` must then not be used to write).
+    /// A handle that can mark this ring closed, the one thing the receiving half of an endpoint
+    /// still does to the outgoing ring.
+    pub fn closer(&self) -> TxCloser {
+        TxCloser { map: self.map.clone() }
+    }
+
+    /// Hands the ring over to a writer in another runtime (the Node binding's JS writer). The
+    /// producer is consumed, so nothing can write, or compute free space, from its `head` once
+    /// another writer moves it on.
+    pub fn into_external(self) -> ExternalTx {
+        ExternalTx {
+            map: self.map,
+            head: self.head,
+        }
+    }
+
+    /// Whether a message is half-written (some fragments in the ring, more to come).
+    #[cfg(test)]
+    pub(crate) fn in_message(&self) -> bool {
+        self.in_message
+    }
+}
+
+/// An outgoing ring handed to an external writer by [`Producer::into_external`]: its mapping
+/// and the validated `head` to start from. The writer follows `docs/PROTOCOL.md` §3.4.
+#[derive(Debug)]
+pub struct ExternalTx {
+    map: Arc<Mapping>,
+    head: u32,
+}
+
+impl ExternalTx {
+    /// The mapping to write records into.
     pub fn mapping(&self) -> &Arc<Mapping> {
         &self.map
     }
 
-    /// Whether a message is half-written (some fragments in the ring, more to come).
-    pub fn in_message(&self) -> bool {
-        self.in_message
+    /// Where writing starts: our own validated `head`, never re-read from shared memory (the
+    /// peer could have moved the shared word since).
+    pub fn head(&self) -> u32 {
+        self.head
+    }
+}
+
+/// Marks an outgoing ring closed; see [`Producer::closer`].
+#[derive(Debug)]
+pub struct TxCloser {
+    map: Arc<Mapping>,
+}
+
+impl TxCloser {
+    /// Sets `closed`; returns true when the consumer sleeps and must be woken.
+    pub fn close(&self) -> bool {
+        // SYNC(closed), PROTOCOL §3.6: set closed, full barrier, then the same check as a publish.
+        self.map.atomic_u32(OFF_CLOSED).store(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
+        flag.swap(0, Ordering::AcqRel) != 0
     }
 }
 
@@ -508,8 +588,9 @@ impl Consumer {
             return false;
         }
         self.tail = self.read;
+        // SYNC(release), PROTOCOL §3.5 step 3: store tail, full barrier, then the producer's
+        // flag. Pairs with SYNC(producer-wait).
         self.map.atomic_u32(OFF_TAIL).store(self.tail, Ordering::Release);
-        // Pairs with `Producer::prepare_wait_for_space`, like `publish` with `prepare_sleep`.
         fence(Ordering::SeqCst);
         let flag = self.map.atomic_u32(OFF_PRODUCER_WAITING);
         flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
@@ -518,6 +599,8 @@ impl Consumer {
     /// Announces that we are about to sleep. Returns false (and withdraws the announcement) when
     /// records are already waiting or the ring is closed, in which case the caller must not sleep.
     pub fn prepare_sleep(&mut self) -> bool {
+        // SYNC(consumer-sleep), PROTOCOL §3.5 step 4: announce, then re-load head and closed.
+        // Pairs with SYNC(publish).
         let flag = self.map.atomic_u32(OFF_CONSUMER_SLEEPING);
         flag.store(1, Ordering::SeqCst);
         let head = self.map.atomic_u32(OFF_HEAD).load(Ordering::SeqCst);

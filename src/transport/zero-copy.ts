@@ -1,0 +1,156 @@
+/**
+ * The zero-copy backend: JS writes records straight into the outgoing ring
+ * ({@link RingWriter}), and reads incoming messages in place through views of the incoming
+ * ring, released in batches. One `poll()` native call per batch of up to 256 messages.
+ * @packageDocumentation
+ */
+import type { NativeEndpoint } from '../../index';
+import type { Backend, Sink } from './backend';
+import { Drained, TRANSIENT, TURN_MESSAGES, TURN_MS } from './backend';
+import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
+import { RingWriter } from './ring-writer';
+
+// Int32 indices of the header words read on every loop turn, as plain module constants.
+const HEAD = OFF_HEAD / 4;
+const CLOSED = OFF_CLOSED / 4;
+const PRODUCER_WAITING = OFF_PRODUCER_WAITING / 4;
+
+/** See the module comment. */
+export class ZeroCopyBackend implements Backend {
+  readonly zeroCopy = true;
+  doorbellsSuppressed = 0;
+  private readonly writer: RingWriter;
+  private readonly rxCtl: Int32Array;
+  private readonly desc = new Int32Array(2 * TURN_MESSAGES);
+  /** `head` (unsigned) as of the last complete poll; -1, which no u32 equals, forces a poll. */
+  private lastHead = -1;
+  /** Records were read and not yet released. */
+  private unreleased = false;
+  /** Messages of the last poll delivered so far, and how many it returned (`desc`). */
+  private batchAt = 0;
+  private batchLen = 0;
+  /** True while a batch is delivered: replies sent from handlers are published once, after it. */
+  private corked = false;
+  /** Reused buffer for messages that arrived in fragments (see assembledView). */
+  private scratch: Uint8Array | null = null;
+
+  constructor(
+    private readonly ep: NativeEndpoint,
+    private readonly rx: ArrayBuffer,
+    tx: ArrayBuffer,
+    private readonly capacity: number,
+  ) {
+    TRANSIENT.add(rx);
+    this.rxCtl = new Int32Array(rx, 0, HEADER_SIZE / 4);
+    this.writer = new RingWriter(tx, capacity, ep.txHead);
+  }
+
+  write(data: Uint8Array, progress: number): number {
+    const p = this.writer.write(data, progress);
+    // A ring that filled up is published at once so the peer can make room.
+    if (!this.corked || p !== data.length) this.publish();
+    return p;
+  }
+
+  private publish(): void {
+    const w = this.writer;
+    if (w.idle) return;
+    if (w.publish()) this.ep.ringPeer();
+    else this.doorbellsSuppressed++;
+  }
+
+  waitForSpace(remaining: number): boolean {
+    // Even a side that never sleeps announces it: the flag is also what makes the reader
+    // release what it has read.
+    return this.writer.prepareWaitForSpace(this.writer.spaceNeeded(remaining));
+  }
+
+  drain(sink: Sink): Drained {
+    if (this.batchAt < this.batchLen) {
+      // The rest of a batch a budget or a pause cut short (still unreleased in the ring).
+      this.deliverBatch(sink, false);
+      return Drained.Work;
+    }
+    // Unsigned, so the -1 of "not seen yet" can never equal a value the peer wrote.
+    const head = Atomics.load(this.rxCtl, HEAD) >>> 0;
+    if (head !== this.lastHead) {
+      this.lastHead = head;
+      this.deliverBatch(sink, true);
+      return Drained.Work;
+    }
+    if (this.unreleased && Atomics.load(this.rxCtl, PRODUCER_WAITING) !== 0) {
+      // The writer waits for the space of what we already read.
+      this.release();
+      return Drained.Idle;
+    }
+    // SYNC(closed), PROTOCOL §3.6: closed and nothing left to read.
+    return Atomics.load(this.rxCtl, CLOSED) !== 0 ? Drained.Ended : Drained.Idle;
+  }
+
+  private deliverBatch(sink: Sink, poll: boolean): void {
+    this.corked = true;
+    try {
+      if (poll) {
+        const n = this.ep.poll(this.desc);
+        // Even with n = 0 the poll may have consumed fragments of a large message.
+        this.unreleased = true;
+        this.batchAt = 0;
+        this.batchLen = n;
+        // A full batch may have left messages behind `head`: look again next time.
+        if (n === TURN_MESSAGES) this.lastHead = -1;
+      }
+      const { rx, desc } = this;
+      const start = performance.now();
+      while (this.batchAt < this.batchLen) {
+        const i = this.batchAt++;
+        const off = desc[2 * i];
+        const len = desc[2 * i + 1];
+        sink.deliver(off >= 0 ? new Uint8Array(rx, off, len) : this.assembledView(len), true);
+        if (sink.closed) return;
+        // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
+        if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
+      }
+    } finally {
+      this.corked = false;
+      if (!sink.closed) this.publish();
+    }
+  }
+
+  /**
+   * A message that arrived in fragments, copied into a buffer this backend reuses, as a
+   * transient view like in-place messages. Reusing warm memory rather than handing over a fresh
+   * native buffer per message is what makes large messages fast (no page faults, no GC).
+   */
+  private assembledView(len: number): Uint8Array {
+    let scratch = this.scratch;
+    if (!scratch || scratch.length < len) {
+      // A plain Uint8Array, so that a handler's `msg.slice()` copies (a Buffer's would not).
+      scratch = new Uint8Array(Math.max(len, this.capacity));
+      TRANSIENT.add(scratch.buffer);
+      // Keep it only while it is modest, like the native side, so one huge message does not
+      // pin memory for the life of the channel.
+      this.scratch = scratch.length <= 4 * this.capacity ? scratch : null;
+    }
+    const n = this.ep.takeAssembledInto(scratch);
+    return scratch.subarray(0, n);
+  }
+
+  prepareSleep(reading: boolean, remaining: number): boolean {
+    this.release();
+    // SYNC(consumer-sleep), PROTOCOL §3.5 step 4 (the announcement is made in Rust).
+    if (reading && !this.ep.prepareSleep(0)) return false;
+    if (remaining >= 0 && !this.waitForSpace(remaining)) {
+      if (reading) this.ep.woke();
+      return false;
+    }
+    return true;
+  }
+
+  release(): void {
+    // Never with part of a batch undelivered: its in-place views point into those records.
+    if (this.unreleased && this.batchAt >= this.batchLen) {
+      this.ep.release();
+      this.unreleased = false;
+    }
+  }
+}
