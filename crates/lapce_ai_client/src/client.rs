@@ -141,7 +141,10 @@ impl Client {
         };
         let mut delay = policy.initial_delay;
         let mut last = Error::ConnectionLost("not connected".into());
-        for attempt in 0..policy.max_attempts.max(1) {
+        // A going-away connection still answers (GOING_AWAY): try a successor once, without
+        // making the caller wait through the backoff for a server that may not be there yet.
+        let attempts = if guard.is_closed() { policy.max_attempts.max(1) } else { 1 };
+        for attempt in 0..attempts {
             if attempt > 0 {
                 std::thread::sleep(delay.mul_f64(jitter()));
                 delay = (delay * 2).min(policy.max_delay);
@@ -162,8 +165,7 @@ impl Client {
             return Ok(Arc::clone(&guard));
         }
         Err(Error::ConnectionLost(format!(
-            "could not reconnect after {} attempts: {last}",
-            policy.max_attempts.max(1)
+            "could not reconnect after {attempts} attempts: {last}"
         )))
     }
 

@@ -170,3 +170,33 @@ fn an_idle_client_sleeps() {
     assert!(used <= 5, "an idle client used {used} ticks of CPU in 1 s");
     assert_eq!(client.stats().parks, parks, "and stayed asleep (no periodic wake-ups)");
 }
+
+#[test]
+fn after_goaway_new_calls_move_to_a_successor_server() {
+    let old = Server::fixture("successor", &[]);
+    let opts = ClientOptions {
+        reconnect: Some(Reconnect::default()),
+        ..Default::default()
+    };
+    let client = Arc::new(old.connect_with(opts));
+    let c = Arc::clone(&client);
+    // Keeps the old session open past the GOAWAY.
+    let in_flight = std::thread::spawn(move || slow(&c, 500));
+    std::thread::sleep(Duration::from_millis(50));
+    old.connect()
+        .request_json::<_, Value>("shutdown", &json!({"deadlineMs": 5000}))
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || client.going_away().is_some()));
+    // No successor yet: one quick attempt, then the old connection's GOING_AWAY.
+    let started = Instant::now();
+    assert_eq!(client.ping().unwrap_err().code(), "GOING_AWAY");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no backoff while the old session still answers"
+    );
+    let _new = Server::fixture_at(old.socket.clone(), &[]);
+    let v: Value = client.request_json("echo", &json!("new")).unwrap();
+    assert_eq!(v, json!("new"));
+    // The call on the old session still finished there.
+    assert!(in_flight.join().unwrap().is_ok());
+}
