@@ -83,6 +83,7 @@ export class LineChild {
 
 const SERVER_SCRIPT = path.join(__dirname, 'fixtures', 'server.ts');
 const VICTIM_SCRIPT = path.join(__dirname, 'fixtures', 'victim.ts');
+const CHURN_SCRIPT = path.join(__dirname, 'fixtures', 'churn-client.ts');
 
 /** Spawns a node script with tsx (with at most `nofile` open fds if given), killed when `owner` ends. */
 function spawnScript(owner: Owner, script: string, env: Record<string, string>, nodeArgs: string[] = [], nofile?: number): LineChild {
@@ -98,6 +99,12 @@ function spawnScript(owner: Owner, script: string, env: Record<string, string>, 
     await child.exited;
   });
   return child;
+}
+
+/** Runs fixtures/churn-client.ts: `count` IpcClients opened and closed in one process; its own figures. */
+export async function clientChurn(owner: Owner, socketPath: string, count: number): Promise<Record<string, unknown>> {
+  const child = spawnScript(owner, CHURN_SCRIPT, { ADVERSARY_CHURN: JSON.stringify({ socketPath, count }) }, ['--max-semi-space-size=128']);
+  return child.next((m) => m.type === 'result' || m.type === 'fatal', 'client churn result', 120_000);
 }
 
 /**
@@ -297,13 +304,13 @@ export class Target {
   ) {}
 
   /** Spawns the server (with `--expose-gc`, so RSS is measured after a full GC). */
-  static async start(owner: Owner, options: IpcServerOptions = {}, nofile?: number): Promise<Target> {
+  static async start(owner: Owner, options: IpcServerOptions = {}, nofile?: number, nodeArgs: string[] = []): Promise<Target> {
     const socketPath = sockPath(owner);
     const child = spawnScript(
       owner,
       SERVER_SCRIPT,
       { ADVERSARY_SERVER: JSON.stringify({ ...options, socketPath }) },
-      ['--expose-gc'],
+      ['--expose-gc', ...nodeArgs],
       nofile,
     );
     const listening = await child.next((m) => m.type === 'listening' || m.type === 'fatal', 'server listening');
@@ -454,9 +461,15 @@ export class TargetPool {
     return p;
   }
 
-  /** The live server, or a fresh one. */
+  /**
+   * The live server, or a fresh one when it died or an earlier attack left sessions behind
+   * (that attack's test has failed; the next one starts from a clean server).
+   */
   async get(): Promise<Target> {
-    if (this.target && (await this.target.alive())) return this.target;
+    if (this.target && (await this.target.alive())) {
+      const f = await this.target.footprint(false);
+      if (f.sessions === 0 && f.pending <= 0) return this.target;
+    }
     this.target = await Target.start(this.scope, this.options);
     return this.target;
   }

@@ -71,6 +71,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "item 9: --connections sessions each leave a 15 MiB message unfinished",
     ),
     ("session-churn", "item 10: full sessions opened, used once and closed"),
+    (
+        "session-burst",
+        "item 10: --connections sessions open at once, each used, then all closed together",
+    ),
     ("scribble", "seeded: scribble header words and record fields of both rings"),
     ("handshake-fuzz", "seeded: random/truncated frames, wrong magic/versions/slot"),
     ("malformed-frames", "every malformed data frame of the plan's section 6"),
@@ -122,6 +126,7 @@ pub fn run(attack: &str, o: &Opts) -> bool {
         "hello-many-fds" => repeat(attack, o, |_, _| hello_with_fds(o, 12)),
         "fragment-hold" => fragment_hold(o),
         "session-churn" => repeat(attack, o, |i, _| session_churn(o, i)),
+        "session-burst" => repeat(attack, o, |_, _| session_burst(o)),
         "scribble" => repeat(attack, o, |_, rng| scribble(o, rng)),
         "handshake-fuzz" => repeat(attack, o, |i, rng| handshake_fuzz(o, i, rng)),
         "malformed-frames" => {
@@ -342,13 +347,15 @@ fn unread_replies(o: &Opts) -> Line {
         Err(e) => return e,
     };
     s.ch.bell.quiet = true;
-    let payload = format!("\"{}\"", "x".repeat(4000));
+    // `slow` with ms 0 answers from a promise callback, so a server that does not apply
+    // backpressure keeps reading requests while their replies pile up.
+    let payload = format!("{{\"ms\":0,\"value\":\"{}\"}}", "x".repeat(4000));
     let deadline = Instant::now() + Duration::from_millis(o.duration_ms);
     let (mut sent, mut blocked_ms) = (0u64, 0f64);
     while Instant::now() < deadline {
         let id = s.id();
         let t = Instant::now();
-        if s.ch.send(&wire::request(id, "echo", &payload), Duration::from_millis(50)) {
+        if s.ch.send(&wire::request(id, "slow", &payload), Duration::from_millis(50)) {
             sent += 1;
         } else {
             blocked_ms += t.elapsed().as_secs_f64() * 1000.0;
@@ -931,4 +938,33 @@ fn fd_exhaust(o: &Opts) -> Line {
         .n("sessionsHeld", held.len() as u32)
         .s("firstRefusal", &refused)
         .s("knocks", &summary.join(","))
+}
+
+fn session_burst(o: &Opts) -> Line {
+    let mut open = Vec::new();
+    let mut served = 0;
+    let mut error = String::new();
+    for i in 0..o.connections {
+        match Session::connect(&o.socket, "adv-burst") {
+            Ok(mut s) => {
+                if s.call("echo", &format!("{{\"burst\":{i}}}"), CALL_WAIT)
+                    .is_ok_and(|f| f.kind == kind::RESPONSE)
+                {
+                    served += 1;
+                }
+                open.push(s);
+            }
+            Err(e) => {
+                error = e;
+                break;
+            }
+        }
+    }
+    let n = open.len();
+    drop(open);
+    Line::default()
+        .b("ok", served == o.connections)
+        .n("opened", n as u32)
+        .n("served", served as u32)
+        .s("error", &error)
 }
