@@ -627,7 +627,11 @@ impl Conn {
     /// needs no thread hand-off. Errors are the I/O thread's to report; a frame that broke the
     /// protocol was consumed here, so that one ends the connection here.
     fn help_read(&self) {
-        let Ok(mut ep) = self.ep.try_lock() else { return };
+        let mut ep = match self.ep.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
         let mut to_wake = Vec::new();
         let r = self.pump_locked(&mut ep, &mut to_wake);
         drop(ep);
@@ -742,7 +746,11 @@ impl Conn {
     /// Writes queued CANCEL and STREAM_CREDIT frames, if the ring takes them now.
     fn flush_outbox(&self) -> Result<bool> {
         // A caller in the middle of a long message holds the writer; try again next turn.
-        let Ok(_w) = self.writer.try_lock() else { return Ok(false) };
+        let _w = match self.writer.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
+        };
         let mut wrote = false;
         loop {
             let Some(out) = lock(&self.outbox).pop_front() else {
