@@ -20,6 +20,9 @@ mod error;
 pub mod ring;
 pub mod shm;
 
+#[cfg(test)]
+mod proptests;
+
 pub use budget::Budget;
 pub use control::{ControlListener, ControlStream, PeerCred, Received};
 pub use doorbell::{Doorbell, Drained};

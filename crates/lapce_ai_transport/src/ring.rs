@@ -795,7 +795,7 @@ mod tests {
         while c1.next_message().unwrap().is_some() {}
         c1.release();
         let held = budget.used();
-        assert!(held >= 4096 && held <= 64 * 1024, "{held}");
+        assert!((4096..=64 * 1024).contains(&held), "{held}");
         // Consumer 2's message does not fit next to it: refused, with its own charge undone.
         let err = push_through(&mut p2, &mut c2, &vec![1u8; 60_000]).unwrap_err();
         assert!(matches!(err, Error::ResourceExhausted(_)), "{err}");
