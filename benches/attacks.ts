@@ -25,8 +25,8 @@ import { IpcClient } from '../src/ipc/client';
 
 const soak = process.argv.includes('--soak') ? 10 : 1;
 
-/** Hostile clients: name, arguments, server options. */
-const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unknown>?]> = [
+/** Hostile clients: name, arguments, server options, the server's fd limit. */
+const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unknown>?, number?]> = [
   ['ring-tail-garbage', { iterations: 10 }],
   ['doorbell-block', { iterations: 5 }],
   ['doorbell-flood', { iterations: 5 }],
@@ -50,6 +50,9 @@ const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unkn
   ['handshake-fuzz', { iterations: 100, seed: 7 }],
   ['malformed-frames', {}],
   ['stream-no-credit', { iterations: 3 }],
+  ['credit-overflow', { iterations: 1, 'duration-ms': 2000 }],
+  ['session-burst', { iterations: 2, connections: 200 }],
+  ['fd-exhaust', { iterations: 1, connections: 400, 'duration-ms': 2000 }, {}, 160],
 ];
 
 /** Hostile servers: name and the result the client must end with (a reply, or these codes). */
@@ -122,11 +125,11 @@ async function main(): Promise<void> {
   const scope = new Scope();
   const rows: Row[] = [];
   try {
-    for (const [attack, args0, options] of CLIENT_ATTACKS) {
+    for (const [attack, args0, options, nofile] of CLIENT_ATTACKS) {
       const args = { ...args0 };
       if (args.iterations) args.iterations *= soak;
       const own = new Scope();
-      const target = await Target.start(own, { handshakeTimeoutMs: 1000, ...options });
+      const target = await Target.start(own, { handshakeTimeoutMs: 1000, ...options }, nofile);
       const before = await target.baseline();
       const run = await runClientAttack(target.socketPath, attack, args, 300_000);
       const clean = run.iterations.filter((l) => l.ok === true).length;

@@ -111,6 +111,26 @@ test.serial('streams never credited send nothing and never block other calls on 
   );
 });
 
+test.serial('stream credit past 2^31 is clamped: an unread stream fills only the ring, then flows when read', async (t) => {
+  const target = await pool.get();
+  const base = await target.baseline();
+  let peakKb = base.rssKb;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      peakKb = Math.max(peakKb, (await target.footprint(false)).rssKb);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const { run } = await clientAttack(t, pool, 'credit-overflow', { iterations: 1 * SOAK, 'duration-ms': 2000 }).finally(
+    () => (running = false),
+  );
+  await sampler;
+  const growthMb = (peakKb - base.rssKb) / 1024;
+  t.log(`${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB`);
+  t.true(growthMb < 48, `server RSS grew by ${growthMb.toFixed(0)} MiB behind one unread stream`);
+});
+
 test.serial('item 9: unfinished 15 MiB fragmented messages are bounded by the reassembly budget', async (t) => {
   const budget = 40 << 20;
   const own = new Scope();

@@ -80,6 +80,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ("malformed-frames", "every malformed data frame of the plan's section 6"),
     ("stream-no-credit", "streams opened and never credited; other calls must go on"),
     (
+        "credit-overflow",
+        "a stream granted u32::MAX chunks and bytes ten times over (sums clamp at 2^31), never read for --duration-ms",
+    ),
+    (
         "fd-exhaust",
         "item 8: hold up to --connections sessions until the server runs out of fds, then keep connecting for --duration-ms",
     ),
@@ -140,6 +144,7 @@ pub fn run(attack: &str, o: &Opts) -> bool {
             done(attack, cases.len(), ok).print();
         }
         "stream-no-credit" => repeat(attack, o, |_, _| stream_no_credit(o)),
+        "credit-overflow" => repeat(attack, o, |_, _| credit_overflow(o)),
         "fd-exhaust" => repeat(attack, o, |_, _| fd_exhaust(o)),
         _ => return false,
     }
@@ -967,4 +972,36 @@ fn session_burst(o: &Opts) -> Line {
         .n("opened", n as u32)
         .n("served", served as u32)
         .s("error", &error)
+}
+
+fn credit_overflow(o: &Opts) -> Line {
+    let mut s = match connect(o, "adv-credit-overflow") {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let Some(id) = s.open_stream("ticker", "{\"tag\":1,\"bytes\":true}", None) else {
+        return Line::default().b("ok", false).s("error", "ring full");
+    };
+    for _ in 0..10 {
+        s.ch.stage(&wire::credit(id, u32::MAX, u32::MAX));
+    }
+    s.ch.flush();
+    // Never read: the server's stream must stop at the full ring (backpressure), not queue.
+    std::thread::sleep(Duration::from_millis(o.duration_ms));
+    let used = s.ch.rx.ring.word(off::HEAD).wrapping_sub(s.ch.rx.ring.word(off::TAIL));
+    let mut chunks = 0usize;
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        chunks += s.ch.drain_rx().map(|m| m.len()).unwrap_or(0);
+        if s.idle_wait(Duration::from_millis(1)) {
+            break;
+        }
+    }
+    // Still served afterwards: the stream flows once read, and another call answers.
+    let echo = s.call("echo", "\"after\"", CALL_WAIT).is_ok_and(|f| f.kind == kind::RESPONSE);
+    Line::default()
+        .b("ok", chunks > 0 && echo)
+        .n("ringUsedWhileUnread", used)
+        .n("chunksAfter", chunks as u32)
+        .b("echoAfter", echo)
 }
