@@ -9,7 +9,6 @@
  */
 import fs from 'node:fs';
 import test from 'ava';
-import type { ExecutionContext } from 'ava';
 import native = require('../../src/native');
 import { HandshakeError, IpcError } from '../../src/errors';
 import { IpcClient } from '../../src/ipc/client';
@@ -35,7 +34,7 @@ async function settled(server: IpcServer, baselineFds: number, what: string): Pr
   }, `${what}: sessions, slots, handshakes and fds back to baseline`);
 }
 
-async function warm(t: ExecutionContext, socketPath: string, server: IpcServer): Promise<number> {
+async function warm(socketPath: string, server: IpcServer): Promise<number> {
   const c = await IpcClient.connect(socketPath);
   await c.request('$ping');
   c.close();
@@ -71,7 +70,7 @@ test.serial(
   'every malformed client frame ends its session with an id-0 PROTOCOL_ERROR; slot and fds are freed; others are served',
   async (t) => {
     const { server, socketPath } = await startServer(t);
-    const baseline = await warm(t, socketPath, server);
+    const baseline = await warm(socketPath, server);
     const bystander = await connect(t, socketPath);
     for (const [what, frame] of malformed) {
       const raw = await rawSession(t, socketPath);
@@ -122,7 +121,7 @@ test.serial('a control frame after READY (a second HELLO) ends the session with 
 
 test.serial('fds sent on the control socket after READY are closed at once and end the session', async (t) => {
   const { server, socketPath } = await startServer(t);
-  const baseline = await warm(t, socketPath, server);
+  const baseline = await warm(socketPath, server);
   const raw = await rawSession(t, socketPath);
   await waitFor(() => server.connections === 1, 'session open');
   const fds = native.createChannelFds(4096);
@@ -136,7 +135,7 @@ test.serial('fds sent on the control socket after READY are closed at once and e
 
 test.serial('fds sent with the HELLO are closed at once and get REJECT 6 (the server never takes fds)', async (t) => {
   const { server, socketPath } = await startServer(t);
-  const baseline = await warm(t, socketPath, server);
+  const baseline = await warm(socketPath, server);
   const conn = ControlConnection.connect(controlPath(socketPath));
   const reply = conn.next(5000, () => new IpcError('TIMEOUT', 'no reply'));
   const fds = native.createChannelFds(4096);
@@ -201,7 +200,7 @@ test.serial(
   'a control socket that closes at any instant of the handshake (mid-HELLO, after HELLO, at WELCOME, 0 µs after READY), or a HELLO right behind READY, frees slot, fds and mappings at once',
   async (t) => {
     const { server, socketPath } = await startServer(t, { maxConnections: 4 });
-    const baseline = await warm(t, socketPath, server);
+    const baseline = await warm(socketPath, server);
     for (const when of ['mid-hello', 'after-hello', 'on-welcome', 'with-ready', 'ready-plus-hello'] as const) {
       for (let i = 0; i < 25; i++) await hangUp(socketPath, when);
       await settled(server, baseline, when);
