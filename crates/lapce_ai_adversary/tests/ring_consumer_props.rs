@@ -1,8 +1,9 @@
 //! Property tests of `lapce_ai_transport::Consumer`, the code that reads what an untrusted peer
-//! wrote into shared memory. Whatever the bytes and indices, the consumer must return messages
-//! that lie inside the data area, or a typed error, and stay failed after a corruption; it must
-//! never panic or touch memory outside the mapping. An honest producer's messages must come
-//! back byte for byte, and any single scribbled word must give either those messages or an error.
+//! wrote into shared memory, from the attacker's side. The transport's own properties
+//! (`src/proptests.rs`: arbitrary shared memory, round trips) are not repeated here; these add
+//! the attacks: one word scribbled into an honestly written ring must give written messages or a
+//! typed error, and a peer scribbling concurrently while we read cannot make the consumer panic
+//! or read outside the mapping. After a corruption the consumer stays failed.
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -70,50 +71,6 @@ proptest! {
     // No regression files in the tree: a failure prints its minimal input, which is what a
     // reviewer needs; the seed is random per run so CI keeps exploring.
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
-
-    /// Arbitrary data area and indices: messages inside the ring, or a typed error; no panic.
-    #[test]
-    fn arbitrary_ring_contents_never_escape_the_data_area(
-        data in proptest::collection::vec(any::<u8>(), CAP),
-        tail in (0u32..(CAP as u32 / 8)).prop_map(|t| t * 8),
-        head_delta in prop_oneof![any::<u32>(), (0u32..=(CAP as u32 / 8)).prop_map(|d| d * 8)],
-    ) {
-        let map = ring();
-        map.write_bytes(HEADER_SIZE, &data);
-        map.write_u32(OFF_TAIL, tail);
-        map.write_u32(OFF_HEAD, tail.wrapping_add(head_delta));
-        let mut c = Consumer::new(map.clone(), CAP, MAX_MESSAGE).unwrap();
-        let _ = read_all(&map, &mut c, 1024);
-    }
-
-    /// Honest producer: every message comes back byte for byte, through fragments and padding.
-    #[test]
-    fn honest_messages_round_trip(sizes in proptest::collection::vec(0usize..6000, 1..40), seed in any::<u8>()) {
-        let map = ring();
-        let mut p = Producer::new(map.clone(), CAP).unwrap();
-        let mut c = Consumer::new(map.clone(), CAP, MAX_MESSAGE).unwrap();
-        let msgs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|k| (k as u8).wrapping_mul(31) ^ (i as u8) ^ seed).collect()).collect();
-        let mut out = Vec::new();
-        for m in &msgs {
-            let mut progress = 0;
-            let mut spins = 0;
-            while !p.write(m, &mut progress).unwrap() {
-                p.publish();
-                match read_all(&map, &mut c, 64) {
-                    Read::Messages(got) => out.extend(got),
-                    Read::Failed(_) => panic!("honest ring read as corrupt"),
-                }
-                spins += 1;
-                prop_assert!(spins < 10_000, "no progress");
-            }
-            p.publish();
-        }
-        match read_all(&map, &mut c, 1024) {
-            Read::Messages(got) => out.extend(got),
-            Read::Failed(_) => panic!("honest ring read as corrupt"),
-        }
-        prop_assert_eq!(out, msgs);
-    }
 
     /// One scribbled word in an honestly written ring: the consumer returns only messages that
     /// were written (a prefix of them, possibly with one altered payload), or an error.
