@@ -206,3 +206,34 @@ fn reject_7_server_full() {
     )
     .is_ok()));
 }
+
+#[test]
+fn reject_8_a_handshake_in_progress_at_shutdown() {
+    let server = Server::fixture("shutdown", &[]);
+    let (frame, _fds, ctl) = exchange(&server.socket, &hello(2, 2, std::process::id()));
+    assert!(matches!(frame, ControlFrame::Welcome(_)), "{frame:?}");
+    // READY is never sent; the server shuts down meanwhile.
+    let admin = server.connect();
+    admin
+        .request_json::<_, serde_json::Value>("shutdown", &serde_json::json!({"deadlineMs": 1000}))
+        .unwrap();
+    expect_reject(read_frame(&ctl).0, RejectReason::ShuttingDown);
+}
+
+#[test]
+fn reject_9_when_the_server_runs_out_of_fds() {
+    // Node needs a few dozen fds of its own; each session takes more. Under a low limit the
+    // server must refuse with REJECT 9, not crash or hang.
+    let server = Server::fixture_limited("fds-limit", 96);
+    let mut clients = Vec::new();
+    let err = loop {
+        match Client::connect(&server.socket, ClientOptions::default()) {
+            Ok(c) => clients.push(c),
+            Err(e) => break e,
+        }
+        assert!(clients.len() < 200, "the fd limit never bit");
+    };
+    assert_eq!(err.reject_reason(), Some(RejectReason::Internal), "{err:?}");
+    // The sessions already open still work.
+    clients[0].ping().unwrap();
+}

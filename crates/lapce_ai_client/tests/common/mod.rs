@@ -66,6 +66,20 @@ impl Server {
         Self::spawn(cmd, socket, "READY")
     }
 
+    /// The fixture server with its fd limit (RLIMIT_NOFILE) lowered to `nofile`, via `prlimit`.
+    pub fn fixture_limited(name: &str, nofile: u32) -> Server {
+        check_build();
+        let socket = temp_socket(name);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/server.js");
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}"))
+            .arg("node")
+            .arg(script)
+            .arg("--socket")
+            .arg(&socket);
+        Self::spawn(cmd, socket, "READY")
+    }
+
     /// The real CLI: `node dist/cli.js serve --socket <path> --default echo`.
     pub fn cli(name: &str) -> Server {
         check_build();
