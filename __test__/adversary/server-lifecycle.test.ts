@@ -71,7 +71,9 @@ test.serial('item 10: many sessions closed together release their mappings and f
 test.serial('item 10: a client process that closes many IpcClients releases their mappings and fds without GC', async (t) => {
   const target = await pool.get();
   const base = await target.baseline();
-  const r = (await clientChurn(t, target.socketPath, 200 * SOAK)) as {
+  // At most the server's default maxConnections (1024) at once.
+  const count = Math.min(200 * SOAK, 1000);
+  const r = (await clientChurn(t, target.socketPath, count)) as {
     type: string;
     message?: string;
     before: { maps: number; fds: number };
@@ -82,7 +84,7 @@ test.serial('item 10: a client process that closes many IpcClients releases thei
   t.log(
     `client process: memfd maps ${r.before.maps} -> ${r.open.maps} open -> ${r.after.maps} 100 ms after close; fds ${r.before.fds} -> ${r.open.fds} -> ${r.after.fds}`,
   );
-  t.true(r.open.maps >= 2 * 200 * SOAK, 'each open client maps its two rings');
+  t.true(r.open.maps >= 2 * count, 'each open client maps its two rings');
   t.is(r.after.maps, r.before.maps, 'mappings of closed clients are released without waiting for GC');
   t.is(r.after.fds, r.before.fds, 'fds of closed clients are closed');
   await assertRecovered(t, target, base, 'client churn', false);
