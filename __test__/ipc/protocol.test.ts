@@ -13,7 +13,7 @@ import native = require('../../src/native');
 import { HandshakeError, IpcError } from '../../src/errors';
 import { IpcClient } from '../../src/ipc/client';
 import { ControlConnection } from '../../src/ipc/control-connection';
-import { clientHandshake } from '../../src/ipc/handshake';
+import { clientHandshake, serverHandshake } from '../../src/ipc/handshake';
 import { controlPath } from '../../src/ipc/paths';
 import type { IpcServer } from '../../src/ipc/server';
 import { ControlType, decodeReject, encodeHello, HELLO_MAGIC } from '../../src/protocol/control';
@@ -419,5 +419,48 @@ test.serial(
       t.is(err.code, code, what);
       t.true(err instanceof IpcError);
     }
+  },
+);
+
+test.serial(
+  'an internal failure during the handshake (the channel cannot be made) is REJECT 9 with a message, and the slot is given back',
+  async (t) => {
+    const [a, b] = native.controlSocketPair();
+    const serverConn = new ControlConnection(a, { acceptFds: false });
+    const clientConn = new ControlConnection(b, { acceptFds: true });
+    t.teardown(() => {
+      serverConn.close();
+      clientConn.close();
+    });
+    const released: number[] = [];
+    const handshake = serverHandshake(serverConn, {
+      timeoutMs: 5000,
+      allowedUids: [process.getuid?.() ?? 0],
+      checkPid: true,
+      // Not a valid ring size: createChannelFds fails inside the handshake, as EMFILE would.
+      ringCapacity: 3,
+      maxMessage: 1 << 20,
+      maxStreams: 4,
+      idleTimeoutMs: 0,
+      channel: {},
+      takeSlot: () => ({ slot: 5, generation: 1 }),
+      releaseSlot: (s) => released.push(s),
+    });
+    const failed = handshake.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const reply = clientConn.next(5000, () => new IpcError('TIMEOUT', 'no reply'));
+    clientConn.send(encodeHello({ magic: HELLO_MAGIC, minVersion: 2, maxVersion: 2, pid: process.pid, features: 0, name: 'internal' }));
+    const f = await within(reply, 10_000, 'REJECT');
+    t.is(f.type, ControlType.Reject);
+    const r = decodeReject(f.body);
+    t.is(r.reason, 9);
+    t.regex(r.message, /server cannot create the channel/);
+    const err = (await failed) as HandshakeError;
+    t.true(err instanceof HandshakeError);
+    t.is(err.reason, 'internal');
+    t.deepEqual(released, [5]);
+    await waitFor(() => clientConn.closed, 'the server to hang up');
   },
 );
