@@ -14,6 +14,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ pub(crate) struct ReplySlot {
     ready: AtomicBool,
     value: Mutex<Option<Result<Payload>>>,
     cv: Condvar,
+    /// The task awaiting this reply (see `PendingReply`'s `Future`).
+    pub waker: Mutex<Option<Waker>>,
 }
 
 impl ReplySlot {
@@ -52,6 +55,7 @@ impl ReplySlot {
             ready: AtomicBool::new(false),
             value: Mutex::new(None),
             cv: Condvar::new(),
+            waker: Mutex::new(None),
         }
     }
 
@@ -59,6 +63,9 @@ impl ReplySlot {
         *lock(&self.value) = Some(v);
         self.ready.store(true, Ordering::Release);
         self.cv.notify_one();
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
     }
 
     /// For up to `spin`, calls `help` (which reads the ring on this thread) and yields between
@@ -112,11 +119,16 @@ pub(crate) struct StreamState {
     pub cv: Condvar,
     window: (u32, u32),
     notify: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The task awaiting the next chunk (see `Stream::poll_chunk`).
+    pub waker: Mutex<Option<Waker>>,
 }
 
 impl StreamState {
     fn wake(&self) {
         self.cv.notify_all();
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
         if let Some(f) = &self.notify {
             f();
         }
@@ -444,6 +456,7 @@ impl Conn {
             cv: Condvar::new(),
             window,
             notify,
+            waker: Mutex::new(None),
         });
         // The id goes into the state before it is shared, so take it under the calls lock.
         let id = {

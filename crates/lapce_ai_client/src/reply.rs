@@ -1,10 +1,13 @@
 //! A request in flight ([`Client::send`](crate::Client::send)): send many, collect later, from
-//! one thread (pipelining) or from a UI loop that polls.
+//! one thread (pipelining), from a UI loop that polls, or `.await` it in any async runtime.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::connection::{Conn, ReplySlot};
+use crate::connection::{lock, Conn, ReplySlot};
 use crate::error::{Error, Result};
 use crate::payload::Payload;
 
@@ -66,6 +69,29 @@ impl PendingReply {
             return Some(Err(Error::Timeout(self.timeout)));
         }
         None
+    }
+}
+
+/// Awaiting a `PendingReply` works on any executor (no runtime dependency): the client's I/O
+/// thread wakes the task when the reply arrives. The request's own timeout is not enforced
+/// while awaiting (nothing would wake the task at the deadline): wrap the future in your
+/// runtime's timeout; dropping it cancels the request on the server.
+impl Future for PendingReply {
+    type Output = Result<Payload>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Payload>> {
+        if self.taken {
+            return Poll::Ready(Err(Error::InvalidArgument("the reply was already taken".into())));
+        }
+        for _ in 0..2 {
+            if let Some(r) = Conn::try_reply(&self.slot) {
+                self.taken = true;
+                return Poll::Ready(r);
+            }
+            // Register, then look once more: a reply delivered in between would find no waker.
+            *lock(&self.slot.waker) = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 

@@ -3,6 +3,7 @@
 //! chunks are taken, so an unread stream holds at most its window.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::connection::{lock, Conn, StreamState};
@@ -107,6 +108,26 @@ impl Stream {
         self.conn.cancel(self.state.id);
     }
 
+    /// The async form of [`Iterator::next`], for any executor: `Ready(None)` after the end.
+    /// Wrap it with `futures::stream::poll_fn(|cx| s.poll_chunk(cx))` for a `futures::Stream`.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Payload>>> {
+        for _ in 0..2 {
+            match self.take(Some(Instant::now())) {
+                Ok(Polled::Chunk(p)) => return Poll::Ready(Some(Ok(p))),
+                Ok(Polled::End) => return Poll::Ready(None),
+                Err(e) => return Poll::Ready(Some(Err(e))),
+                // Register, then look once more, so an arrival in between is not missed.
+                Ok(Polled::Pending) => *lock(&self.state.waker) = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The next chunk, awaited (`None` after the end).
+    pub async fn next_chunk(&mut self) -> Option<Result<Payload>> {
+        std::future::poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
     fn take(&mut self, deadline: Option<Instant>) -> Result<Polled> {
         if self.reported {
             return Ok(Polled::End);
@@ -208,6 +229,12 @@ impl<T: serde::de::DeserializeOwned> TypedStream<T> {
     /// Whether the end (or the error) was already returned.
     pub fn is_finished(&self) -> bool {
         self.inner.is_finished()
+    }
+
+    /// The next item, awaited on any executor (`None` after the end).
+    pub async fn next_async(&mut self) -> Option<Result<T>> {
+        let next = self.inner.next_chunk().await?;
+        Some(next.and_then(|p| p.parse::<T>()))
     }
 }
 
