@@ -47,6 +47,7 @@ const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unkn
   ['fragment-hold', { connections: 5, 'duration-ms': 2000 }, { reassemblyBudget: 40 << 20 }],
   ['session-churn', { iterations: 500 }],
   ['scribble', { iterations: 50, seed: 7 }],
+  ['scribble-live', { iterations: 10, seed: 7, 'duration-ms': 300 }],
   ['handshake-fuzz', { iterations: 100, seed: 7 }],
   ['malformed-frames', {}],
   ['stream-no-credit', { iterations: 3 }],

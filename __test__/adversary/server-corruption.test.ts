@@ -55,6 +55,15 @@ test.serial(
   },
 );
 
+test.serial(`a peer scribbling both rings while calls are in flight (seed ${SEED})`, async (t) => {
+  const { run } = await clientAttack(t, pool, 'scribble-live', { iterations: 6 * SOAK, seed: SEED, 'duration-ms': 300 });
+  t.log(
+    run.iterations
+      .map((l) => `${l.scribbles} scribbles: ${l.replies} replies, ${l.failedCalls} failed calls${l.sessionEnded ? ', session ended' : ''}`)
+      .join('; '),
+  );
+});
+
 test.serial(`handshake fuzz: random and truncated frames, wrong magic, versions, pid and slot (seed ${SEED})`, async (t) => {
   const { run } = await clientAttack(t, pool, 'handshake-fuzz', { iterations: 40 * SOAK, seed: SEED });
   const byCase = new Map<string, Set<string>>();

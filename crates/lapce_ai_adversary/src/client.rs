@@ -76,6 +76,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "item 10: --connections sessions open at once, each used, then all closed together",
     ),
     ("scribble", "seeded: scribble header words and record fields of both rings"),
+    (
+        "scribble-live",
+        "seeded: a thread scribbles both rings for --duration-ms while calls are in flight",
+    ),
     ("handshake-fuzz", "seeded: random/truncated frames, wrong magic/versions/slot"),
     ("malformed-frames", "every malformed data frame of the plan's section 6"),
     ("stream-no-credit", "streams opened and never credited; other calls must go on"),
@@ -132,6 +136,7 @@ pub fn run(attack: &str, o: &Opts) -> bool {
         "session-churn" => repeat(attack, o, |i, _| session_churn(o, i)),
         "session-burst" => repeat(attack, o, |_, _| session_burst(o)),
         "scribble" => repeat(attack, o, |_, rng| scribble(o, rng)),
+        "scribble-live" => repeat(attack, o, |_, rng| scribble_live(o, rng)),
         "handshake-fuzz" => repeat(attack, o, |i, rng| handshake_fuzz(o, i, rng)),
         "malformed-frames" => {
             let cases = malformed_cases();
@@ -1004,4 +1009,55 @@ fn credit_overflow(o: &Opts) -> Line {
         .n("ringUsedWhileUnread", used)
         .n("chunksAfter", chunks as u32)
         .b("echoAfter", echo)
+}
+
+fn scribble_live(o: &Opts, rng: &mut Rng) -> Line {
+    let mut s = match connect(o, "adv-scribble-live") {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let (Ok(tx), Ok(rx)) = (s.ch.tx.ring.try_clone(), s.ch.rx.ring.try_clone()) else {
+        return Line::default().b("ok", false).s("error", "dup");
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut thread_rng = Rng::new(rng.next_u64());
+    let cap = s.welcome.capacity;
+    let scribbler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut writes = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ring = if thread_rng.below(2) == 0 { &tx } else { &rx };
+                let at = if thread_rng.below(3) == 0 {
+                    ring::HEADER_WORDS[thread_rng.below(ring::HEADER_WORDS.len())].0
+                } else {
+                    ring::HEADER + 4 * thread_rng.below(cap as usize / 4) as u64
+                };
+                ring.set(at, thread_rng.nasty_u32(cap));
+                writes += 1;
+                std::thread::sleep(Duration::from_micros(50 + thread_rng.below(200) as u64));
+            }
+            writes
+        })
+    };
+    let deadline = Instant::now() + Duration::from_millis(o.duration_ms);
+    let (mut replies, mut failures, mut ended) = (0u32, 0u32, false);
+    while Instant::now() < deadline {
+        match s.call("echo", "\"live\"", Duration::from_millis(100)) {
+            Ok(_) => replies += 1,
+            Err(e) if e.contains("closed") => {
+                ended = true;
+                break;
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = scribbler.join().unwrap_or(0);
+    Line::default()
+        .b("ok", true)
+        .n("scribbles", writes)
+        .n("replies", replies)
+        .n("failedCalls", failures)
+        .b("sessionEnded", ended)
 }

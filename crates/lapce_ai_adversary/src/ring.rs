@@ -70,6 +70,14 @@ impl Ring {
         Ring { fd, capacity }
     }
 
+    /// A second handle on the same ring (a dup of its fd), for another thread.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Ring {
+            fd: rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)?,
+            capacity: self.capacity,
+        })
+    }
+
     /// Reads the u32 at `at` (header or data area, absolute offset).
     pub fn word(&self, at: u64) -> u32 {
         let mut b = [0u8; 4];
