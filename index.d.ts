@@ -29,6 +29,12 @@ export declare class NativeControlStream {
    * closed. Fds that arrived with the bytes wait in `takeFds()`.
    */
   recv(buf: Uint8Array): number
+  /**
+   * Whether a `recv()` since the last `takeFds()` came with more fds than the 8 a read makes
+   * room for (the kernel closed the rest): the frame is malformed (REJECT 6), and its bytes
+   * were still returned so it can be answered.
+   */
+  get fdsTruncated(): boolean
   /** Fds received so far and not yet taken, or null. */
   takeFds(): NativeFds | null
   /** Calls `callback` from the event loop whenever the socket is readable or hung up. */
@@ -168,6 +174,11 @@ export declare class NativeListener {
   accept(): NativeControlStream | null
   /** Calls `callback` from the event loop whenever a connection is waiting. */
   watch(callback: () => void): void
+  /**
+   * Stops the watch without closing the listener (to pause accepting, e.g. at the fd limit);
+   * `watch()` again resumes.
+   */
+  unwatch(): void
   /** Stops listening; with `unlink`, removes the socket file if it is still ours. */
   close(unlink: boolean): void
 }

@@ -83,3 +83,12 @@ export interface StreamWindow {
 }
 
 // ───────────────────────────── transport (owned by core-transport) ─────────────────────────────
+
+/** Polling window of the `adaptive` idle mode: how long a side polls without work before it parks, µs. */
+export const DEFAULT_SPIN_MICROS = 200;
+/** Messages a channel delivers per scheduler step, at most (PLAN §9: one poll's worth). */
+export const TURN_MESSAGES = 256;
+/** Handler time after which a channel's step stops delivering and lets other channels run, ms (PLAN §9). */
+export const TURN_MS = 1;
+/** Messages buffered for a channel's async iterator before reading pauses. */
+export const DEFAULT_HIGH_WATER_MARK = 1024;

@@ -7,7 +7,7 @@ import type { NativeEndpoint } from '../../index';
 import type { IpcError } from '../../src/errors';
 import type { ChannelStats } from '../../src/transport/channel';
 import { channelPair } from '../../src/transport/channel';
-import { checkMessage, closed, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
+import { checkMessage, closed, deferred, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
 
 for (const [ours, theirs] of [
   [false, false],
@@ -157,4 +157,63 @@ test('a closed endpoint answers every call with CHANNEL_CLOSED', (t) => {
     const e = t.throws(call);
     t.is((e as { code?: string }).code, 'CHANNEL_CLOSED');
   }
+});
+
+test('close() publishes what a handler wrote inside its batch before the closed word', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  t.teardown(() => a.close());
+  const got = deferred<string>();
+  a.onMessage((m) => got.resolve(Buffer.from(m).toString()));
+  b.onMessage(() => {
+    // Inside the batch: the reply is corked; closing must still let it out.
+    t.true(b.trySend(Buffer.from('last words')));
+    b.close();
+  });
+  await a.send(Buffer.from('hi'));
+  t.is(await within(got.promise, 5000, 'the reply'), 'last words');
+});
+
+test('onFailing runs before a self-detected failure closes the channel, and what it sends gets out', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  t.teardown(() => a.close());
+  const got = deferred<string>();
+  a.onMessage((m) => got.resolve(Buffer.from(m).toString()));
+  const seen: string[] = [];
+  b.onFailing((err) => {
+    seen.push(err.code);
+    t.false(b.closed);
+    t.true(b.trySend(Buffer.from(`error: ${err.code}`)));
+  });
+  const whenClosed = closed(b);
+  b.onMessage(() => {
+    throw new Error('handler bug');
+  });
+  await a.send(Buffer.from('hi'));
+  t.is(await within(got.promise, 5000, 'the last word'), 'error: HANDLER_ERROR');
+  t.is((await whenClosed)?.code, 'HANDLER_ERROR');
+  t.deepEqual(seen, ['HANDLER_ERROR']);
+});
+
+test('cork/uncork: messages sent while corked become visible together, with one publish', async (t) => {
+  const [a, b] = channelPair({ capacity: 1 << 16, idle: 'sleep' });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const got: number[] = [];
+  b.onMessage((m) => got.push(m[0]));
+  await new Promise((r) => setTimeout(r, 20));
+  const before = a.stats();
+  a.cork();
+  for (let i = 0; i < 10; i++) t.true(a.trySend(Uint8Array.of(i)));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  t.deepEqual(got, [], 'nothing is visible while corked');
+  a.uncork();
+  const d = deferred();
+  const check = setInterval(() => got.length === 10 && d.resolve(), 1);
+  await within(d.promise, 5000, 'ten messages');
+  clearInterval(check);
+  t.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const after = a.stats();
+  t.true(after.doorbellsRung + after.doorbellsSuppressed - (before.doorbellsRung + before.doorbellsSuppressed) <= 1);
 });

@@ -26,10 +26,7 @@ export const enum Drained {
   Ended,
 }
 
-/** Messages one drain delivers at most: one poll's worth (PLAN §9, the per-turn budget). */
-export const TURN_MESSAGES = 256;
-/** Handler time after which a drain stops and lets other channels run, ms. */
-export const TURN_MS = 1;
+export { TURN_MESSAGES, TURN_MS } from '../defaults';
 
 /** One backend of a channel. None of these throws for anything but a failed ring (typed). */
 export interface Backend {
@@ -57,6 +54,10 @@ export interface Backend {
   prepareSleep(reading: boolean, remaining: number): boolean;
   /** Gives what was read back to the writer (before sleeping). */
   release(): void;
+  /** Holds publishes back until {@link uncork} (one publish, one doorbell at most, per run). */
+  cork(): void;
+  /** Publishes what was written while corked. */
+  uncork(): void;
 }
 
 /** Buffers whose views are handed to handlers only until they return (see `Channel.send`). */

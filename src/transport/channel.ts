@@ -22,13 +22,16 @@ import { activate, deactivate, spinWindowMs } from './idle';
 import { MAX_CAPACITY, maxFragment, MIN_CAPACITY } from './layout';
 import { ZeroCopyBackend } from './zero-copy';
 
-export { TURN_MESSAGES, TURN_MS } from './backend';
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_MESSAGE, DEFAULT_REASSEMBLY_BUDGET, DEFAULT_RING_CAPACITY } from '../defaults';
+
+export { TURN_MESSAGES, TURN_MS } from '../defaults';
+export { DEFAULT_MAX_MESSAGE, DEFAULT_REASSEMBLY_BUDGET };
 
 /** Options of a channel. */
 export interface ChannelOptions {
   /** Ring capacity per direction in bytes: a power of two, 4 KiB to 1 GiB. Default 1 MiB. */
   capacity?: number;
-  /** Largest message accepted from the peer, in bytes. Default 64 MiB. */
+  /** Largest message accepted from the peer, in bytes. Default 16 MiB (`DEFAULT_MAX_MESSAGE`). */
   maxMessage?: number;
   /** When to poll and when to sleep; see {@link IdleMode}. Default `adaptive`. */
   idle?: IdleMode;
@@ -58,9 +61,6 @@ export interface ChannelOptions {
 /** A byte budget for fragment reassembly shared by the channels opened with it. */
 export type ReassemblyBudget = NativeReassemblyBudget;
 
-/** Default of the process-wide reassembly budget, bytes. */
-export const DEFAULT_REASSEMBLY_BUDGET = 256 << 20;
-
 /** Makes a reassembly budget of `limitBytes` (a whole number of bytes). */
 export function createReassemblyBudget(limitBytes: number): ReassemblyBudget {
   try {
@@ -77,9 +77,8 @@ export function processReassemblyBudget(): ReassemblyBudget {
   return (processBudget ??= createReassemblyBudget(DEFAULT_REASSEMBLY_BUDGET));
 }
 
-/** Resolved defaults. */
-export const DEFAULT_CAPACITY = 1 << 20;
-export const DEFAULT_MAX_MESSAGE = 64 << 20;
+/** The default ring capacity (`DEFAULT_RING_CAPACITY` of `src/defaults.ts`, under its older name). */
+export const DEFAULT_CAPACITY = DEFAULT_RING_CAPACITY;
 
 /** Called with each message. In zero-copy mode `msg` is a view into the ring that is valid only
  * until the handler returns: copy it (`msg.slice()`) to keep it. */
@@ -128,6 +127,7 @@ export class Channel implements Pollable, Sink {
   private closeError: IpcError | undefined;
   private finalStats: NativeEndpointStats | null = null;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
+  private readonly failingHandlers: Array<(err: IpcError) => void> = [];
   private readonly iterBuffer: Uint8Array[] = [];
   private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
   private iterating = false;
@@ -156,7 +156,7 @@ export class Channel implements Pollable, Sink {
       throw new IpcError('INVALID_ARGUMENT', invalid);
     }
     this.spinMs = spinWindowMs(options.idle ?? 'adaptive', options.spinMicros);
-    this.highWaterMark = options.highWaterMark ?? 1024;
+    this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     let ep: NativeEndpoint | undefined;
     try {
       ep = new native.NativeEndpoint(
@@ -198,6 +198,36 @@ export class Channel implements Pollable, Sink {
   onMessage(handler: MessageHandler | null): void {
     this.handler = handler;
     if (handler && !this.isClosed) activate(this);
+  }
+
+  /**
+   * Registers a callback for when the channel found a failure itself (the peer corrupted the
+   * incoming ring, a message too large, the reassembly budget used up, a handler threw), called
+   * just before it closes, while {@link trySend} still works: the owner may tell the peer why
+   * (the id-0 ERROR of `docs/PROTOCOL.md` §6.3). What it sends is published before the close.
+   * Not called for {@link close} from the owner.
+   */
+  onFailing(cb: (err: IpcError) => void): void {
+    if (!this.isClosed) this.failingHandlers.push(cb);
+  }
+
+  /**
+   * Holds publishing back until {@link uncork}: messages sent meanwhile become visible to the
+   * peer together, with one doorbell at most (for an owner producing a run of frames in one
+   * turn, such as stream chunks). The zero-copy path only; a no-op for the copying one.
+   */
+  cork(): void {
+    if (!this.isClosed) this.backend.cork();
+  }
+
+  /** Publishes what was sent since {@link cork}. */
+  uncork(): void {
+    if (this.isClosed) return;
+    try {
+      this.backend.uncork();
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   /** Registers a callback for when the channel closes (`err` set when it failed). */
@@ -297,7 +327,7 @@ export class Channel implements Pollable, Sink {
       try {
         this.drainHandler();
       } catch (e) {
-        this.close(new IpcError('HANDLER_ERROR', `drain handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        this.fail(new IpcError('HANDLER_ERROR', `drain handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
       }
     }
     return progressed;
@@ -374,7 +404,7 @@ export class Channel implements Pollable, Sink {
         this.handler(msg);
       } catch (e) {
         // Our caller's bug, not the peer's: this channel ends with it, nothing else does.
-        this.close(new IpcError('HANDLER_ERROR', `message handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        this.fail(new IpcError('HANDLER_ERROR', `message handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
       }
       return;
     }
@@ -455,7 +485,18 @@ export class Channel implements Pollable, Sink {
   }
 
   private fail(e: unknown): IpcError {
-    const err = fromNative(e);
+    const err = e instanceof IpcError ? e : fromNative(e);
+    if (!this.isClosed) {
+      for (const cb of this.failingHandlers.splice(0)) {
+        try {
+          cb(err);
+        } catch (thrown) {
+          process.nextTick(() => {
+            throw thrown;
+          });
+        }
+      }
+    }
     this.close(err);
     return err;
   }
@@ -466,15 +507,26 @@ export class Channel implements Pollable, Sink {
    */
   close(err?: IpcError): void {
     if (this.isClosed) return;
+    // Whatever was written and not yet published (a reply inside a batch, a corked run, a
+    // failing hook's last word) goes out before the `closed` word.
+    try {
+      this.backend.uncork();
+    } catch {
+      // The outgoing ring is what failed: nothing more can be published on it.
+    }
     this.isClosed = true;
     this.closeError = err;
+    this.failingHandlers.length = 0;
     deactivate(this);
     // The native counters go with the endpoint; keep their last values for stats().
     this.finalStats = this.ep.stats();
     this.ep.close();
-    const error = this.closedError();
     this.queued = 0;
-    for (const item of this.queue.splice(0)) item.reject(error);
+    if (this.queue.length > 0) {
+      // Built only when someone receives it: an error's stack capture is not free.
+      const error = this.closedError();
+      for (const item of this.queue.splice(0)) item.reject(error);
+    }
     if (this.iterWaiter) {
       const w = this.iterWaiter;
       this.iterWaiter = null;

@@ -5,7 +5,8 @@
  */
 import type { NativeEndpoint } from '../../index';
 import type { Backend, Sink } from './backend';
-import { Drained, TURN_MESSAGES, TURN_MS } from './backend';
+import { Drained } from './backend';
+import { TURN_MESSAGES, TURN_MS } from '../defaults';
 
 /** See the module comment. */
 export class CopyingBackend implements Backend {
@@ -42,4 +43,10 @@ export class CopyingBackend implements Backend {
   release(): void {
     // readCopy() releases each message as it copies it.
   }
+
+  cork(): void {
+    // Each native write publishes at once.
+  }
+
+  uncork(): void {}
 }

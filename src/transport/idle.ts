@@ -23,8 +23,9 @@ export type IdleMode = 'adaptive' | 'poll' | 'sleep';
 /** How long a side polls without work before it starts yielding the CPU each turn, ms. */
 const YIELD_AFTER_MS = 0.02;
 
-/** Default polling window of `adaptive` mode, in microseconds. */
-export const DEFAULT_SPIN_MICROS = 200;
+import { DEFAULT_SPIN_MICROS } from '../defaults';
+
+export { DEFAULT_SPIN_MICROS };
 
 /** What the scheduler drives. */
 export interface Pollable {

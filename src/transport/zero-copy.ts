@@ -6,7 +6,8 @@
  */
 import type { NativeEndpoint } from '../../index';
 import type { Backend, Sink } from './backend';
-import { Drained, TRANSIENT, TURN_MESSAGES, TURN_MS } from './backend';
+import { Drained, TRANSIENT } from './backend';
+import { TURN_MESSAGES, TURN_MS } from '../defaults';
 import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
 import { RingWriter } from './ring-writer';
 
@@ -29,8 +30,11 @@ export class ZeroCopyBackend implements Backend {
   /** Messages of the last poll delivered so far, and how many it returned (`desc`). */
   private batchAt = 0;
   private batchLen = 0;
-  /** True while a batch is delivered: replies sent from handlers are published once, after it. */
+  /** True while a batch is delivered (replies sent from handlers are published once, after
+   * it), or while the owner corked the channel. */
   private corked = false;
+  /** The owner's cork (see Channel.cork), kept apart from the batch's own. */
+  private ownerCorked = false;
   /** Reused buffer for messages that arrived in fragments (see assembledView). */
   private scratch: Uint8Array | null = null;
 
@@ -111,8 +115,8 @@ export class ZeroCopyBackend implements Backend {
         if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
       }
     } finally {
-      this.corked = false;
-      if (!sink.closed) this.publish();
+      this.corked = this.ownerCorked;
+      if (!sink.closed && !this.corked) this.publish();
     }
   }
 
@@ -144,6 +148,15 @@ export class ZeroCopyBackend implements Backend {
       return false;
     }
     return true;
+  }
+
+  cork(): void {
+    this.ownerCorked = this.corked = true;
+  }
+
+  uncork(): void {
+    this.ownerCorked = this.corked = false;
+    this.publish();
   }
 
   release(): void {

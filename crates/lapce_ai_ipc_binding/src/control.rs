@@ -55,10 +55,17 @@ impl NativeListener {
         self.watch.start(&env, WakeMode::Uv, fd, None, callback, "listener")
     }
 
+    /// Stops the watch without closing the listener (to pause accepting, e.g. at the fd limit);
+    /// `watch()` again resumes.
+    #[napi]
+    pub fn unwatch(&mut self) {
+        self.watch.stop();
+    }
+
     /// Stops listening; with `unlink`, removes the socket file if it is still ours.
     #[napi]
     pub fn close(&mut self, unlink: bool) {
-        self.watch.stop();
+        self.unwatch();
         if let Some(l) = self.inner.take() {
             if unlink {
                 l.unlink();
@@ -73,6 +80,7 @@ pub struct NativeControlStream {
     inner: Option<ControlStream>,
     watch: Watch,
     received_fds: Vec<OwnedFd>,
+    truncated: bool,
 }
 
 impl NativeControlStream {
@@ -81,6 +89,7 @@ impl NativeControlStream {
             inner: Some(s),
             watch: Watch::default(),
             received_fds: Vec::new(),
+            truncated: false,
         }
     }
 
@@ -142,12 +151,22 @@ impl NativeControlStream {
             return Ok(-1);
         };
         self.received_fds.extend(r.fds);
+        self.truncated |= r.truncated;
         Ok(r.bytes as i32)
+    }
+
+    /// Whether a `recv()` since the last `takeFds()` came with more fds than the 8 a read makes
+    /// room for (the kernel closed the rest): the frame is malformed (REJECT 6), and its bytes
+    /// were still returned so it can be answered.
+    #[napi(getter)]
+    pub fn fds_truncated(&self) -> bool {
+        self.truncated
     }
 
     /// Fds received so far and not yet taken, or null.
     #[napi]
     pub fn take_fds(&mut self) -> Option<NativeFds> {
+        self.truncated = false;
         if self.received_fds.is_empty() {
             None
         } else {
