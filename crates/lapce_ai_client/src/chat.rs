@@ -433,6 +433,9 @@ pub struct Providers {
     pub fallback: Vec<String>,
     /// Every configured provider.
     pub providers: Vec<ProviderInfo>,
+    /// Cooldowns in force, as the server reports them (shape defined by the chat backend).
+    #[serde(default)]
+    pub cooldowns: Option<serde_json::Value>,
 }
 
 /// A `chat` stream of typed events.
