@@ -27,7 +27,10 @@ import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_MESSAGE, DEFAULT_REASSEMBLY_BUDGET
 export { TURN_MESSAGES, TURN_MS } from '../defaults';
 export { DEFAULT_MAX_MESSAGE, DEFAULT_REASSEMBLY_BUDGET };
 
-/** Options of a channel. */
+/**
+ * Options of a channel.
+ * @category Transport
+ */
 export interface ChannelOptions {
   /** Ring capacity per direction in bytes: a power of two, 4 KiB to 1 GiB. Default 1 MiB. */
   capacity?: number;
@@ -58,10 +61,16 @@ export interface ChannelOptions {
   reassemblyBudget?: ReassemblyBudget;
 }
 
-/** A byte budget for fragment reassembly shared by the channels opened with it. */
+/**
+ * A byte budget for fragment reassembly shared by the channels opened with it.
+ * @category Transport
+ */
 export type ReassemblyBudget = NativeReassemblyBudget;
 
-/** Makes a reassembly budget of `limitBytes` (a whole number of bytes). */
+/**
+ * Makes a reassembly budget of `limitBytes` (a whole number of bytes).
+ * @category Transport
+ */
 export function createReassemblyBudget(limitBytes: number): ReassemblyBudget {
   try {
     return new native.NativeReassemblyBudget(limitBytes);
@@ -72,19 +81,30 @@ export function createReassemblyBudget(limitBytes: number): ReassemblyBudget {
 
 let processBudget: ReassemblyBudget | null = null;
 
-/** The budget channels share when their options name none. */
+/**
+ * The budget channels share when their options name none.
+ * @category Transport
+ */
 export function processReassemblyBudget(): ReassemblyBudget {
   return (processBudget ??= createReassemblyBudget(DEFAULT_REASSEMBLY_BUDGET));
 }
 
-/** The default ring capacity (`DEFAULT_RING_CAPACITY` of `src/defaults.ts`, under its older name). */
+/**
+ * The default ring capacity (`DEFAULT_RING_CAPACITY` of `src/defaults.ts`, under its older name).
+ * @category Transport
+ */
 export const DEFAULT_CAPACITY = DEFAULT_RING_CAPACITY;
 
 /** Called with each message. In zero-copy mode `msg` is a view into the ring that is valid only
- * until the handler returns: copy it (`msg.slice()`) to keep it. */
+ * until the handler returns: copy it (`msg.slice()`) to keep it.
+ * @category Transport
+ */
 export type MessageHandler = (msg: Uint8Array) => void;
 
-/** Counters of a channel (monotonic). */
+/**
+ * Counters of a channel (monotonic).
+ * @category Transport
+ */
 export interface ChannelStats {
   messagesSent: number;
   bytesSent: number;
@@ -109,7 +129,10 @@ interface PendingSend {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** One side of a shared-memory channel. */
+/**
+ * One side of a shared-memory channel.
+ * @category Transport
+ */
 export class Channel implements Pollable, Sink {
   /** Handler for incoming messages; see {@link MessageHandler}. */
   private handler: MessageHandler | null = null;
@@ -615,7 +638,10 @@ function checkOptions(capacity: number, maxMessage: number, wake: string): strin
   return null;
 }
 
-/** Two connected channels in one process (for tests, benchmarks and in-process use). */
+/**
+ * Two connected channels in one process (for tests, benchmarks and in-process use).
+ * @category Transport
+ */
 export function channelPair(options: ChannelOptions = {}): [server: Channel, client: Channel] {
   const fds = native.createChannelFds(options.capacity ?? DEFAULT_CAPACITY);
   // The client needs its own copies of the fds; passing them through a socketpair is how a

@@ -17,6 +17,7 @@ import native = require('../native');
  *   `spinMicros` without work.
  * - `poll`: never sleep (lowest latency; a core stays busy while the channel is open).
  * - `sleep`: sleep as soon as there is no work (least CPU; every message pays a wake-up).
+ * @category Transport
  */
 export type IdleMode = 'adaptive' | 'poll' | 'sleep';
 
@@ -27,7 +28,10 @@ import { DEFAULT_SPIN_MICROS } from '../defaults';
 
 export { DEFAULT_SPIN_MICROS };
 
-/** What the scheduler drives. */
+/**
+ * What the scheduler drives.
+ * @category Transport
+ */
 export interface Pollable {
   /** Does whatever work is waiting; returns true when it did any. */
   step(): boolean;

@@ -243,6 +243,7 @@ impl NativeEndpoint {
         };
         rx.release().map_err(js_err)?;
         let mut n = 0;
+        let mut in_place = false;
         while n < slots {
             let Some(next) = rx.next_message().map_err(js_err)? else {
                 break;
@@ -251,6 +252,7 @@ impl NativeEndpoint {
                 Next::InPlace { offset, len } => {
                     out[2 * n] = offset as i32;
                     out[2 * n + 1] = len as i32;
+                    in_place = true;
                 }
                 Next::Assembled(v) => {
                     out[2 * n] = -1;
@@ -259,6 +261,12 @@ impl NativeEndpoint {
                 }
             }
             n += 1;
+        }
+        if !in_place {
+            // Everything read was copied out (fragments of large messages): give the space back
+            // now rather than at the next poll, so a writer waiting for it (a message as large as
+            // the ring fills it) goes on while JS handles this one.
+            rx.release().map_err(js_err)?;
         }
         Ok(n as u32)
     }
