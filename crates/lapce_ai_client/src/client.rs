@@ -84,6 +84,8 @@ pub struct Client {
     path: PathBuf,
     opts: ClientOptions,
     conn: Mutex<Arc<Conn>>,
+    /// Held by the one thread re-establishing a lost connection.
+    reconnecting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -129,40 +131,47 @@ impl Client {
             path,
             opts: options,
             conn: Mutex::new(conn),
+            reconnecting: Mutex::new(()),
         })
     }
 
     /// The current connection, re-established first if it was lost and reconnection is on.
     fn current(&self) -> Result<Arc<Conn>> {
-        let mut guard = lock(&self.conn);
-        let usable = !guard.is_closed() && guard.going_away().is_none();
-        let Some(policy) = self.opts.reconnect.as_ref().filter(|_| !usable) else {
-            return Ok(Arc::clone(&guard));
+        let usable = |c: &Conn| !c.is_closed() && c.going_away().is_none();
+        let conn = Arc::clone(&lock(&self.conn));
+        let Some(policy) = self.opts.reconnect.as_ref().filter(|_| !usable(&conn)) else {
+            return Ok(conn);
         };
+        // One thread reconnects; the others wait for its result here, not on `self.conn`, so
+        // `is_connected()` and friends never block behind a backoff.
+        let _one = lock(&self.reconnecting);
+        let conn = Arc::clone(&lock(&self.conn));
+        if usable(&conn) {
+            return Ok(conn);
+        }
         let mut delay = policy.initial_delay;
         let mut last = Error::ConnectionLost("not connected".into());
         // A going-away connection still answers (GOING_AWAY): try a successor once, without
         // making the caller wait through the backoff for a server that may not be there yet.
-        let attempts = if guard.is_closed() { policy.max_attempts.max(1) } else { 1 };
+        let attempts = if conn.is_closed() { policy.max_attempts.max(1) } else { 1 };
         for attempt in 0..attempts {
             if attempt > 0 {
                 std::thread::sleep(delay.mul_f64(jitter()));
                 delay = (delay * 2).min(policy.max_delay);
             }
             match open(&self.path, &self.opts) {
-                Ok(conn) => {
-                    let old = std::mem::replace(&mut *guard, conn);
+                Ok(new) => {
                     // A going-away connection keeps serving its calls in flight until the
                     // server closes it; a dead one is already shut down.
-                    drop(old);
-                    return Ok(Arc::clone(&guard));
+                    *lock(&self.conn) = Arc::clone(&new);
+                    return Ok(new);
                 }
                 Err(e) => last = e,
             }
         }
-        if !guard.is_closed() {
+        if !conn.is_closed() {
             // Going away and no new server yet: the old connection's answer stands.
-            return Ok(Arc::clone(&guard));
+            return Ok(conn);
         }
         Err(Error::ConnectionLost(format!(
             "could not reconnect after {attempts} attempts: {last}"
