@@ -5,9 +5,10 @@
  * after. The adversarial test suite (`__test__/adversary`) asserts the same things; this is the
  * bench-style summary of them.
  *
- *   node --import=tsx benches/attacks.ts [--soak] [--json]
+ *   node --import=tsx benches/attacks.ts [--soak] [--json] [--only NAME[,NAME…]]
  *
- * `--soak` runs 10× the iterations. Exit status 1 if any attack left something behind.
+ * `--soak` runs 10× the iterations; `--only` runs the named attacks (and `idle`, the RSS per
+ * idle connection) only. Exit status 1 if any attack left something behind.
  */
 import {
   ensureAdversary,
@@ -24,6 +25,9 @@ import type { Footprint } from '../__test__/adversary/harness';
 import { IpcClient } from '../src/ipc/client';
 
 const soak = process.argv.includes('--soak') ? 10 : 1;
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt > 0 ? new Set(process.argv[onlyAt + 1].split(',')) : null;
+const wanted = (name: string): boolean => !only || only.has(name);
 
 /** Hostile clients: name, arguments, server options, the server's fd limit. */
 const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unknown>?, number?]> = [
@@ -52,7 +56,7 @@ const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unkn
   ['malformed-frames', {}],
   ['stream-no-credit', { iterations: 3 }],
   ['credit-overflow', { iterations: 1, 'duration-ms': 2000 }],
-  ['session-burst', { iterations: 2, connections: 200 }],
+  ['session-burst', { iterations: 2, connections: 200, 'duration-ms': 0 }],
   ['fd-exhaust', { iterations: 1, connections: 400, 'duration-ms': 2000 }, {}, 160],
 ];
 
@@ -121,12 +125,31 @@ async function floodProbe(target: Target): Promise<string> {
   return `another client under the flood: ${lat.length} requests, p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms`;
 }
 
+/** Server RSS per idle session: 200 sessions (1 MiB rings, one call each) held open. */
+async function idleCost(): Promise<{ sessions: number; kbPerSession: number; text: string }> {
+  const scope = new Scope();
+  const target = await Target.start(scope, { handshakeTimeoutMs: 1000 });
+  const before = await target.baseline();
+  const sessions = 200;
+  const adv = startAdversary(['client', target.socketPath, 'session-burst', '--connections', String(sessions), '--duration-ms', '3000']);
+  while (!adv.lines.some((l) => l.type === 'holding')) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 500));
+  const held = await target.footprint();
+  await adv.closed;
+  await scope.run();
+  const kbPerSession = (held.rssKb - before.rssKb) / sessions;
+  const text =
+    `RSS per idle connection: ${kbPerSession.toFixed(0)} KiB (${sessions} sessions held, 1 MiB rings, after a full GC; ` +
+    `server RSS ${(before.rssKb / 1024).toFixed(0)} -> ${(held.rssKb / 1024).toFixed(0)} MiB, fds ${before.fds} -> ${held.fds}, memfd maps ${before.memfdMaps} -> ${held.memfdMaps})`;
+  return { sessions, kbPerSession, text };
+}
+
 async function main(): Promise<void> {
   ensureAdversary();
   const scope = new Scope();
   const rows: Row[] = [];
   try {
-    for (const [attack, args0, options, nofile] of CLIENT_ATTACKS) {
+    for (const [attack, args0, options, nofile] of CLIENT_ATTACKS.filter(([a]) => wanted(a))) {
       const args = { ...args0 };
       if (args.iterations) args.iterations *= soak;
       const own = new Scope();
@@ -165,7 +188,7 @@ async function main(): Promise<void> {
       process.stderr.write(`client ${attack}: ${clean}/${run.iterations.length}\n`);
     }
     const victims = new Victims(scope);
-    for (const [attack, want] of SERVER_ATTACKS) {
+    for (const [attack, want] of SERVER_ATTACKS.filter(([a]) => wanted(a))) {
       let clean = 0;
       let note = '';
       const n = 3 * soak;
@@ -195,9 +218,11 @@ async function main(): Promise<void> {
   } finally {
     await scope.run();
   }
+  const idle = wanted('idle') ? await idleCost() : { sessions: 0, kbPerSession: NaN, text: '' };
   if (process.argv.includes('--json')) {
-    process.stdout.write(JSON.stringify(rows) + '\n');
+    process.stdout.write(JSON.stringify({ rows, idle }) + '\n');
   } else {
+    if (idle.text) process.stdout.write(`${idle.text}\n\n`);
     process.stdout.write(
       '| role | attack | iterations clean | server fds/memfd maps/sessions/RSS MiB before → after | result | note |\n|---|---|---|---|---|---|\n',
     );

@@ -65,7 +65,13 @@ test.serial('item 10: many sessions closed together release their mappings and f
   const own = new Scope();
   t.teardown(() => own.run());
   const target = await Target.start(own, { handshakeTimeoutMs: 1000 }, undefined, ['--max-semi-space-size=128']);
-  await clientAttack(t, TargetPool.of(own, target), 'session-burst', { iterations: 2 * SOAK, connections: 200 }, { gc: false });
+  await clientAttack(
+    t,
+    TargetPool.of(own, target),
+    'session-burst',
+    { iterations: 2 * SOAK, connections: 200, 'duration-ms': 0 },
+    { gc: false },
+  );
 });
 
 test.serial('item 10: a client process that closes many IpcClients releases their mappings and fds without GC', async (t) => {

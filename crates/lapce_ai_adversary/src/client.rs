@@ -73,7 +73,7 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ("session-churn", "item 10: full sessions opened, used once and closed"),
     (
         "session-burst",
-        "item 10: --connections sessions open at once, each used, then all closed together",
+        "item 10: --connections sessions open at once, each used, held --duration-ms, then all closed together",
     ),
     ("scribble", "seeded: scribble header words and record fields of both rings"),
     (
@@ -971,6 +971,8 @@ fn session_burst(o: &Opts) -> Line {
         }
     }
     let n = open.len();
+    Line::new("holding").n("sessions", n as u32).print();
+    std::thread::sleep(Duration::from_millis(o.duration_ms));
     drop(open);
     Line::default()
         .b("ok", served == o.connections)
