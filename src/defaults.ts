@@ -43,6 +43,13 @@ export const BACKLOG_PAUSE_RINGS = 4;
 /** ... until the backlog is below this many ring capacities. */
 export const BACKLOG_RESUME_RINGS = 1;
 
+/**
+ * Channel fd sets (2 memfd rings + a doorbell socketpair, 4 fds) a listening server keeps made
+ * ahead, so a handshake does not create them on its critical path. Small and fixed: an idle
+ * server holds this many sets, never more.
+ */
+export const CHANNEL_FD_POOL_SIZE = 2;
+
 /** First pause of the accept loop after EMFILE/ENFILE, ms; doubled per failure up to the max. */
 export const ACCEPT_BACKOFF_MS = 100;
 /** Longest pause of the accept loop, ms. */

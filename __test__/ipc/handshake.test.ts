@@ -282,3 +282,22 @@ test.serial('connecting where nothing listens fails with a retryable CONNECTION_
   t.true(err.retryable);
   t.true(err instanceof IpcError);
 });
+
+test.serial('the server keeps a bounded pool of ready channel fd sets, refills it after a handshake and frees it at close', async (t) => {
+  const before = fdCount();
+  const { server, socketPath } = await startServer(t, { logger: captureLogger().logger });
+  const listening = fdCount();
+  // Listener + reserve fd + 2 sets of 4 fds (2 memfds, both doorbell ends); a pool never holds more.
+  t.true(listening - before >= 2 * 4, `a listening server holds its pool (${before} → ${listening} fds)`);
+  for (let i = 0; i < 5; i++) {
+    const c = await connect(t, socketPath);
+    t.is(await c.request('echo', i), i);
+    c.close();
+  }
+  await waitFor(() => server.connections === 0, 'sessions to close');
+  const pool = (server as unknown as { fdPool: { ready: unknown[] } }).fdPool;
+  await waitFor(() => pool.ready.length === 2, `pool refilled (holds ${pool.ready.length})`);
+  await waitFor(() => fdCount() <= listening, `fds back to ${listening} with the pool full (now ${fdCount()})`);
+  await server.close({ deadlineMs: 0 });
+  await waitFor(() => fdCount() <= before, `every fd freed at close (${before} expected, now ${fdCount()})`);
+});

@@ -35,13 +35,17 @@ export interface ControlConnectionOptions {
 }
 
 const READ_SIZE = 8192;
+/**
+ * One read buffer for every connection: a read is synchronous and what it returned is copied
+ * out (by the frame reader) before the next, so no two connections need their own 8 KiB.
+ */
+const readBuf = Buffer.allocUnsafe(READ_SIZE);
 /** Frames kept for a reader that has not asked yet; more is a peer flooding the handshake. */
 const MAX_QUEUED_FRAMES = 8;
 
 /** See the module comment. */
 export class ControlConnection {
   private readonly reader = new ControlFrameReader();
-  private readonly readBuf = Buffer.allocUnsafe(READ_SIZE);
   private readonly queued: ControlFrame[] = [];
   private frameHandler: ((f: ControlFrame) => void) | null = null;
   private waiter: { resolve: (f: ControlFrame) => void; reject: (e: IpcError) => void } | null = null;
@@ -182,7 +186,7 @@ export class ControlConnection {
     while (!this.isClosed) {
       let n: number;
       try {
-        n = this.stream.recv(this.readBuf);
+        n = this.stream.recv(readBuf);
       } catch (e) {
         this.close(new IpcError('CONNECTION_LOST', `control connection failed: ${fromNative(e).message}`, { cause: e }));
         return;
@@ -204,7 +208,7 @@ export class ControlConnection {
       }
       let frames;
       try {
-        frames = this.reader.push(this.readBuf.subarray(0, n));
+        frames = this.reader.push(readBuf.subarray(0, n));
       } catch (e) {
         this.malformed(fds, (e as Error).message);
         return;

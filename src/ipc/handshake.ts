@@ -51,6 +51,11 @@ export interface ServerHandshakeParams {
   maxStreams: number;
   idleTimeoutMs: number;
   channel: ChannelOptions;
+  /**
+   * The channel's fds for `ringCapacity` (the server's pool of ready sets); default: made now
+   * with `createChannelFds`. Throws when they cannot be made (REJECT 9).
+   */
+  createFds?: () => NativeFds;
   /** Takes a slot; throws HandshakeError(ServerFull) when none is free. */
   takeSlot(): { slot: number; generation: number };
   releaseSlot(slot: number): void;
@@ -118,7 +123,7 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
     }
     slot = p.takeSlot();
     try {
-      fds = native.createChannelFds(p.ringCapacity);
+      fds = p.createFds ? p.createFds() : native.createChannelFds(p.ringCapacity);
     } catch (e) {
       throw new HandshakeError(RejectReason.Internal, `server cannot create the channel: ${(e as Error).message}`, { cause: e });
     }

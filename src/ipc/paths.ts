@@ -52,7 +52,8 @@ export function resolveSocketPath(socketPath: string): { socketPath: string; con
   for (const p of new Set([socketPath, ctl])) {
     let st: fs.Stats | undefined;
     try {
-      st = fs.statSync(p);
+      // Usually only one spelling exists: a missing path must not cost a thrown error.
+      st = fs.statSync(p, { throwIfNoEntry: false });
     } catch {
       st = undefined;
     }

@@ -12,6 +12,7 @@ import type { NativeListener } from '../../index';
 import {
   ACCEPT_BACKOFF_MAX_MS,
   ACCEPT_BACKOFF_MS,
+  CHANNEL_FD_POOL_SIZE,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
@@ -28,6 +29,7 @@ import { RejectReason, rejectName } from '../protocol/reject';
 import { createReassemblyBudget } from '../transport/channel';
 import type { ChannelStats, ReassemblyBudget } from '../transport/channel';
 import { ControlConnection } from './control-connection';
+import { ChannelFdPool } from './fd-pool';
 import { serverHandshake } from './handshake';
 import { addStats, ServerMetrics, zeroStats } from './metrics';
 import { boolOption, channelTuningOption, intOption, maxMessageOption, ringCapacityOption, stringOption, uidsOption } from './options';
@@ -171,6 +173,8 @@ export class IpcServer {
   private acceptTimer: NodeJS.Timeout | null = null;
   /** The reassembly budget all of this server's sessions share (PLAN §10). */
   private readonly reassembly: ReassemblyBudget;
+  /** Channel fd sets made ahead, filled while listening and freed at close. */
+  private readonly fdPool: ChannelFdPool;
 
   /** @throws IpcError INVALID_ARGUMENT for an invalid option. */
   constructor(options: IpcServerOptions = {}) {
@@ -180,6 +184,7 @@ export class IpcServer {
     this.controlPath = paths.controlPath;
     this.opts = resolveOptions(options);
     this.reassembly = createReassemblyBudget(this.opts.reassemblyBudget);
+    this.fdPool = new ChannelFdPool(this.opts.ringCapacity, CHANNEL_FD_POOL_SIZE);
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.stats = new ServerMetrics({ traffic: () => this.traffic() }, options.registry);
     const server = this;
@@ -251,6 +256,7 @@ export class IpcServer {
       throw err;
     }
     this.openReserveFd();
+    this.fdPool.fill();
     this.listener.watch(() => this.onAcceptable());
     this.state = 'listening';
     if (this.opts.idleTimeoutMs > 0) {
@@ -400,6 +406,7 @@ export class IpcServer {
       maxStreams: this.opts.maxStreams,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       channel: { ...this.opts.channel, reassemblyBudget: this.reassembly },
+      createFds: () => this.fdPool.take(),
       takeSlot: () => this.takeSlot(),
       releaseSlot: (slot) => this.releaseSlot(slot),
     }).then(
@@ -526,6 +533,7 @@ export class IpcServer {
       }
       this.reserveFd = -1;
     }
+    this.fdPool.close();
     for (const conn of this.pending) {
       conn.trySend(encodeReject({ reason: RejectReason.ShuttingDown, message: 'server is shutting down' }));
       conn.close();
