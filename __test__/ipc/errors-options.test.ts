@@ -14,6 +14,7 @@ import { ERROR_CODES, HandshakeError, IpcError, toIpcError } from '../../src/err
 import { IpcClient } from '../../src/ipc/client';
 import { IpcServer } from '../../src/ipc/server';
 import type { IpcServerOptions } from '../../src/ipc/server';
+import { controlText } from '../../src/protocol/control';
 import { RejectReason } from '../../src/protocol/reject';
 import { BoundedFifo } from '../../src/util/fifo';
 import { connect, ipcError, silent, sockPath } from './helpers';
@@ -259,4 +260,17 @@ test('BoundedFifo: FIFO order across growth and wrap-around, refuses past its li
   }
   while (big.length) sum += big.shift()!;
   t.is(sum, (199_999 * 200_000) / 2);
+});
+
+test('control-frame text is cut to 1000 UTF-8 bytes at a character boundary', (t) => {
+  t.is(controlText('x'.repeat(1200)).length, 1000);
+  t.is(controlText('short').toString(), 'short');
+  // 999 ASCII bytes, then a 3-byte character that would straddle the limit: dropped whole.
+  const straddle = controlText('a'.repeat(999) + '€' + 'b');
+  t.is(straddle.length, 999);
+  // Emoji (4 bytes, a surrogate pair each): 250 of them are exactly 1000 bytes; 251 cut back to 250.
+  t.is(controlText('😀'.repeat(251)).toString(), '😀'.repeat(250));
+  const odd = controlText('é' + '😀'.repeat(300));
+  t.true(odd.length <= 1000 && odd.length > 996);
+  t.is(Buffer.from(odd.toString(), 'utf8').length, odd.length, 'no U+FFFD from a split character');
 });

@@ -109,8 +109,24 @@ function frame(type: ControlType, body: Buffer): Buffer {
   return out;
 }
 
+/** Most UTF-8 bytes a sender puts in a text field (`docs/PROTOCOL.md` §2.2); receivers take any length that fits. */
+export const MAX_CONTROL_TEXT_BYTES = 1000;
+
+/**
+ * `text` as UTF-8, cut to at most {@link MAX_CONTROL_TEXT_BYTES} bytes at a character boundary.
+ * The first 1000 UTF-16 units always encode to at least 1000 bytes, so only they are encoded;
+ * a surrogate pair split there becomes U+FFFD past the cut and is dropped with it.
+ */
+export function controlText(text: string): Buffer {
+  const t = Buffer.from(text.slice(0, MAX_CONTROL_TEXT_BYTES), 'utf8');
+  if (t.length <= MAX_CONTROL_TEXT_BYTES) return t;
+  let end = MAX_CONTROL_TEXT_BYTES;
+  while (end > 0 && (t[end] & 0xc0) === 0x80) end--; // t[end] continues a character begun before it
+  return t.subarray(0, end);
+}
+
 function withText(fixed: Buffer, text: string): Buffer {
-  const t = Buffer.from(text.slice(0, 1000), 'utf8');
+  const t = controlText(text);
   const len = Buffer.allocUnsafe(2);
   len.writeUInt16LE(t.length, 0);
   return Buffer.concat([fixed, len, t]);
