@@ -43,6 +43,18 @@ pub struct ControlListener {
     identity: (u64, u64),
 }
 
+/// A connected non-blocking, close-on-exec `AF_UNIX` stream socketpair (control pairs and
+/// doorbells).
+pub(crate) fn stream_socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| Error::io("socketpair", e))
+}
+
 fn unix_socket() -> Result<OwnedFd> {
     rustix::net::socket_with(
         AddressFamily::UNIX,
@@ -165,13 +177,7 @@ impl ControlStream {
 
     /// A connected pair, for tests and for parents handing one end to a child process.
     pub fn pair() -> Result<(Self, Self)> {
-        let (a, b) = rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )
-        .map_err(|e| Error::io("socketpair", e))?;
+        let (a, b) = stream_socketpair()?;
         Ok((ControlStream { fd: a }, ControlStream { fd: b }))
     }
 

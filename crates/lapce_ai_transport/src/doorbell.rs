@@ -23,7 +23,7 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::FileType;
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType};
 
 use crate::{Error, Result};
 
@@ -49,13 +49,7 @@ pub struct Doorbell {
 impl Doorbell {
     /// A new connected pair of doorbell ends, not rung: the server keeps one and passes the other.
     pub fn pair() -> Result<(Self, Self)> {
-        let (a, b) = rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )
-        .map_err(|e| Error::io("socketpair", e))?;
+        let (a, b) = crate::control::stream_socketpair()?;
         Ok((Doorbell { fd: a }, Doorbell { fd: b }))
     }
 
@@ -166,6 +160,7 @@ impl AsFd for Doorbell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::net::SocketFlags;
 
     #[test]
     fn ring_wakes_wait_and_drain_resets() {
