@@ -53,9 +53,10 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Default flow-control window of streams, `(chunks, bytes)`.
     pub stream_window: (u32, u32),
-    /// How long the I/O thread and a caller waiting for a reply spin before sleeping. Spinning
-    /// saves the wake-up (tens of µs) while messages flow; after it the client sleeps in `poll`
-    /// and uses no CPU.
+    /// How long the I/O thread, and a caller waiting for its reply (it reads the ring itself
+    /// meanwhile, yielding the core between looks), keep looking before they sleep. It saves the
+    /// wake-up (tens of µs) while messages flow; after it the client sleeps in `poll` and uses no
+    /// CPU. `Duration::ZERO`: always sleep.
     pub spin: Duration,
     /// Reconnect automatically (see [`Reconnect`]); `None`: never.
     pub reconnect: Option<Reconnect>,

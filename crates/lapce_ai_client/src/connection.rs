@@ -2,7 +2,8 @@
 //!
 //! Shape: callers write their frames into the ring themselves (under a short lock, so a request
 //! costs no thread hop on the way out); one I/O thread reads every incoming frame and hands it to
-//! the waiting call or stream, watches the control socket, and writes the small frames (CANCEL,
+//! the waiting call or stream (a caller spinning for its reply reads the ring too, whoever holds
+//! the lock dispatches), watches the control socket, and writes the small frames (CANCEL,
 //! STREAM_CREDIT) that must never block the thread that wants them sent (a UI thread dropping a
 //! stream, a consumer reading chunks). The I/O thread spins briefly after work and then parks in
 //! one `poll` on the doorbell, the control socket and a wake-up socket: an idle client uses no

@@ -17,9 +17,11 @@
 //! (`<path>.ctl`) passes two sealed memfd rings and a doorbell socketpair; requests, streams
 //! with per-stream flow control, cancel and errors then flow through the rings. A [`Client`] is
 //! `Send + Sync`: share it between threads; each call is matched by id. One I/O thread per
-//! connection reads replies, spins briefly while messages flow and then sleeps in `poll` on the
-//! doorbell and the control socket, so an idle client uses no CPU and the server's death is
-//! noticed at once (`CONNECTION_LOST`).
+//! connection reads replies (a caller waiting for its own reply reads too, saving the hand-off),
+//! spins briefly while messages flow and then sleeps in `poll` on the doorbell and the control
+//! socket, so an idle client uses no CPU and the server's death is noticed at once
+//! (`CONNECTION_LOST`). Replies and stream chunks can also be awaited on any executor
+//! ([`PendingReply`] is a `Future`, [`Stream::next_chunk`]); no runtime is required.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
