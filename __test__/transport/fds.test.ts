@@ -172,3 +172,17 @@ test.serial('closing 1000 channels unmaps their rings and closes their fds at on
   // Views made before closing were detached: they read as empty, never as freed memory.
   t.true(views.every((v) => v.length === 0));
 });
+
+test.serial('a child killed with SIGKILL closes our channel by itself: its doorbell end hangs up', async (t) => {
+  const p = await pair(t, PEER, { channel: { capacity: 65536 }, params: { role: 'echo' } });
+  const ch = p.channel!;
+  await p.link.next('fdinfo');
+  t.is(await echoRoundTrip(ch, 100, (i) => makeMessage(i, 64)), 100);
+  const whenClosed = new Promise<unknown>((resolve) => ch.onClose(resolve));
+  ch.onMessage(() => undefined);
+  p.child.kill('SIGKILL');
+  // No `closed` word was set (the child never got to), and we do not close it ourselves: the
+  // kernel closing the child's doorbell end is what ends the channel.
+  t.is(await within(whenClosed, 10_000, 'the channel to close on doorbell EOF'), undefined);
+  t.true(ch.closed);
+});
