@@ -26,6 +26,7 @@ import {
   decodePayload,
   encodeCredit,
   encodeFrame,
+  encodeTransient,
   FRAME_HEADER,
   FrameKind,
   isClientKind,
@@ -542,14 +543,16 @@ export class IpcClient extends EventEmitter {
       if (options.timeout !== undefined) intOption('timeout', options.timeout, 0, 0, 2 ** 31 - 1);
       if (options.signal?.aborted) return Promise.reject(new IpcError('CANCELLED', 'request cancelled', { cause: options.signal.reason }));
       // Encoded before an id is taken: a payload that cannot be encoded fails here, locally.
-      frame = encodeFrame(FrameKind.Request, 0, method, payload ?? null);
+      // Transient (a reused buffer): `call` hands it to the ring before anything else encodes.
+      frame = encodeTransient(FrameKind.Request, 0, method, payload ?? null);
     } catch (e) {
       return Promise.reject(e);
     }
     // With a session open (the usual case) the call goes out synchronously, with no extra await.
     const c = this.current;
     if (c && !c.goingAway && !this.isClosed) return this.call<T>(c, method, frame, options);
-    return this.connection().then((conn) => this.call<T>(conn, method, frame, options));
+    const owned = Buffer.from(frame);
+    return this.connection().then((conn) => this.call<T>(conn, method, owned, options));
   }
 
   private call<T>(c: Connection, method: string, frame: Buffer, options: CallOptions): Promise<T> {
@@ -574,7 +577,7 @@ export class IpcClient extends EventEmitter {
         return;
       }
       if (!sent) {
-        c.channel.send(frame).catch((e: IpcError) => {
+        c.channel.send(Buffer.from(frame)).catch((e: IpcError) => {
           if (this.calls.delete(id)) call.reject(e);
         });
       }

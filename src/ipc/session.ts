@@ -21,6 +21,7 @@ import {
   decodeFrame,
   decodePayload,
   encodeFrame,
+  encodeTransient,
   FLAG_JSON,
   FRAME_HEADER,
   FrameKind,
@@ -418,11 +419,12 @@ export class Session {
       } else {
         let frame: Uint8Array | null = null;
         try {
-          frame = encodeFrame(FrameKind.Response, call.id, '', value);
+          // Transient: sent (copied into the ring) before anything else is encoded.
+          frame = encodeTransient(FrameKind.Response, call.id, '', value);
         } catch (e) {
           this.failCall(call, new IpcError('HANDLER_ERROR', `result cannot be encoded: ${(e as Error).message}`));
         }
-        if (frame) this.finish(call, frame);
+        if (frame) this.finish(call, frame, true);
       }
     }
     this.finished();
@@ -464,13 +466,13 @@ export class Session {
     }
   }
 
-  /** Sends the call's terminal frame and frees its id. */
-  private finish(call: Call, frame: Uint8Array): void {
+  /** Sends the call's terminal frame and frees its id (`transient`: see {@link send}). */
+  private finish(call: Call, frame: Uint8Array, transient = false): void {
     if (call.done) return;
     call.done = true;
     call.wakeCredit();
     if (this.calls.get(call.id) === call) this.calls.delete(call.id);
-    this.reply(call.id, frame);
+    this.reply(call.id, frame, transient);
     this.finished();
   }
 
@@ -486,26 +488,28 @@ export class Session {
     this.reply(id, encodeFrame(FrameKind.Error, id, '', err.toJSON()));
   }
 
-  private reply(id: number, frame: Uint8Array): void {
+  private reply(id: number, frame: Uint8Array, transient = false): void {
     if (frame.length > this.channel.maxMessage) {
       const err = new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
       this.host.metrics.errors.inc({ code: err.code });
       frame = encodeFrame(FrameKind.Error, id, '', err.toJSON());
+      transient = false;
     }
-    const p = this.send(frame);
+    const p = this.send(frame, transient);
     // A reply that waits for space needs no one to await it; its failure ends the session.
     p?.catch(() => undefined);
   }
 
   /**
    * Sends a frame: without a promise when the ring has room (the common case), else queued
-   * behind the others. Returns the promise of a queued send, or null. Never throws: a failed
-   * send (a corrupt ring, a closed channel) closes the channel, which ends this session.
+   * behind the others (a `transient` frame, from {@link encodeTransient}, is copied first).
+   * Returns the promise of a queued send, or null. Never throws: a failed send (a corrupt ring,
+   * a closed channel) closes the channel, which ends this session.
    */
-  private send(frame: Uint8Array): Promise<void> | null {
+  private send(frame: Uint8Array, transient = false): Promise<void> | null {
     if (this.ended || this.channel.closed) return null;
     if (this.channel.trySend(frame)) return null;
-    const p = this.channel.send(frame);
+    const p = this.channel.send(transient ? Buffer.from(frame) : frame);
     // Backpressure (PLAN §8): while replies pile up (a client that does not read them), stop
     // reading its requests; its ring fills and its sends wait.
     if (!this.paused && this.channel.queuedBytes > BACKLOG_PAUSE_RINGS * this.channel.capacity) {

@@ -105,12 +105,38 @@ function methodToBytes(method: string): Buffer {
 }
 
 /**
- * Encodes a frame into one freshly allocated buffer. JSON is written straight into it (one
- * allocation per frame; encoding to an intermediate Uint8Array first showed in profiles).
- * `undefined` (and anything else JSON has no text for, such as a function) is sent as JSON
- * `null`. A payload JSON cannot encode (a BigInt, a cycle) throws INVALID_ARGUMENT.
+ * Encodes a frame into one freshly allocated buffer the caller owns. JSON is written straight
+ * into it (one allocation per frame; encoding to an intermediate Uint8Array first showed in
+ * profiles). `undefined` (and anything else JSON has no text for, such as a function) is sent
+ * as JSON `null`. A payload JSON cannot encode (a BigInt, a cycle) throws INVALID_ARGUMENT.
  */
 export function encodeFrame(kind: FrameKind, id: number, method: string, payload?: Payload): Buffer {
+  return encode(kind, id, method, payload, false);
+}
+
+/**
+ * {@link encodeFrame} into a buffer reused by every call: the result is valid only until the
+ * next `encodeTransient`, so the caller must hand it to `Channel.trySend` (which copies it into
+ * the ring) at once, and copy it (`Buffer.from`) for anything that keeps it, such as a queued
+ * `send`. Frames over {@link TRANSIENT_MAX} bytes get their own buffer. Saves an allocation
+ * (and for JSON a second UTF-8 pass to size it) per frame on the request path.
+ */
+export function encodeTransient(kind: FrameKind, id: number, method: string, payload?: Payload): Buffer {
+  return encode(kind, id, method, payload, true);
+}
+
+/** Largest frame {@link encodeTransient} writes into its reused buffer. */
+export const TRANSIENT_MAX = 64 << 10;
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+/** A buffer of `size` bytes: the reused one when `transient` (grown as needed), else a new one. */
+function frameBuffer(size: number, transient: boolean): Buffer {
+  if (!transient || size > TRANSIENT_MAX) return Buffer.allocUnsafe(size);
+  if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.min(TRANSIENT_MAX, Math.max(size, 2 * scratch.length)));
+  return scratch.subarray(0, size);
+}
+
+function encode(kind: FrameKind, id: number, method: string, payload: Payload, transient: boolean): Buffer {
   // STREAM_END and CANCEL carry nothing; elsewhere a missing value is JSON null.
   if (payload === undefined && (kind === FrameKind.StreamEnd || kind === FrameKind.Cancel)) payload = EMPTY;
   const m = method ? methodToBytes(method) : EMPTY_BUF;
@@ -118,7 +144,7 @@ export function encodeFrame(kind: FrameKind, id: number, method: string, payload
   let out: Buffer;
   let json = false;
   if (payload instanceof Uint8Array) {
-    out = Buffer.allocUnsafe(head + payload.length);
+    out = frameBuffer(head + payload.length, transient);
     out.set(payload, head);
   } else {
     json = true;
@@ -129,8 +155,15 @@ export function encodeFrame(kind: FrameKind, id: number, method: string, payload
       throw new IpcError('INVALID_ARGUMENT', `payload cannot be encoded as JSON: ${(e as Error).message}`, { cause: e });
     }
     if (text === undefined) text = 'null';
-    out = Buffer.allocUnsafe(head + Buffer.byteLength(text));
-    out.write(text, head, 'utf8');
+    // A UTF-16 unit is at most 3 UTF-8 bytes: when that bound fits the reused buffer, the text
+    // is written once, without measuring it first.
+    if (transient && head + 3 * text.length <= TRANSIENT_MAX) {
+      if (scratch.length < head + 3 * text.length) frameBuffer(head + 3 * text.length, true);
+      out = scratch.subarray(0, head + scratch.write(text, head, 'utf8'));
+    } else {
+      out = frameBuffer(head + Buffer.byteLength(text), transient);
+      out.write(text, head, 'utf8');
+    }
   }
   out[0] = kind;
   out[1] = json ? FLAG_JSON : 0;
