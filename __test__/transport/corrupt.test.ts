@@ -244,3 +244,20 @@ test('a pollable whose step throws is dropped by the scheduler; every other chan
   t.false(bad.active);
   await other.check();
 });
+
+test('an onFailing hook whose own send hits the corrupt ring keeps the first reason', async (t) => {
+  const { channel, ep } = rawPair(t, 4096, true);
+  await channel.send(makeMessage(0, 100));
+  // The peer breaks both rings: our outgoing tail, then our incoming head.
+  scribble(ep.rxBuffer()!, 4096, 'tail');
+  const whenClosed = closed(channel);
+  const sent: boolean[] = [];
+  channel.onFailing(() => sent.push(channel.trySend(makeMessage(1, 10))));
+  Atomics.store(new Int32Array(ep.txBuffer()!, 0, 128), OFF_HEAD / 4, 13);
+  ep.ringPeer();
+  channel.onMessage(() => undefined);
+  const err = await within(whenClosed, 5000, 'close');
+  t.is(err?.code, 'RING_CORRUPT');
+  t.regex(err?.message ?? '', /peer: head/, 'the incoming-ring failure, not the hook send that failed after it');
+  t.deepEqual(sent, [false]);
+});

@@ -151,6 +151,8 @@ export class Channel implements Pollable, Sink {
   private finalStats: NativeEndpointStats | null = null;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
   private readonly failingHandlers: Array<(err: IpcError) => void> = [];
+  /** The first failure, while its onFailing hooks run (a second one must not replace it). */
+  private failing: IpcError | null = null;
   private readonly iterBuffer: Uint8Array[] = [];
   private iterWaiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | null = null;
   private iterating = false;
@@ -508,8 +510,11 @@ export class Channel implements Pollable, Sink {
   }
 
   private fail(e: unknown): IpcError {
+    // A hook's own send failing (the outgoing ring is the broken one) keeps the first reason.
+    if (this.failing) return this.failing;
     const err = e instanceof IpcError ? e : fromNative(e);
     if (!this.isClosed) {
+      this.failing = err;
       for (const cb of this.failingHandlers.splice(0)) {
         try {
           cb(err);
@@ -521,6 +526,7 @@ export class Channel implements Pollable, Sink {
       }
     }
     this.close(err);
+    this.failing = null;
     return err;
   }
 
