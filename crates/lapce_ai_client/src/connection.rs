@@ -825,7 +825,7 @@ impl Conn {
                     return Err(Error::ConnectionLost("the server closed the control socket".into()));
                 }
                 Ok(Some(r)) => {
-                    if !r.fds.is_empty() {
+                    if !r.fds.is_empty() || r.truncated {
                         return Err(Error::Protocol(format!("server sent {} fds after READY", r.fds.len())));
                     }
                     reader.push(&buf[..r.bytes]);

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use lapce_ai_transport::endpoint::WIRE_FDS;
 use lapce_ai_transport::{ChannelFds, ControlStream, Endpoint, Side};
 use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::error::{Error, RejectReason, Result};
 use crate::wire::control::{ControlFrame, ControlReader, Hello, Reject, Welcome, HELLO_MAGIC, PROTOCOL_VERSION};
@@ -52,6 +54,51 @@ pub(crate) fn wait_fd(fd: impl AsFd, flags: PollFlags, deadline: Instant) -> Res
     }
 }
 
+/// Connects without ever blocking past `deadline`: a server whose accept queue is full makes a
+/// blocking `connect()` sleep with no timeout, so the socket is non-blocking from the start and
+/// `EAGAIN` (queue full) is retried until the deadline.
+fn connect(ctl_path: &Path, deadline: Instant) -> Result<ControlStream> {
+    let addr =
+        SocketAddrUnix::new(ctl_path).map_err(|e| Error::InvalidArgument(format!("control socket path {}: {e}", ctl_path.display())))?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| Error::io("socket", e))?;
+    loop {
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => break,
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => {
+                if Instant::now() >= deadline {
+                    return Err(Error::ConnectionLost(format!(
+                        "{}: the server's accept queue stayed full (EAGAIN) until the handshake timeout",
+                        ctl_path.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(Errno::INPROGRESS) => {
+                if !wait_fd(&fd, PollFlags::OUT, deadline)? {
+                    return Err(Error::HandshakeTimeout(deadline.saturating_duration_since(Instant::now())));
+                }
+                break;
+            }
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                return Err(Error::Io {
+                    op: "connect",
+                    kind: e.kind(),
+                    message: format!("{}: {e}", ctl_path.display()),
+                });
+            }
+        }
+    }
+    ControlStream::from_fd(fd).map_err(Error::from)
+}
+
 /// Sends all of `bytes` on the (non-blocking) control socket.
 pub(crate) fn send_all(ctl: &ControlStream, bytes: &[u8], deadline: Instant) -> Result<()> {
     let mut sent = 0;
@@ -83,15 +130,7 @@ fn refuse(ctl: &ControlStream, reason: RejectReason, message: String, deadline: 
 /// says (a server announcing 4 GiB must not make us reassemble 4 GiB).
 pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration, max_incoming: usize) -> Result<Established> {
     let deadline = Instant::now() + timeout;
-    let ctl_path = control_path(path);
-    let ctl = ControlStream::connect(&ctl_path).map_err(|e| match Error::from(e) {
-        Error::Io { kind, message, .. } => Error::Io {
-            op: "connect",
-            kind,
-            message: format!("{}: {message}", ctl_path.display()),
-        },
-        other => other,
-    })?;
+    let ctl = connect(&control_path(path), deadline)?;
     let hello = ControlFrame::Hello(Hello {
         magic: HELLO_MAGIC,
         min_version: PROTOCOL_VERSION,
@@ -119,7 +158,13 @@ pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration, max_incoming
                 ))
             }
             Ok(Some(r)) => {
+                let truncated = r.truncated;
                 fds.extend(r.fds);
+                if truncated || fds.len() > WIRE_FDS {
+                    let msg = format!("the server attached more than {WIRE_FDS} fds");
+                    drop(fds);
+                    return Err(refuse(&ctl, RejectReason::Malformed, msg, deadline));
+                }
                 reader.push(&buf[..r.bytes]);
             }
             Ok(None) => {

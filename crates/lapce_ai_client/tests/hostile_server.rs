@@ -313,3 +313,31 @@ fn fds_on_a_control_frame_after_ready_are_a_protocol_error() {
     drop(client);
     t.join().unwrap();
 }
+
+#[test]
+fn a_server_that_never_accepts_cannot_block_connect() {
+    // listen(0) and never accept: once the accept queue is full, a blocking connect() would
+    // sleep for ever. Connect must give up at the handshake timeout instead.
+    let socket = common::temp_socket("no-accept");
+    let ctl_path = PathBuf::from(format!("{}.ctl", socket.display()));
+    let fd = rustix::net::socket(rustix::net::AddressFamily::UNIX, rustix::net::SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&fd, &rustix::net::SocketAddrUnix::new(&ctl_path).unwrap()).unwrap();
+    rustix::net::listen(&fd, 0).unwrap();
+    let opts = ClientOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let mut queue_full = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = Client::connect(&socket, opts.clone()).unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err.code(), "HANDSHAKE_TIMEOUT" | "CONNECTION_LOST"), "{err:?}");
+        assert!(err.retryable());
+        assert!(took < Duration::from_secs(5), "connect blocked for {took:?}");
+        queue_full += err.to_string().contains("accept queue") as u32;
+    }
+    // The first connect fills the queue (and times out waiting for WELCOME); the next ones meet
+    // the full queue.
+    assert!(queue_full >= 1, "the accept queue never filled");
+}
