@@ -435,12 +435,18 @@ export class Session {
     try {
       for await (const chunk of fn(payload, call)) {
         if (call.done || call.aborted) break;
-        const frame = encodeFrame(FrameKind.StreamChunk, call.id, '', chunk);
+        // Transient (a reused buffer) while it goes out at once; owned if it has to wait.
+        let frame = encodeTransient(FrameKind.StreamChunk, call.id, '', chunk);
+        let transient = true;
         if (frame.length > this.channel.maxMessage) {
           throw new IpcError('MESSAGE_TOO_LARGE', `chunk of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
         }
         // The window (PLAN §3): `yield` waits here while it is exhausted; other calls go on.
-        while (!call.hasCredit && !call.done && !call.aborted) await call.waitCredit();
+        if (!call.hasCredit) {
+          frame = Buffer.from(frame);
+          transient = false;
+          while (!call.hasCredit && !call.done && !call.aborted) await call.waitCredit();
+        }
         if (call.done || call.aborted) break;
         call.chunks -= 1;
         call.bytes -= frame.length - FRAME_HEADER;
@@ -449,7 +455,7 @@ export class Session {
           this.host.metrics.streamFirstChunkSeconds.observe({ method: call.method }, (performance.now() - call.started) / 1000);
         }
         // Awaiting a queued send is the ring's backpressure: a full ring pauses the generator.
-        const sent = this.send(frame);
+        const sent = this.send(frame, transient);
         if (sent) await sent;
       }
       if (!call.done) {
