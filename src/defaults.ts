@@ -99,3 +99,10 @@ export const TURN_MESSAGES = 256;
 export const TURN_MS = 1;
 /** Messages buffered for a channel's async iterator before reading pauses. */
 export const DEFAULT_HIGH_WATER_MARK = 1024;
+/**
+ * How long a side that is half-way through sending a fragmented message keeps polling for the
+ * reader's release before it parks on its doorbell, ms (not in `sleep` mode): a message larger
+ * than the ring is handed over a ring at a time, and a wake-up per hand-over costs more than
+ * the copy.
+ */
+export const MID_MESSAGE_SPIN_MS = 2;

@@ -22,7 +22,13 @@ import { activate, deactivate, spinWindowMs } from './idle';
 import { MAX_CAPACITY, maxFragment, MIN_CAPACITY } from './layout';
 import { ZeroCopyBackend } from './zero-copy';
 
-import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_MESSAGE, DEFAULT_REASSEMBLY_BUDGET, DEFAULT_RING_CAPACITY } from '../defaults';
+import {
+  DEFAULT_HIGH_WATER_MARK,
+  DEFAULT_MAX_MESSAGE,
+  DEFAULT_REASSEMBLY_BUDGET,
+  DEFAULT_RING_CAPACITY,
+  MID_MESSAGE_SPIN_MS,
+} from '../defaults';
 
 export { TURN_MESSAGES, TURN_MS } from '../defaults';
 export { DEFAULT_MAX_MESSAGE, DEFAULT_REASSEMBLY_BUDGET };
@@ -475,6 +481,9 @@ export class Channel implements Pollable, Sink {
       // waits for its owner to close it.
       if (this.peerGone && !this.reading) return true;
       const item = this.queue.length > 0 ? this.queue[0] : null;
+      // Half-way through a message larger than the free space: the reader is releasing a ring's
+      // worth right now; keep polling a little longer rather than pay a wake-up per hand-over.
+      if (item && item.progress > 0 && this.spinMs > 0 && performance.now() - this.lastWork < MID_MESSAGE_SPIN_MS) return false;
       return this.backend.prepareSleep(this.reading, item ? item.data.length - item.progress : -1);
     } catch (e) {
       this.fail(e);
