@@ -6,7 +6,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { ChatError, type ChatEvent, ChatRouter, type ConfigInput, loadConfig } from '../../src/ai';
+import { ChatError, type ChatEvent, type ChatProgressEvent, ChatRouter, type ChatTiming, type ConfigInput, loadConfig } from '../../src/ai';
 import { startAnthropicMock } from './mocks/anthropic';
 import { startGeminiMock } from './mocks/gemini';
 import type { MockServer } from './mocks/harness';
@@ -63,10 +63,14 @@ export function envFor(m: Mocks): NodeJS.ProcessEnv {
   };
 }
 
-/** Fast retries and generous timeouts, so only the tests about timing are about timing. */
+/**
+ * Fast retries and generous timeouts, so only the tests about timing are about timing; no
+ * cooldowns and no progress events, so only the tests about those see them.
+ */
 export const FAST: ConfigInput = {
   retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 3000 },
-  timeouts: { firstChunkMs: 20_000, betweenChunksMs: 20_000, totalMs: 60_000 },
+  timeouts: { firstChunkMs: 20_000, betweenChunksMs: 20_000, totalMs: 60_000, progressMs: 0 },
+  cooldown: { defaultMs: 0 },
 };
 
 /** A router over the mocks; `overrides` are merged over {@link FAST}. Logs are captured in `logs()`. */
@@ -99,16 +103,49 @@ export function routerFor(m: Mocks, overrides: ConfigInput = {}, registry?: Regi
   return { router, config, logs: () => captured };
 }
 
-/** Everything a chat yields, or the error it ended with (with the events before it). */
-export async function collect(gen: AsyncIterable<ChatEvent>): Promise<{ events: ChatEvent[]; error?: ChatError; text: string }> {
+/** What {@link collect} gathers. */
+export interface Collected {
+  /** The events, without `progress` (timing-dependent) and with `finish.timing` moved to {@link timing}. */
+  events: ChatEvent[];
+  /** Every `progress` event, in order. */
+  progress: ChatProgressEvent[];
+  /** Every event as yielded, progress and timing included. */
+  all: ChatEvent[];
+  timing?: ChatTiming;
+  error?: ChatError;
+  /** Concatenated delta text. */
+  text: string;
+  /** Concatenated reasoning text. */
+  reasoning: string;
+}
+
+/** Split a raw event list the way {@link collect} does. */
+export function sortEvents(all: ChatEvent[], error?: ChatError): Collected {
   const events: ChatEvent[] = [];
+  const progress: ChatProgressEvent[] = [];
+  let timing: ChatTiming | undefined;
+  for (const ev of all) {
+    if (ev.type === 'progress') progress.push(ev);
+    else if (ev.type === 'finish' && ev.timing) {
+      const { timing: t, ...rest } = ev;
+      timing = t;
+      events.push(rest);
+    } else events.push(ev);
+  }
+  const reasoning = events.map((e) => (e.type === 'reasoning' ? e.text : '')).join('');
+  return { events, progress, all, timing, text: textOf(events), reasoning, ...(error ? { error } : {}) };
+}
+
+/** Everything a chat yields, or the error it ended with (with the events before it). */
+export async function collect(gen: AsyncIterable<ChatEvent>): Promise<Collected> {
+  const all: ChatEvent[] = [];
   try {
-    for await (const ev of gen) events.push(ev);
+    for await (const ev of gen) all.push(ev);
   } catch (e) {
     if (!(e instanceof ChatError)) throw e;
-    return { events, error: e, text: textOf(events) };
+    return sortEvents(all, e);
   }
-  return { events, text: textOf(events) };
+  return sortEvents(all);
 }
 
 /** Concatenated delta text. */
