@@ -42,20 +42,44 @@ export function tappedFetch(inner: typeof fetch = fetch): typeof fetch {
   };
 }
 
+/** A stream's terminal frame, as bytes to look for. */
+export const TERMINAL_FRAMES = {
+  /** OpenAI and every compatible server end a complete stream with `data: [DONE]`. */
+  openai: /(^|\n)data: ?\[DONE\]/,
+  /** Anthropic's last event. */
+  anthropic: /(^|\n)event: ?message_stop/,
+  /** Bedrock's last event-stream message: the `:event-type` header value `metadata` (string type 7, length 8). */
+  bedrock: /\x07\x00\x08metadata/,
+} as const;
+
 /**
- * Finds an SSE `data: [DONE]` line across chunk boundaries, keeping only a short tail.
- * OpenAI and every compatible server end a complete stream with it.
+ * Bedrock's exception frames name their kind only in the `:exception-type` header, which the
+ * SDK drops (it passes on `{message}` alone); read it from the bytes (string type 7, u16 length).
  */
-export class DoneMarker {
+export const BEDROCK_EXCEPTION_TYPE = /:exception-type\x07\x00[\s\S]([A-Za-z]+Exception)/;
+
+/**
+ * Finds a provider's terminal frame in the raw body across chunk boundaries, keeping only a
+ * short tail. The SDKs report a finish as soon as the finish reason arrives; only the
+ * terminal frame says nothing was cut after it (the usage chunk, Bedrock's metadata).
+ */
+export class TerminalMarker {
   private tail = '';
   private readonly decoder = new TextDecoder();
-  /** Whether `[DONE]` has been seen. */
+  /** Whether the terminal frame has been seen. */
   seen = false;
+  /** The first capture group of the last match, for patterns that have one. */
+  captured?: string;
+
+  constructor(private readonly pattern: RegExp) {}
 
   feed(chunk: Uint8Array): void {
-    if (this.seen) return;
     const text = this.tail + this.decoder.decode(chunk, { stream: true });
-    if (/(^|\n)data: ?\[DONE\]/.test(text)) this.seen = true;
-    this.tail = text.slice(-16);
+    const m = this.seen && this.captured === undefined ? null : this.pattern.exec(text);
+    if (m) {
+      this.seen = true;
+      if (m[1] !== undefined) this.captured = m[1];
+    }
+    this.tail = text.slice(-64);
   }
 }

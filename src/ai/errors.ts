@@ -39,7 +39,8 @@ export function redact(text: string, secrets: readonly string[] = []): string {
 
 /** HTTP status → error code and retryability. */
 export function codeForStatus(status: number): { code: ChatErrorCode; retryable: boolean } {
-  if (status === 401 || status === 403) return { code: 'AUTH', retryable: false };
+  // 402: out of credit (OpenRouter); like Anthropic's billing_error, no retry fixes it.
+  if (status === 401 || status === 402 || status === 403) return { code: 'AUTH', retryable: false };
   // 408 is the server giving up waiting for us, which a new request usually cures.
   if (status === 408) return { code: 'TIMEOUT', retryable: true };
   // 409: OpenAI and Anthropic use it for transient lock conflicts; their own SDKs retry it.

@@ -222,12 +222,11 @@ export class ChatRouter {
               // Retrying before the provider's requested time only earns another 429: move on
               // at once, or with nobody else to ask, wait it out in full (once) if the deadline allows.
               if (hasNext) break;
-              if (longWaitUsed || wanted > remaining()) throw err;
+              if (longWaitUsed || attempt >= this.config.retry.maxAttempts || wanted > remaining()) throw err;
               longWaitUsed = true;
               this.log.info({ chat: chatId, provider: target.provider, attempt, delayMs: wanted }, 'waiting the full retry-after');
               yield this.progressEvent(chatStart, 'retrying', target.provider, { attempt, code: err.code, delayMs: wanted });
               await this.wait(wanted, chatSignal);
-              attempt = Math.min(attempt, this.config.retry.maxAttempts - 1);
               continue;
             }
             if (attempt >= this.config.retry.maxAttempts) break;

@@ -16,7 +16,8 @@
  * @packageDocumentation
  */
 import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3Prompt } from '@ai-sdk/provider';
-import { DoneMarker, withTap } from '../activity';
+import { TerminalMarker, withTap } from '../activity';
+export { TERMINAL_FRAMES } from '../activity';
 import type { ProviderKind } from '../config';
 import { classifyError, truncatedError } from '../errors';
 import { ChatError, type NormalizedChatRequest, type ProviderEvent } from '../types';
@@ -43,11 +44,15 @@ export interface AiSdkProviderOptions {
   /** Extra per-call options: reasoning controls, a default `maxOutputTokens` the API requires. */
   callOptions?: (req: NormalizedChatRequest) => ExtraCallOptions;
   /**
-   * The stream is OpenAI Chat Completions SSE (OpenAI, Azure, xAI, OpenRouter, compatible):
-   * after its finish reason come the usage chunk and `data: [DONE]`, so a stream with neither
-   * was cut short, whatever the SDK reports.
+   * The provider's terminal frame ({@link TERMINAL_FRAMES}): OpenAI-wire streams (OpenAI,
+   * Azure, xAI, OpenRouter, compatible) end with `data: [DONE]` after the usage chunk,
+   * Anthropic with `message_stop`, Bedrock with its `metadata` event. A stream that ends
+   * without it was cut short, whatever the SDK reports. Gemini has none (its last chunk
+   * carries the finish reason).
    */
-  openaiWire?: boolean;
+  terminal?: RegExp;
+  /** Where the raw bytes name an in-stream error's kind that the SDK drops (Bedrock's `:exception-type`). */
+  errorType?: RegExp;
   capabilities?: Partial<ProviderCapabilities>;
 }
 
@@ -131,11 +136,13 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
       signal: AbortSignal,
       hooks: StreamHooks = {},
     ): AsyncGenerator<ProviderEvent> {
-      const done = new DoneMarker();
+      const terminal = opts.terminal ? new TerminalMarker(opts.terminal) : undefined;
+      const errorType = opts.errorType ? new TerminalMarker(opts.errorType) : undefined;
       const tap = {
         onBytes(chunk: Uint8Array) {
           hooks.onActivity?.();
-          if (opts.openaiWire) done.feed(chunk);
+          terminal?.feed(chunk);
+          errorType?.feed(chunk);
         },
       };
       const extra = opts.callOptions?.(req) ?? {};
@@ -165,7 +172,7 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
           try {
             next = await reader.read();
           } catch (e) {
-            throw classifyError(e, ctx);
+            throw midStream(classifyError(e, ctx));
           }
           if (next.done) throw truncatedError(opts.name, 'no finish event');
           const part = next.value;
@@ -200,7 +207,14 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
             case 'error':
               // Mid-stream errors: an APICallError (Gemini), an SDK error, or the provider's bare
               // error object with no HTTP status (Anthropic, OpenAI, Bedrock exceptions).
-              throw classifyError(part.error, ctx);
+              throw midStream(
+                classifyError(
+                  errorType?.captured && part.error && typeof part.error === 'object' && !(part.error instanceof Error)
+                    ? { ...part.error, type: errorType.captured }
+                    : part.error,
+                  ctx,
+                ),
+              );
             case 'stream-start':
               if (part.warnings.length) deps.logger?.debug({ provider: opts.name, warnings: part.warnings }, 'AI SDK warnings');
               break;
@@ -213,11 +227,11 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
                 throw truncatedError(opts.name, 'stream closed before the final frame');
               }
               const u = part.usage;
-              // OpenAI wire: usage was asked for (stream_options.include_usage), and the usage
-              // chunk and [DONE] follow the finish reason. Neither arriving means the stream was
-              // cut after the finish reason: never report it as complete with made-up usage.
-              if (opts.openaiWire && u.inputTokens.total === undefined && u.outputTokens.total === undefined && !done.seen) {
-                throw truncatedError(opts.name, 'stream ended after the finish reason, before the usage chunk and [DONE]');
+              // The finish reason came, but not the terminal frame: the stream was cut after it
+              // (before OpenAI's usage chunk and [DONE], Anthropic's message_stop, Bedrock's
+              // metadata). Never report that as complete, nor usage the provider did not send.
+              if (terminal && !terminal.seen) {
+                throw truncatedError(opts.name, 'stream ended after the finish reason, before its terminal frame');
               }
               if (unified === 'error')
                 throw new ChatError('PROVIDER_ERROR', `${opts.name} finished with an error (${raw})`, { provider: opts.name });
@@ -245,6 +259,11 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
       }
     },
   };
+}
+
+/** The response had begun (HTTP 200): a connection that dies now cuts the reply short. */
+function midStream(err: ChatError): ChatError {
+  return err.code === 'NETWORK' ? truncatedError(err.provider, `connection closed mid-stream (${err.message})`) : err;
 }
 
 function definedOnly<T extends object>(o: T): T {

@@ -7,7 +7,7 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
-import { aiSdkProvider, budgetFor } from './ai-sdk';
+import { TERMINAL_FRAMES, aiSdkProvider, budgetFor } from './ai-sdk';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /**
@@ -29,6 +29,7 @@ export function createAnthropicProvider(cfg: ResolvedProvider, deps: ProviderDep
       kind: 'anthropic',
       defaultModel: cfg.defaultModel,
       secrets: secretsOf(cfg),
+      terminal: TERMINAL_FRAMES.anthropic,
       model: (id) => anthropic(id),
       callOptions: (req) => {
         const r = req.reasoning;

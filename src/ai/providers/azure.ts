@@ -7,7 +7,7 @@
 import { createAzure } from '@ai-sdk/azure';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
-import { aiSdkProvider } from './ai-sdk';
+import { TERMINAL_FRAMES, aiSdkProvider } from './ai-sdk';
 import { openaiReasoning } from './openai';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
@@ -28,7 +28,7 @@ export function createAzureProvider(cfg: ResolvedProvider, deps: ProviderDeps = 
       secrets: secretsOf(cfg),
       model: (id) => azure.chat(id),
       callOptions: (req) => openaiReasoning(req, 'azure'),
-      openaiWire: true,
+      terminal: TERMINAL_FRAMES.openai,
     },
     deps,
   );

@@ -12,10 +12,10 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createAmazonBedrock } from '@ai-sdk/amazon-bedrock';
-import { tappedFetch } from '../activity';
+import { BEDROCK_EXCEPTION_TYPE, tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
 import { ChatError } from '../types';
-import { aiSdkProvider, budgetFor } from './ai-sdk';
+import { TERMINAL_FRAMES, aiSdkProvider, budgetFor } from './ai-sdk';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /** SigV4 credentials. */
@@ -97,6 +97,8 @@ export function createBedrockProvider(cfg: ResolvedProvider, deps: ProviderDeps 
       kind: 'bedrock',
       defaultModel: cfg.defaultModel,
       secrets: secretsOf(cfg),
+      terminal: TERMINAL_FRAMES.bedrock,
+      errorType: BEDROCK_EXCEPTION_TYPE,
       model: (id) => bedrock(id),
       callOptions: (req) => {
         const r = req.reasoning;

@@ -8,7 +8,7 @@
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
-import { aiSdkProvider } from './ai-sdk';
+import { TERMINAL_FRAMES, aiSdkProvider } from './ai-sdk';
 import { openaiReasoning } from './openai';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
@@ -31,7 +31,7 @@ export function createOpenAICompatibleProvider(cfg: ResolvedProvider, deps: Prov
       secrets: secretsOf(cfg),
       model: (id) => compatible.chatModel(id),
       callOptions: (req) => openaiReasoning(req, cfg.name),
-      openaiWire: true,
+      terminal: TERMINAL_FRAMES.openai,
       capabilities: { images: cfg.images ?? true, tools: cfg.tools ?? true },
     },
     deps,

@@ -9,7 +9,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
 import type { NormalizedChatRequest } from '../types';
-import { aiSdkProvider } from './ai-sdk';
+import { TERMINAL_FRAMES, aiSdkProvider } from './ai-sdk';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /** `reasoningEffort` for a request, under the given provider-options key. */
@@ -30,7 +30,7 @@ export function createOpenAIProvider(cfg: ResolvedProvider, deps: ProviderDeps =
       secrets: secretsOf(cfg),
       model: (id) => openai.chat(id),
       callOptions: (req) => openaiReasoning(req),
-      openaiWire: true,
+      terminal: TERMINAL_FRAMES.openai,
     },
     deps,
   );

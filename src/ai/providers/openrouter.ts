@@ -9,7 +9,7 @@
 import { createOpenRouter } from '@openrouter/ai-sdk-provider';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
-import { type LanguageModelV3, aiSdkProvider, budgetFor } from './ai-sdk';
+import { type LanguageModelV3, TERMINAL_FRAMES, aiSdkProvider, budgetFor } from './ai-sdk';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /** Create the OpenRouter provider (`OPENROUTER_API_KEY`, `OPENROUTER_BASE_URL`). */
@@ -41,7 +41,7 @@ export function createOpenRouterProvider(cfg: ResolvedProvider, deps: ProviderDe
         }
         return Object.keys(options).length ? { providerOptions: { openrouter: options } } : {};
       },
-      openaiWire: true,
+      terminal: TERMINAL_FRAMES.openai,
     },
     deps,
   );

@@ -6,7 +6,7 @@
 import { createXai } from '@ai-sdk/xai';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
-import { aiSdkProvider } from './ai-sdk';
+import { TERMINAL_FRAMES, aiSdkProvider } from './ai-sdk';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /** Create the xAI provider (`XAI_API_KEY`, `XAI_BASE_URL`). */
@@ -24,7 +24,7 @@ export function createXaiProvider(cfg: ResolvedProvider, deps: ProviderDeps = {}
         if (!r || r.enabled === false || r.effort === undefined) return {};
         return { providerOptions: { xai: { reasoningEffort: r.effort === 'low' ? 'low' : 'high' } } };
       },
-      openaiWire: true,
+      terminal: TERMINAL_FRAMES.openai,
     },
     deps,
   );
