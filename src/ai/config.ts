@@ -500,7 +500,7 @@ function resolve(cfg: ConfigInput): ResolvedConfig {
   }
   if (p.bedrock) {
     const b = p.bedrock;
-    if ((b.accessKeyId === undefined) !== (b.secretAccessKey === undefined)) {
+    if (b.apiKey === undefined && (b.accessKeyId === undefined) !== (b.secretAccessKey === undefined)) {
       throw new ConfigError('providers.bedrock: accessKeyId and secretAccessKey go together');
     }
     add('bedrock', 'bedrock', b, b.baseURL, DEFAULTS.model.bedrock, {
