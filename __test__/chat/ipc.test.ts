@@ -11,6 +11,7 @@ import { CHAT_METHOD, PROVIDERS_METHOD, type ProvidersReply } from '../../src/ba
 import { summarizeMetrics } from '../../src/cli';
 import { IpcError } from '../../src/errors';
 import { DEFAULT_CHUNKS, DEFAULT_USAGE } from '../ai/mocks/harness';
+import { AWS } from '../ai/helpers';
 import { KEYS, type Mocks, ask, chatOverIpc, mocks, startBackend, within } from './helpers';
 
 const BOUND_MS = 10_000;
@@ -208,7 +209,20 @@ test('providers lists every configured provider with its role, and never a key',
   const reply = await client.request<ProvidersReply>(PROVIDERS_METHOD);
   t.is(reply.default, 'anthropic');
   t.deepEqual(reply.fallback, ['local', 'echo']);
-  t.deepEqual(reply.providers.map((p) => p.name).sort(), ['anthropic', 'echo', 'gemini', 'local', 'ollama', 'openai', 'other']);
+  t.deepEqual(reply.providers.map((p) => p.name).sort(), [
+    'anthropic',
+    'azure',
+    'bedrock',
+    'echo',
+    'gemini',
+    'local',
+    'ollama',
+    'openai',
+    'openrouter',
+    'other',
+    'vertex',
+    'xai',
+  ]);
   t.like(
     reply.providers.find((p) => p.name === 'openai'),
     { kind: 'openai', hasKey: true, baseURL: `${m.openai.origin}/v1` },
@@ -218,7 +232,7 @@ test('providers lists every configured provider with its role, and never a key',
     { kind: 'openai-compatible', hasKey: false, fallbackIndex: 0 },
   );
   const json = JSON.stringify(reply);
-  for (const key of Object.values(KEYS)) t.false(json.includes(key), 'a key leaked into providers');
+  for (const key of [...Object.values(KEYS), AWS.secretAccessKey]) t.false(json.includes(key), 'a key leaked into providers');
   t.false(json.includes('apiKey'));
 });
 
@@ -255,5 +269,57 @@ test('several chats at once on one connection each get their own reply', async (
   t.deepEqual(
     results.map((r) => r.text),
     prompts.map((p) => echoReply({ messages: [{ role: 'user', content: p }] })),
+  );
+});
+
+test('reasoning and tool-call events cross the rings as their own events; the editor can send the tool result back', async (t) => {
+  const m = await mocks(t);
+  const { client } = await startBackend(t, m);
+  m.anthropic.enqueue({ kind: 'replay', fixture: 'anthropic/thinking.sse' });
+  const thinking = await chatOverIpc(client, ask('claude-sonnet-4-5', 'gcd?', { reasoning: { budgetTokens: 1024 } }));
+  t.is(thinking.error, undefined);
+  const reasoning = thinking.events.map((e) => (e.type === 'reasoning' ? e.text : '')).join('');
+  t.regex(reasoning, /Euclidean algorithm/);
+  t.is(thinking.text, 'The greatest common divisor of 1071 and 462 is **21**.');
+
+  m.ollama.enqueue({ kind: 'replay', fixture: 'ollama/tool-call.ndjson' });
+  const tools = [{ name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }];
+  const call = await chatOverIpc(client, ask('qwen3:8b', 'Weather in Toronto?', { tools }));
+  t.is(call.error, undefined);
+  const done = call.events.find((e) => e.type === 'tool-call');
+  t.deepEqual(done, { type: 'tool-call', id: 'call_xf2yarrb', name: 'get_weather', arguments: '{"city":"Toronto"}' });
+  t.like(call.events.at(-1), { type: 'finish', finishReason: 'tool-calls' });
+
+  const next = await chatOverIpc(client, {
+    model: 'qwen3:8b',
+    tools,
+    messages: [
+      { role: 'user', content: 'Weather in Toronto?' },
+      { role: 'assistant', content: '', toolCalls: [{ id: 'call_xf2yarrb', name: 'get_weather', arguments: '{"city":"Toronto"}' }] },
+      { role: 'tool', toolCallId: 'call_xf2yarrb', name: 'get_weather', content: '{"temperature":-3}' },
+    ],
+  });
+  t.is(next.error, undefined);
+  const sent = m.ollama.requests.at(-1)!.body.messages;
+  t.deepEqual(sent.at(-2).tool_calls, [{ function: { name: 'get_weather', arguments: { city: 'Toronto' } } }]);
+  t.deepEqual(sent.at(-1), { role: 'tool', content: '{"temperature":-3}', tool_name: 'get_weather' });
+});
+
+test('a provider in cooldown shows in the providers reply, and the fallback that answered in start', async (t) => {
+  const m = await mocks(t);
+  const { client } = await startBackend(t, m, { fallback: ['anthropic'], retry: { maxAttempts: 1 }, cooldown: { defaultMs: 60_000 } });
+  m.openai.enqueue({ kind: 'status', status: 503 });
+  const r = await chatOverIpc(client, ask('gpt-4o'));
+  t.like(r.events[0], {
+    type: 'start',
+    provider: 'anthropic',
+    fallbackFrom: [{ provider: 'openai', model: 'gpt-4o', code: 'OVERLOADED' }],
+  });
+  const reply = await client.request<ProvidersReply>(PROVIDERS_METHOD, null);
+  t.is(reply.cooldowns?.openai?.code, 'OVERLOADED');
+  t.true(reply.cooldowns!.openai.until > Date.now());
+  t.like(
+    reply.providers.find((p) => p.name === 'openai'),
+    { cooldownCode: 'OVERLOADED' },
   );
 });
