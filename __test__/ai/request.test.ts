@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ChatError, ChatRouter, loadConfig, normalizeChatRequest, parseChatRequest } from '../../src/ai';
+import { ChatError, type ChatRequest, ChatRouter, loadConfig, normalizeChatRequest, parseChatRequest } from '../../src/ai';
 import { IpcError } from '../../src/errors';
 import { collect } from './helpers';
 
@@ -73,4 +73,12 @@ test('ChatError serialises to the wire form', (t) => {
   t.true(e instanceof Error);
   t.true(e instanceof IpcError, 'one error model: every chat error is an IpcError');
   t.is(e.name, 'ChatError');
+});
+
+test('ChatRequest is the type a caller writes: optional fields may be left out', async (t) => {
+  // Compiles only if every optional field is optional in the exported type (typecheck runs on tests).
+  const req: ChatRequest = { model: 'echo', messages: [{ role: 'user', content: 'hi' }] };
+  const { error, text } = await collect(echoRouter().chat(req));
+  t.is(error, undefined);
+  t.regex(text, /You said: hi/);
 });

@@ -10,9 +10,34 @@
 import { z } from 'zod';
 import { IpcError } from '../errors';
 
-/** An optional field that also accepts `null`, read as absent. */
+/** An optional field (`null` is removed before validation, see {@link withoutNulls}). */
 function opt<T extends z.ZodType>(schema: T) {
-  return schema.nullish().transform((v) => (v === null ? undefined : v) as z.output<T> | undefined);
+  return schema.optional();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The editor's UI sends `null` for an optional field it leaves empty: drop those keys from the
+ * request, its messages and its reasoning object, so `null` means absent and the TypeScript
+ * types stay plain optional fields.
+ */
+export function withoutNulls(v: unknown): unknown {
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (x === null) continue;
+    if (k === 'messages' && Array.isArray(x)) out[k] = x.map((m) => (isPlainObject(m) ? dropNulls(m) : m));
+    else if (k === 'reasoning' && isPlainObject(x)) out[k] = dropNulls(x);
+    else out[k] = x;
+  }
+  return out;
+}
+
+function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== null));
 }
 
 /** Image types every provider that takes images accepts. */
@@ -101,7 +126,7 @@ export const ReasoningSchema = z.strictObject({
  * - `providerOptions`: passed as-is to the AI SDK provider under its key (e.g.
  *   `{"openrouter": {"provider": {"order": ["groq"]}}}`).
  */
-export const ChatRequestSchema = z.strictObject({
+const ChatRequestObject = z.strictObject({
   model: opt(z.string().min(1)),
   models: opt(z.array(z.string().min(1)).max(8)),
   messages: z.array(ChatMessageSchema).min(1),
@@ -114,8 +139,11 @@ export const ChatRequestSchema = z.strictObject({
   providerOptions: opt(z.record(z.string(), z.record(z.string(), z.unknown()))),
 });
 
-/** A validated chat request. */
-export type ChatRequest = z.infer<typeof ChatRequestSchema>;
+/** The request schema, with `null` for any optional field read as absent. */
+export const ChatRequestSchema = z.preprocess(withoutNulls, ChatRequestObject);
+
+/** A chat request (what the editor sends, and what validation returns). */
+export type ChatRequest = z.infer<typeof ChatRequestObject>;
 /** A text or image part of a user message. */
 export type ContentPart = z.infer<typeof TextPartSchema> | z.infer<typeof ImagePartSchema>;
 /** A tool definition: name, description, JSON Schema of the arguments object. */
