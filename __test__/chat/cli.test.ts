@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { METRIC_NAMES } from '../../src/ai';
-import { envFor, startMocks, stopMocks } from '../ai/helpers';
+import { AWS, envFor, startMocks, stopMocks } from '../ai/helpers';
 import { KEYS, type Mocks, cleanEnv, finished, mockConfigInput, runCli, spawnCli, tempDir, waitForOutput, within } from './helpers';
 
 interface Context {
@@ -54,14 +54,19 @@ test.serial('providers --socket asks the running server: the --default flag won 
   t.deepEqual(reply.fallback, ['anthropic']);
   t.deepEqual(reply.providers.map((p: { name: string }) => p.name).sort(), [
     'anthropic',
+    'azure',
+    'bedrock',
     'echo',
     'gemini',
     'local',
     'ollama',
     'openai',
+    'openrouter',
     'other',
+    'vertex',
+    'xai',
   ]);
-  for (const key of Object.values(KEYS)) t.false(r.stdout.includes(key));
+  for (const key of [...Object.values(KEYS), AWS.secretAccessKey]) t.false(r.stdout.includes(key));
 });
 
 test.serial('chat streams the reply of the default provider to stdout', async (t) => {

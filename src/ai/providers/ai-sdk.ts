@@ -11,8 +11,9 @@
  * its warnings (which `streamText` would print to the console), and nothing retries behind the
  * router's back. `streamText`'s own retry (`maxRetries`) is not used because it retries only
  * before the response and does not know our fallback chain, cooldowns or the chat's overall
- * deadline, and its chunk timeouts count only parts, not the keep-alive bytes that
- * {@link tappedFetch} sees (a model thinking silently behind Anthropic pings would time out).
+ * deadline; and its chunk timeout (`timeout.chunkMs`, reset per model stream part in `ai`
+ * 6.0.326's `streamText`) counts only parts, not the keep-alive bytes that `tappedFetch` sees,
+ * so a model thinking silently behind Anthropic pings or OpenRouter comments would time out.
  * @packageDocumentation
  */
 import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3Prompt } from '@ai-sdk/provider';
