@@ -55,6 +55,22 @@ export interface Mocks {
   bedrock: MockServer;
 }
 
+/** Every provider a router over {@link startMocks} has, sorted: the mocks' plus echo. */
+export const MOCK_PROVIDER_NAMES = [
+  'anthropic',
+  'azure',
+  'bedrock',
+  'echo',
+  'gemini',
+  'local',
+  'ollama',
+  'openai',
+  'openrouter',
+  'other',
+  'vertex',
+  'xai',
+];
+
 /** Start every mock. */
 export async function startMocks(): Promise<Mocks> {
   const [gemini, openai, anthropic, ollama, local, other, azure, xai, openrouter, vertex, bedrock] = await Promise.all([

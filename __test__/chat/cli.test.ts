@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { METRIC_NAMES } from '../../src/ai';
-import { AWS, envFor, startMocks, stopMocks } from '../ai/helpers';
+import { AWS, MOCK_PROVIDER_NAMES, envFor, startMocks, stopMocks } from '../ai/helpers';
 import { KEYS, type Mocks, cleanEnv, finished, mockConfigInput, runCli, spawnCli, tempDir, waitForOutput, within } from './helpers';
 
 interface Context {
@@ -52,20 +52,7 @@ test.serial('providers --socket asks the running server: the --default flag won 
   const reply = JSON.parse(r.stdout);
   t.is(reply.default, 'openai', '--default beats the config file');
   t.deepEqual(reply.fallback, ['anthropic']);
-  t.deepEqual(reply.providers.map((p: { name: string }) => p.name).sort(), [
-    'anthropic',
-    'azure',
-    'bedrock',
-    'echo',
-    'gemini',
-    'local',
-    'ollama',
-    'openai',
-    'openrouter',
-    'other',
-    'vertex',
-    'xai',
-  ]);
+  t.deepEqual(reply.providers.map((p: { name: string }) => p.name).sort(), MOCK_PROVIDER_NAMES);
   for (const key of [...Object.values(KEYS), AWS.secretAccessKey]) t.false(r.stdout.includes(key));
 });
 

@@ -11,7 +11,7 @@ import { CHAT_METHOD, PROVIDERS_METHOD, type ProvidersReply } from '../../src/ba
 import { summarizeMetrics } from '../../src/cli';
 import { IpcError } from '../../src/errors';
 import { DEFAULT_CHUNKS, DEFAULT_USAGE } from '../ai/mocks/harness';
-import { AWS } from '../ai/helpers';
+import { AWS, MOCK_PROVIDER_NAMES } from '../ai/helpers';
 import { KEYS, type Mocks, ask, chatOverIpc, mocks, startBackend, within } from './helpers';
 
 const BOUND_MS = 10_000;
@@ -209,20 +209,7 @@ test('providers lists every configured provider with its role, and never a key',
   const reply = await client.request<ProvidersReply>(PROVIDERS_METHOD);
   t.is(reply.default, 'anthropic');
   t.deepEqual(reply.fallback, ['local', 'echo']);
-  t.deepEqual(reply.providers.map((p) => p.name).sort(), [
-    'anthropic',
-    'azure',
-    'bedrock',
-    'echo',
-    'gemini',
-    'local',
-    'ollama',
-    'openai',
-    'openrouter',
-    'other',
-    'vertex',
-    'xai',
-  ]);
+  t.deepEqual(reply.providers.map((p) => p.name).sort(), MOCK_PROVIDER_NAMES);
   t.like(
     reply.providers.find((p) => p.name === 'openai'),
     { kind: 'openai', hasKey: true, baseURL: `${m.openai.origin}/v1` },
