@@ -142,18 +142,62 @@ const ChatRequestObject = z.strictObject({
 /** The request schema, with `null` for any optional field read as absent. */
 export const ChatRequestSchema = z.preprocess(withoutNulls, ChatRequestObject);
 
-/** A chat request (what the editor sends, and what validation returns). */
-export type ChatRequest = z.infer<typeof ChatRequestObject>;
+/** A text part of a user message. */
+export interface TextPart {
+  type: 'text';
+  text: string;
+}
+
+/** An image part of a user message: base64 data (no `data:` prefix) and its media type. */
+export interface ImagePart {
+  type: 'image';
+  mediaType: (typeof IMAGE_MEDIA_TYPES)[number];
+  data: string;
+}
+
 /** A text or image part of a user message. */
-export type ContentPart = z.infer<typeof TextPartSchema> | z.infer<typeof ImagePartSchema>;
+export type ContentPart = TextPart | ImagePart;
+
+/** A tool call of an earlier assistant turn, as the editor sends it back. */
+export interface ToolCallInput {
+  id: string;
+  name: string;
+  /** JSON text (as streamed) or the parsed object. */
+  arguments: string | Record<string, unknown>;
+}
+
+/** One message of a conversation, as the editor sends it. */
+export type ChatMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string | ContentPart[] }
+  | { role: 'assistant'; content?: string; toolCalls?: ToolCallInput[] }
+  | { role: 'tool'; toolCallId: string; name: string; content: string };
+
+/** A chat request, as the editor sends it and as validation returns it (see {@link ChatRequestSchema}). */
+export interface ChatRequest {
+  model?: string;
+  models?: string[];
+  messages: ChatMessage[];
+  system?: string;
+  temperature?: number;
+  maxTokens?: number;
+  tools?: ToolSpec[];
+  toolChoice?: ToolChoice;
+  reasoning?: ReasoningOptions;
+  providerOptions?: Record<string, Record<string, unknown>>;
+}
+
+// The schema and the interface say the same: this fails to compile if they drift apart.
+const _schemaMatchesType = (parsed: z.output<typeof ChatRequestObject>): ChatRequest => parsed;
+void _schemaMatchesType;
 /** A tool definition: name, description, JSON Schema of the arguments object. */
 export interface ToolSpec {
   name: string;
   description?: string;
   parameters: Record<string, unknown>;
 }
-/** Which tool the model may or must call. */
-export type ToolChoice = z.infer<typeof ToolChoiceSchema>;
+/** Which tool the model may or must call: `auto`, `none`, `required`, or the named one. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
 /** Reasoning controls (absent = the provider's default). */
 export interface ReasoningOptions {
   enabled?: boolean;
