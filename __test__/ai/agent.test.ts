@@ -5,14 +5,18 @@
  * deadline, progress keep-alives, tool-choice mapping, redaction of the new providers'
  * secrets, and the new providers' configuration.
  */
+import { generateKeyPairSync, verify } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { ChatError, ConfigError, METRIC_NAMES, loadConfig, readProfileCredentials, resolveRoute } from '../../src/ai';
 import { createChatBackend } from '../../src/backend';
 import { IpcError } from '../../src/errors';
-import { AWS, KEYS, type Mocks, Registry, ask, collect, routerFor, startMocks, stopMocks } from './helpers';
+import { VERTEX_OAUTH_TOKEN } from './mocks/cloud';
+import { AWS, KEYS, type Mocks, Registry, VERTEX, ask, collect, routerFor, startMocks, stopMocks } from './helpers';
 
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
 const imageMessage = { role: 'user', content: [{ type: 'image', mediaType: 'image/png', data: PNG }] };
@@ -329,4 +333,73 @@ test('timing: time to first event and to first text are reported apart, and in m
   const text = await registry.metrics();
   t.regex(text, new RegExp(`^${METRIC_NAMES.firstEvent}_count\\{provider="anthropic"\\} 1$`, 'm'));
   t.regex(text, new RegExp(`^${METRIC_NAMES.firstToken}_count\\{provider="anthropic"\\} 1$`, 'm'));
+});
+
+test('vertex: a service-account JSON is exchanged for an OAuth token (signed JWT), sent as Bearer', async (t) => {
+  const m = await setup(t);
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const dir = mkdtempSync(join(tmpdir(), 'lapce-vertex-'));
+  const saFile = join(dir, 'sa.json');
+  const email = 'chat-test@test-project.iam.gserviceaccount.com';
+  writeFileSync(
+    saFile,
+    JSON.stringify({
+      type: 'service_account',
+      project_id: VERTEX.project,
+      private_key_id: 'k1',
+      private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      client_email: email,
+      client_id: '1',
+      token_uri: 'https://oauth2.googleapis.com/token',
+    }),
+  );
+  // Google's token endpoint, on loopback: checks the JWT's RS256 signature and claims.
+  const claims: Array<Record<string, unknown>> = [];
+  const tokenServer = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const form = new URLSearchParams(body);
+      const [h, p, sig] = String(form.get('assertion')).split('.');
+      const ok = verify('RSA-SHA256', Buffer.from(`${h}.${p}`), publicKey, Buffer.from(sig, 'base64url'));
+      const c = JSON.parse(Buffer.from(p, 'base64url').toString());
+      claims.push(c);
+      if (!ok || form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_grant"}');
+        return;
+      }
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ access_token: VERTEX_OAUTH_TOKEN, expires_in: 3599, token_type: 'Bearer' }));
+    });
+  });
+  await new Promise<void>((r) => tokenServer.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => tokenServer.close(() => r())));
+  const tokenURL = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+  const redirect: typeof fetch = (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    return fetch(url.startsWith('https://oauth2.googleapis.com/token') ? tokenURL : input, init);
+  };
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      retry: { maxAttempts: 1 },
+      providers: {
+        vertex: {
+          project: VERTEX.project,
+          location: VERTEX.location,
+          credentialsFile: saFile,
+          baseURL: `${m.vertex.origin}/v1/projects/${VERTEX.project}/locations/${VERTEX.location}/publishers/google`,
+        },
+      },
+    },
+  });
+  const { ChatRouter } = await import('../../src/ai');
+  m.vertex.enqueue({ kind: 'replay', fixture: 'vertex/text.sse' });
+  const r = await collect(new ChatRouter(config, { fetch: redirect }).chat(ask('vertex/gemini-2.5-flash')));
+  t.is(r.error, undefined, r.error?.message);
+  t.is(r.text, 'Hello! How can I help you today?');
+  t.is(m.vertex.requests[0].headers.authorization, `Bearer ${VERTEX_OAUTH_TOKEN}`);
+  t.false('x-goog-api-key' in m.vertex.requests[0].headers);
+  t.like(claims[0], { iss: email, scope: 'https://www.googleapis.com/auth/cloud-platform' });
 });

@@ -37,8 +37,11 @@ export const xaiFormat: WireFormat = { ...openaiFormat('/v1/chat/completions'), 
 /** OpenRouter: OpenAI Chat Completions at `/api/v1/chat/completions`, Bearer key. */
 export const openrouterFormat: WireFormat = { ...openaiFormat('/api/v1/chat/completions'), name: 'openrouter' };
 
+/** The OAuth access token the Vertex mock accepts as `Authorization: Bearer` (what the test's token endpoint issues). */
+export const VERTEX_OAUTH_TOKEN = 'ya29.test-access-token';
+
 /**
- * Vertex AI (express mode, key in `x-goog-api-key`):
+ * Vertex AI, express mode (key in `x-goog-api-key`) or OAuth (`Authorization: Bearer`):
  * `/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent?alt=sse`.
  */
 export const vertexFormat: WireFormat = {
@@ -52,8 +55,13 @@ export const vertexFormat: WireFormat = {
     const inner = geminiFormat.check({ ...req, url: `/v1beta/models/${m[3]}:streamGenerateContent?${query}` }, undefined) as Awaited<
       ReturnType<WireFormat['check']>
     >;
-    const unauthorized = apiKey !== undefined && req.headers['x-goog-api-key'] !== apiKey;
-    return { ...inner, problems: [...inner.problems, ...(unauthorized ? ['bad x-goog-api-key'] : [])], unauthorized };
+    const oauth = req.headers.authorization === `Bearer ${VERTEX_OAUTH_TOKEN}`;
+    const unauthorized = apiKey !== undefined && req.headers['x-goog-api-key'] !== apiKey && !oauth;
+    return {
+      ...inner,
+      problems: [...inner.problems, ...(unauthorized ? ['neither a valid x-goog-api-key nor an OAuth token'] : [])],
+      unauthorized,
+    };
   },
 };
 

@@ -23,7 +23,12 @@ export function createVertexProvider(cfg: ResolvedProvider, deps: ProviderDeps =
     ...(v?.project ? { project: v.project } : {}),
     location: v?.location,
     ...(cfg.baseURL ? { baseURL: cfg.baseURL } : {}),
-    ...(v?.credentialsFile ? { googleAuthOptions: { keyFile: v.credentialsFile } } : {}),
+    googleAuthOptions: {
+      ...(v?.credentialsFile ? { keyFile: v.credentialsFile } : {}),
+      // google-auth-library fetches its OAuth token through gaxios; the same `fetch` as the
+      // API calls (a proxy, or a test's loopback redirect) carries the token request too.
+      ...(deps.fetch ? { clientOptions: { transporterOptions: { fetchImplementation: deps.fetch } } } : {}),
+    },
     fetch: tappedFetch(deps.fetch),
   });
   return aiSdkProvider(
