@@ -403,3 +403,32 @@ test('vertex: a service-account JSON is exchanged for an OAuth token (signed JWT
   t.false('x-goog-api-key' in m.vertex.requests[0].headers);
   t.like(claims[0], { iss: email, scope: 'https://www.googleapis.com/auth/cloud-platform' });
 });
+
+test('openrouter: configured provider routing and a request providerOptions pass through to the body', async (t) => {
+  const m = await setup(t);
+  const { router } = routerFor(m, { providers: { openrouter: { routing: { order: ['groq', 'together'], allow_fallbacks: false } } } });
+  m.openrouter.enqueue({ kind: 'replay', fixture: 'openrouter/text.sse' });
+  const r = await collect(
+    router.chat(
+      ask('openrouter/meta-llama/llama-3.3-70b-instruct', 'hi', { providerOptions: { openrouter: { transforms: ['middle-out'] } } }),
+    ),
+  );
+  t.is(r.error, undefined, r.error?.message);
+  const body = m.openrouter.requests[0].body;
+  t.is(body.model, 'meta-llama/llama-3.3-70b-instruct');
+  t.deepEqual(body.provider, { order: ['groq', 'together'], allow_fallbacks: false });
+  t.deepEqual(body.transforms, ['middle-out']);
+  t.is(m.openrouter.requests[0].headers.authorization, `Bearer ${KEYS.openrouter}`);
+});
+
+test('azure: deployment URL, api-version and the api-key header', async (t) => {
+  const m = await setup(t);
+  const { router } = routerFor(m);
+  m.azure.enqueue({ kind: 'replay', fixture: 'azure/text.sse' });
+  const r = await collect(router.chat(ask('azure/my-gpt4o-deployment')));
+  t.is(r.error, undefined, r.error?.message);
+  const req = m.azure.requests[0];
+  t.is(req.url, '/openai/deployments/my-gpt4o-deployment/chat/completions?api-version=2024-10-21');
+  t.is(req.headers['api-key'], KEYS.azure);
+  t.deepEqual(req.problems, []);
+});
