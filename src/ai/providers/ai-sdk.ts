@@ -17,7 +17,7 @@
  * @packageDocumentation
  */
 import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3Prompt } from '@ai-sdk/provider';
-import { TerminalMarker, withTap } from '../activity';
+import { TerminalMarker, tapRequests } from '../activity';
 export { TERMINAL_FRAMES } from '../activity';
 import type { ProviderKind } from '../config';
 import { classifyError, truncatedError } from '../errors';
@@ -149,17 +149,16 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
       const extra = opts.callOptions?.(req) ?? {};
       let result: Awaited<ReturnType<LanguageModelV3['doStream']>>;
       try {
-        result = await withTap(tap, async () =>
-          opts.model(modelId).doStream({
-            prompt: toPrompt(req),
-            ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-            ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}),
-            ...toTools(req),
-            ...(extra.maxOutputTokens !== undefined ? { maxOutputTokens: extra.maxOutputTokens } : {}),
-            providerOptions: mergeProviderOptions(extra.providerOptions, req.providerOptions),
-            abortSignal: signal,
-          }),
-        );
+        tapRequests(signal, tap);
+        result = await opts.model(modelId).doStream({
+          prompt: toPrompt(req),
+          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+          ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}),
+          ...toTools(req),
+          ...(extra.maxOutputTokens !== undefined ? { maxOutputTokens: extra.maxOutputTokens } : {}),
+          providerOptions: mergeProviderOptions(extra.providerOptions, req.providerOptions),
+          abortSignal: signal,
+        });
       } catch (e) {
         throw classifyError(e, ctx);
       }
