@@ -218,6 +218,14 @@ const cases: Case[] = [
       usage: { inputTokens: 9, reasoningTokens: 37 },
     },
     tool: { fixture: 'vertex/function-call.sse', calls: [{ name: 'get_weather', args: { location: 'Boston, MA' } }] },
+    parallel: {
+      fixture: 'vertex/function-calls-parallel.sse',
+      calls: [
+        { name: 'get_weather', args: { location: 'Boston, MA' } },
+        { name: 'get_weather', args: { location: 'Tokyo, Japan' } },
+      ],
+    },
+    midError: { fixture: 'vertex/mid-stream-error.sse', code: 'OVERLOADED', partial: 'Hello' },
     toolNames: (b) => (b?.tools ?? []).flatMap((t: any) => (t.functionDeclarations ?? []).map((f: any) => f.name)),
     image: /"inlineData":\{"mimeType":"image\/png","data":"iVBOR/,
     errors: [{ fixture: 'vertex/error-429.json', status: 429, code: 'RATE_LIMITED' }],
@@ -272,6 +280,13 @@ const cases: Case[] = [
       usage: { inputTokens: 15, reasoningTokens: 16 },
     },
     tool: { fixture: 'xai/tool-call.sse', calls: [{ name: 'get_weather', args: { location: 'Paris' }, id: 'call_21484961' }] },
+    parallel: {
+      fixture: 'xai/tool-calls-parallel.sse',
+      calls: [
+        { name: 'get_weather', args: { location: 'Paris' }, id: 'call_51263512' },
+        { name: 'get_weather', args: { location: 'Berlin' }, id: 'call_88271902' },
+      ],
+    },
     toolNames: openaiTools,
     image: /"image_url":\{"url":"data:image\/png;base64,iVBOR/,
     errors: [{ fixture: 'xai/error-429.json', status: 429, code: 'RATE_LIMITED' }],
@@ -291,6 +306,17 @@ const cases: Case[] = [
       expectSent: { effort: 'high' },
       usage: { inputTokens: 11, outputTokens: 64, reasoningTokens: 52 },
     },
+    tool: {
+      fixture: 'openrouter/tool-call.sse',
+      calls: [{ name: 'get_weather', args: { location: 'London' }, id: 'call_0bbBN0Bb5b9mP2xYtqQTqsBT' }],
+    },
+    parallel: {
+      fixture: 'openrouter/tool-calls-parallel.sse',
+      calls: [
+        { name: 'get_weather', args: { location: 'London' }, id: 'call_0bbBN0Bb5b9mP2xYtqQTqsBT' },
+        { name: 'get_weather', args: { location: 'Oslo' }, id: 'call_Wq8Pn5eR3vT1yU7iO9aS2dF4' },
+      ],
+    },
     toolNames: openaiTools,
     image: /"image_url":\{"url":"data:image\/png;base64,iVBOR/,
     errors: [
@@ -298,6 +324,37 @@ const cases: Case[] = [
       { fixture: 'openrouter/error-429.json', status: 429, code: 'RATE_LIMITED' },
     ],
     midError: { fixture: 'openrouter/mid-stream-error.sse', code: 'SERVER_ERROR', partial: 'Silent' },
+    finishNeedle: '"finish_reason":"stop"',
+  },
+  {
+    provider: 'local',
+    model: 'local/qwen2.5-coder',
+    mock: 'local',
+    text: { fixture: 'openai/text.sse', reply: 'Hello! How can I assist you today?', usage: { inputTokens: 19, outputTokens: 10 } },
+    reasoning: {
+      fixture: 'compatible/vllm-reasoning.sse',
+      reasoning: 'Okay, 9.11 versus 9.8: compare the tenths, 1 < 8.',
+      reply: '9.8 is greater.',
+      request: { effort: 'medium' },
+      sent: (b) => b.reasoning_effort,
+      expectSent: 'medium',
+      usage: { inputTokens: 14, outputTokens: 46 },
+    },
+    tool: {
+      fixture: 'openai/tool-call.sse',
+      calls: [{ name: 'get_weather', args: { location: 'Paris, France' }, id: 'call_DdmO9pD3xa9XTPNJ32zg2hcA' }],
+    },
+    parallel: {
+      fixture: 'openai/tool-calls-parallel.sse',
+      calls: [
+        { name: 'get_weather', args: { location: 'Paris, France' } },
+        { name: 'get_weather', args: { location: 'Bogotá, Colombia' } },
+      ],
+    },
+    toolNames: openaiTools,
+    image: /"image_url":\{"url":"data:image\/png;base64,iVBOR/,
+    errors: [{ fixture: 'openai/error-429.json', status: 429, code: 'RATE_LIMITED' }],
+    midError: { fixture: 'openai/mid-stream-error.sse', code: 'SERVER_ERROR', partial: 'Hello' },
     finishNeedle: '"finish_reason":"stop"',
   },
   {

@@ -59,6 +59,13 @@ export const TERMINAL_FRAMES = {
  * Bedrock's exception frames name their kind only in the `:exception-type` header, which the
  * SDK drops (it passes on `{message}` alone); read it from the bytes (string type 7, u16 length).
  */
+/**
+ * A framed google.rpc error object in a Gemini/Vertex stream (`data: {"error": {code, message,
+ * status}}`). The SDK line that `@ai-sdk/google-vertex` 4 bundles does not surface it as an
+ * error part (the stream just ends without a finish reason), so its code is read from the bytes.
+ */
+export const GOOGLE_STREAM_ERROR = /data: \{"error":\{"code":(\d+),"message":"((?:[^"\\]|\\.)*)","status":"([A-Z_]+)"/;
+
 export const BEDROCK_EXCEPTION_TYPE = /:exception-type\x07\x00[\s\S]([A-Za-z]+Exception)/;
 
 /**
@@ -73,6 +80,8 @@ export class TerminalMarker {
   seen = false;
   /** The first capture group of the last match, for patterns that have one. */
   captured?: string;
+  /** The last match, with all its groups. */
+  match?: RegExpExecArray;
 
   constructor(private readonly pattern: RegExp) {}
 
@@ -81,6 +90,7 @@ export class TerminalMarker {
     const m = this.seen && this.captured === undefined ? null : this.pattern.exec(text);
     if (m) {
       this.seen = true;
+      this.match = m;
       if (m[1] !== undefined) this.captured = m[1];
     }
     this.tail = text.slice(-64);

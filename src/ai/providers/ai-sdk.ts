@@ -18,7 +18,7 @@
  */
 import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3Prompt } from '@ai-sdk/provider';
 import { TerminalMarker, tapRequests } from '../activity';
-export { TERMINAL_FRAMES } from '../activity';
+export { GOOGLE_STREAM_ERROR, TERMINAL_FRAMES } from '../activity';
 import type { ProviderKind } from '../config';
 import { classifyError, truncatedError } from '../errors';
 import { ChatError, type NormalizedChatRequest, type ProviderEvent } from '../types';
@@ -54,6 +54,8 @@ export interface AiSdkProviderOptions {
   terminal?: RegExp;
   /** Where the raw bytes name an in-stream error's kind that the SDK drops (Bedrock's `:exception-type`). */
   errorType?: RegExp;
+  /** An in-stream error object the SDK does not surface at all (groups: code, message, status), e.g. {@link GOOGLE_STREAM_ERROR}. */
+  streamError?: RegExp;
   capabilities?: Partial<ProviderCapabilities>;
 }
 
@@ -139,11 +141,13 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
     ): AsyncGenerator<ProviderEvent> {
       const terminal = opts.terminal ? new TerminalMarker(opts.terminal) : undefined;
       const errorType = opts.errorType ? new TerminalMarker(opts.errorType) : undefined;
+      const streamError = opts.streamError ? new TerminalMarker(opts.streamError) : undefined;
       const tap = {
         onBytes(chunk: Uint8Array) {
           hooks.onActivity?.();
           terminal?.feed(chunk);
           errorType?.feed(chunk);
+          streamError?.feed(chunk);
         },
       };
       const extra = opts.callOptions?.(req) ?? {};
@@ -224,6 +228,8 @@ export function aiSdkProvider(opts: AiSdkProviderOptions, deps: ProviderDeps = {
               // the provider's terminal frame arrives, so an untouched reason means the stream
               // was cut short (or Gemini sent an unframed error the SSE parser skipped).
               if (raw === undefined && (unified === 'other' || unified === 'error')) {
+                const m = streamError?.match;
+                if (m) throw classifyError({ code: Number(m[1]), message: JSON.parse(`"${m[2]}"`), status: m[3] }, ctx);
                 throw truncatedError(opts.name, 'stream closed before the final frame');
               }
               const u = part.usage;

@@ -8,7 +8,7 @@ import { createGoogleGenerativeAI } from '@ai-sdk/google';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
 import type { NormalizedChatRequest } from '../types';
-import { aiSdkProvider, budgetFor } from './ai-sdk';
+import { GOOGLE_STREAM_ERROR, aiSdkProvider, budgetFor } from './ai-sdk';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
 /** `thinkingConfig` for a request, under the given provider-options key (`google`, `vertex`). */
@@ -36,6 +36,7 @@ export function createGeminiProvider(cfg: ResolvedProvider, deps: ProviderDeps =
       kind: 'gemini',
       defaultModel: cfg.defaultModel,
       secrets: secretsOf(cfg),
+      streamError: GOOGLE_STREAM_ERROR,
       model: (id) => google(id),
       callOptions: (req) => geminiThinking(req, ['google']),
     },

@@ -10,7 +10,7 @@
 import { createVertex } from '@ai-sdk/google-vertex';
 import { tappedFetch } from '../activity';
 import type { ResolvedProvider } from '../config';
-import { aiSdkProvider } from './ai-sdk';
+import { GOOGLE_STREAM_ERROR, aiSdkProvider } from './ai-sdk';
 import { geminiThinking } from './gemini';
 import { type ChatProvider, type ProviderDeps, secretsOf } from './provider';
 
@@ -37,6 +37,7 @@ export function createVertexProvider(cfg: ResolvedProvider, deps: ProviderDeps =
       kind: 'vertex',
       defaultModel: cfg.defaultModel,
       secrets: secretsOf(cfg),
+      streamError: GOOGLE_STREAM_ERROR,
       model: (id) => vertex(id),
       callOptions: (req) => geminiThinking(req, ['vertex', 'google']),
     },
