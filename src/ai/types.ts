@@ -221,15 +221,12 @@ export type NormalizedMessage =
  * A chat request as providers receive it: every system instruction folded into `system`
  * (several providers accept only one, and only up front), the other turns in `messages`.
  */
-export interface NormalizedChatRequest {
+export interface NormalizedChatRequest extends Pick<
+  ChatRequest,
+  'temperature' | 'maxTokens' | 'tools' | 'toolChoice' | 'reasoning' | 'providerOptions'
+> {
   system?: string;
   messages: NormalizedMessage[];
-  temperature?: number;
-  maxTokens?: number;
-  tools?: ToolSpec[];
-  toolChoice?: ToolChoice;
-  reasoning?: ReasoningOptions;
-  providerOptions?: Record<string, Record<string, unknown>>;
 }
 
 /**
