@@ -110,6 +110,23 @@ const cases: Case[] = [
       fixture: 'azure/tool-call.sse',
       calls: [{ name: 'get_weather', args: { location: 'Seattle' }, id: 'call_hBz3UiG2T1l4kT9Hk4a7X9Qe' }],
     },
+    parallel: {
+      fixture: 'azure/tool-calls-parallel.sse',
+      calls: [
+        { name: 'get_weather', args: { location: 'Seattle' }, id: 'call_8Fj2kKx0aQ1wE3rT5yU7iO9p' },
+        { name: 'get_weather', args: { location: 'Tokyo' }, id: 'call_Zx9Cv8Bn7Mm6Ll5Kk4Jj3Hh2' },
+      ],
+    },
+    reasoning: {
+      fixture: 'azure/reasoning-usage.sse',
+      reasoning: '',
+      reply: 'Paris.',
+      request: { effort: 'low' },
+      sent: (b) => b.reasoning_effort,
+      expectSent: 'low',
+      usage: { inputTokens: 20, outputTokens: 150, reasoningTokens: 128 },
+    },
+    midError: { fixture: 'azure/mid-stream-error.sse', code: 'SERVER_ERROR', partial: 'Hello' },
     toolNames: openaiTools,
     image: /"image_url":\{"url":"data:image\/png;base64,iVBOR/,
     errors: [

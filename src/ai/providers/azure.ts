@@ -27,7 +27,12 @@ export function createAzureProvider(cfg: ResolvedProvider, deps: ProviderDeps = 
       defaultModel: cfg.defaultModel,
       secrets: secretsOf(cfg),
       model: (id) => azure.chat(id),
-      callOptions: (req) => openaiReasoning(req, 'azure'),
+      // The chat model Azure bundles reads its options under `openai` (only newer lines also
+      // read `azure`); send both so the effort arrives whichever line is installed.
+      callOptions: (req) => {
+        const o = openaiReasoning(req, 'openai').providerOptions;
+        return o ? { providerOptions: { ...o, azure: o.openai } } : {};
+      },
       terminal: TERMINAL_FRAMES.openai,
     },
     deps,
