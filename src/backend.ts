@@ -2,11 +2,13 @@
  * The AI chat backend on IPC: the glue between an {@link IpcServer} and a {@link ChatRouter}.
  *
  * It adds two methods to a server:
- * - `chat` (stream): a chat request in, the router's events out as JSON chunks (`start`, then
- *   `delta`s, then `finish`). A failure ends the stream with the router's typed error, which the
- *   client sees as an `IpcError` whose `code` is the chat error code (`bad_request`,
- *   `rate_limited`, …) and whose `details` is the error's wire form.
- * - `providers` (request): the configured providers, never their keys.
+ * - `chat` (stream): a chat request in, the router's events out as JSON chunks (`progress`
+ *   keep-alives, `start`, then `delta`, `reasoning`, tool-call events, then `finish`). A
+ *   failure ends the stream with the router's typed error, which the client sees as an
+ *   `IpcError` whose `code` is the chat error code (`BAD_REQUEST`, `RATE_LIMITED`, …) and whose
+ *   `details` carry `provider`, `httpStatus` and `retryAfterMs`.
+ * - `providers` (request): the configured providers, never their keys, with any running
+ *   cooldown (`cooldownUntil`, epoch ms, and `cooldownCode`).
  *
  * Routing, retries, fallback, timeouts and metrics are the router's job; this module only wires
  * them to the server, so that cancelling the IPC stream aborts the provider's HTTP request and
@@ -38,6 +40,8 @@ export interface ProvidersReply {
   fallback: string[];
   /** Every configured provider; `hasKey` tells whether a key is set, the key itself never leaves. */
   providers: ProviderInfo[];
+  /** Providers new chats skip for now, with when that ends (epoch ms) and the error that started it. */
+  cooldowns?: Record<string, { until: number; code: string }>;
 }
 
 /** Options of {@link createChatBackend}. */
@@ -74,11 +78,16 @@ export function createChatBackend(opts: ChatBackendOptions): ChatBackend {
     // `ctx.signal` aborts when the client cancels or disconnects, or the server shuts down; the
     // router turns that into an abort of the provider's HTTP request. The payload is untrusted:
     // the router validates it with its zod schema before anything is sent, and a bad one fails
-    // the stream with `bad_request` before its first chunk.
+    // the stream with `BAD_REQUEST` before its first chunk.
     async *chat(payload, ctx) {
       yield* router.chat(payload, { signal: ctx.signal });
     },
-    providers: () => ({ default: router.config.default, fallback: [...router.config.fallback], providers: router.listProviders() }),
+    providers: () => ({
+      default: router.config.default,
+      fallback: [...router.config.fallback],
+      providers: router.listProviders(),
+      cooldowns: router.activeCooldowns(),
+    }),
     register(server) {
       server.handleStream(CHAT_METHOD, (payload, ctx) => backend.chat(payload, ctx));
       server.handle(PROVIDERS_METHOD, () => backend.providers());

@@ -34,9 +34,9 @@ test('first-chunk timeout: headers arrive, no chunk → timeout, connection clos
   const { router } = routerFor(m, { retry: { maxAttempts: 1 }, timeouts: { firstChunkMs: SHORT } });
   const { events, error } = await collect(router.chat(ask('gpt-4o')));
   t.deepEqual(events, []);
-  t.is(error?.code, 'timeout');
+  t.is(error?.code, 'TIMEOUT');
   t.true(error?.retryable);
-  t.regex(error!.message, /first chunk within 2000 ms/);
+  t.regex(error!.message, /first event within 2000 ms/);
   t.deepEqual(await closedByClient(m.openai), { byClient: true });
 });
 
@@ -45,7 +45,7 @@ test('first-chunk timeout while the server has not even sent headers (hang)', as
   m.gemini.enqueue({ kind: 'hang', noHeaders: true });
   const { router } = routerFor(m, { retry: { maxAttempts: 1 }, timeouts: { firstChunkMs: SHORT } });
   const { error } = await collect(router.chat(ask('gemini-2.5-flash')));
-  t.is(error?.code, 'timeout');
+  t.is(error?.code, 'TIMEOUT');
   t.deepEqual(await closedByClient(m.gemini), { byClient: true });
 });
 
@@ -67,8 +67,8 @@ test('between-chunks timeout after the first token: error, no retry, connection 
   const { events, error, text } = await collect(router.chat(ask('claude-x')));
   t.like(events[0], { type: 'start', provider: 'anthropic' });
   t.is(text, 'Hel');
-  t.is(error?.code, 'timeout');
-  t.regex(error!.message, /next chunk within 2000 ms/);
+  t.is(error?.code, 'TIMEOUT');
+  t.regex(error!.message, /next event within 2000 ms/);
   t.is(m.anthropic.requests.length, 1);
   t.deepEqual(await closedByClient(m.anthropic), { byClient: true });
 });
@@ -78,7 +78,7 @@ test('total timeout bounds a reply that keeps trickling', async (t) => {
   m.ollama.enqueue({ kind: 'stream', chunks: Array.from({ length: 1000 }, () => 'x'), delayMs: 20 });
   const { router } = routerFor(m, { timeouts: { totalMs: SHORT } });
   const { error, text } = await collect(router.chat(ask('ollama/llama3.2')));
-  t.is(error?.code, 'timeout');
+  t.is(error?.code, 'TIMEOUT');
   t.regex(error!.message, /complete reply within 2000 ms/);
   t.true(text.length > 0 && text.length < 1000);
   t.deepEqual(await closedByClient(m.ollama), { byClient: true });
@@ -104,7 +104,7 @@ for (const [name, model] of slow) {
         if (ev.type === 'delta') ac.abort();
       }
     });
-    t.is((err as { code?: string }).code, 'cancelled');
+    t.is((err as { code?: string }).code, 'CANCELLED');
     t.deepEqual(
       events.map((e) => e.type),
       ['start', 'delta'],
@@ -143,7 +143,7 @@ test('cancelling before the first chunk aborts the pending request', async (t) =
   ac.abort();
   const { events, error } = await run;
   t.deepEqual(events, []);
-  t.is(error?.code, 'cancelled');
+  t.is(error?.code, 'CANCELLED');
   t.deepEqual(await closedByClient(m.openai), { byClient: true });
 });
 
@@ -159,7 +159,7 @@ test('cancelling during a retry backoff ends at once without another request', a
   ac.abort();
   const result = await within(run, BOUND);
   t.not(result, 'timed out', 'the 30 s backoff was cut short');
-  if (result !== 'timed out') t.is(result.error?.code, 'cancelled');
+  if (result !== 'timed out') t.is(result.error?.code, 'CANCELLED');
   t.is(m.openai.requests.length, 1);
 });
 
@@ -167,7 +167,7 @@ test('an already-aborted signal sends nothing', async (t) => {
   const m = await setup(t);
   const { router } = routerFor(m);
   const { error } = await collect(router.chat(ask('gpt-4o'), { signal: AbortSignal.abort() }));
-  t.is(error?.code, 'cancelled');
+  t.is(error?.code, 'CANCELLED');
   t.is(m.openai.requests.length, 0);
 });
 
@@ -182,6 +182,6 @@ test('echo honours cancellation too', async (t) => {
       if (ev.type === 'delta') ac.abort();
     }
   });
-  t.is((err as { code?: string }).code, 'cancelled');
+  t.is((err as { code?: string }).code, 'CANCELLED');
   t.is(events.filter((e) => e.type === 'delta').length, 1);
 });

@@ -1,23 +1,23 @@
 import test from 'ava';
-import { APICallError } from 'ai';
+import { APICallError } from '@ai-sdk/provider';
 import { ChatError, type ChatErrorCode, backoffDelay, classifyError, geminiRetryDelayMs, parseRetryAfter, redact } from '../../src/ai';
 
 const apiError = (statusCode: number | undefined, extra: Partial<ConstructorParameters<typeof APICallError>[0]> = {}) =>
   new APICallError({ message: `status ${statusCode}`, url: 'http://x/v1/chat', requestBodyValues: {}, statusCode, ...extra });
 
 const statuses: Array<[number, ChatErrorCode, boolean]> = [
-  [400, 'bad_request', false],
-  [401, 'auth', false],
-  [403, 'auth', false],
-  [404, 'bad_request', false],
-  [408, 'timeout', true],
-  [409, 'rate_limited', true],
-  [429, 'rate_limited', true],
-  [500, 'server_error', true],
-  [502, 'server_error', true],
-  [504, 'server_error', true],
-  [503, 'overloaded', true],
-  [529, 'overloaded', true],
+  [400, 'BAD_REQUEST', false],
+  [401, 'AUTH', false],
+  [403, 'AUTH', false],
+  [404, 'BAD_REQUEST', false],
+  [408, 'TIMEOUT', true],
+  [409, 'RATE_LIMITED', true],
+  [429, 'RATE_LIMITED', true],
+  [500, 'SERVER_ERROR', true],
+  [502, 'SERVER_ERROR', true],
+  [504, 'SERVER_ERROR', true],
+  [503, 'OVERLOADED', true],
+  [529, 'OVERLOADED', true],
 ];
 for (const [status, code, retryable] of statuses) {
   test(`HTTP ${status} → ${code} (retryable: ${retryable})`, (t) => {
@@ -55,7 +55,7 @@ test('Gemini RetryInfo in the body gives the retry delay', (t) => {
   t.is(geminiRetryDelayMs(body), 45_800);
   t.is(geminiRetryDelayMs({ error: { details: [] } }), undefined);
   const e = classifyError(apiError(429, { responseBody: JSON.stringify(body) }), { provider: 'gemini' });
-  t.is(e.code, 'rate_limited');
+  t.is(e.code, 'RATE_LIMITED');
   t.is(e.retryAfterMs, 45_800);
 });
 
@@ -73,30 +73,30 @@ test('Gemini API_KEY_INVALID (a 400) is an auth error', (t) => {
     },
   };
   const e = classifyError(apiError(400, { data }), { provider: 'gemini' });
-  t.is(e.code, 'auth');
+  t.is(e.code, 'AUTH');
   t.false(e.retryable);
 });
 
 test('OpenAI insufficient_quota is a 429 that is not retried', (t) => {
   const data = { error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } };
   const e = classifyError(apiError(429, { data }));
-  t.is(e.code, 'rate_limited');
+  t.is(e.code, 'RATE_LIMITED');
   t.false(e.retryable);
 });
 
 test('mid-stream error objects without a status are typed', (t) => {
   const anth = classifyError({ type: 'overloaded_error', message: 'Overloaded' }, { provider: 'anthropic' });
-  t.is(anth.code, 'overloaded');
+  t.is(anth.code, 'OVERLOADED');
   t.true(anth.retryable);
   t.regex(anth.message, /overloaded_error.*Overloaded/);
-  t.is(classifyError({ type: 'rate_limit_error', message: 'x' }).code, 'rate_limited');
-  t.is(classifyError({ type: 'invalid_request_error', message: 'x' }).code, 'bad_request');
+  t.is(classifyError({ type: 'rate_limit_error', message: 'x' }).code, 'RATE_LIMITED');
+  t.is(classifyError({ type: 'invalid_request_error', message: 'x' }).code, 'BAD_REQUEST');
   const oai = classifyError({ message: 'The server had an error', type: 'server_error', param: null, code: null }, { provider: 'openai' });
-  t.is(oai.code, 'server_error');
+  t.is(oai.code, 'SERVER_ERROR');
   t.true(oai.retryable);
-  t.is(classifyError({ error: { code: 503, status: 'UNAVAILABLE', message: 'busy' } }).code, 'overloaded');
+  t.is(classifyError({ error: { code: 503, status: 'UNAVAILABLE', message: 'busy' } }).code, 'OVERLOADED');
   const odd = classifyError({ type: 'constructor', message: 'what' });
-  t.is(odd.code, 'provider_error');
+  t.is(odd.code, 'PROVIDER_ERROR');
   t.false(odd.retryable);
 });
 
@@ -105,7 +105,7 @@ test('network failures are retryable network errors; aborts are cancellations', 
     cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
   });
   const n = classifyError(refused, { provider: 'ollama' });
-  t.is(n.code, 'network');
+  t.is(n.code, 'NETWORK');
   t.true(n.retryable);
   const sdk = new APICallError({
     message: 'Cannot connect to API: connect ECONNREFUSED',
@@ -113,9 +113,9 @@ test('network failures are retryable network errors; aborts are cancellations', 
     requestBodyValues: {},
     cause: refused.cause,
   });
-  t.is(classifyError(sdk).code, 'network');
+  t.is(classifyError(sdk).code, 'NETWORK');
   const abort = classifyError(new DOMException('This operation was aborted', 'AbortError'));
-  t.is(abort.code, 'cancelled');
+  t.is(abort.code, 'CANCELLED');
   t.false(abort.retryable);
 });
 
@@ -124,7 +124,7 @@ test('a body that dies after HTTP 200 is a truncated stream', (t) => {
   const e = classifyError(
     new APICallError({ message: 'Failed to process successful response', url: 'u', requestBodyValues: {}, statusCode: 200, cause }),
   );
-  t.is(e.code, 'truncated');
+  t.is(e.code, 'TRUNCATED');
   t.true(e.retryable);
 });
 
@@ -136,8 +136,8 @@ test('keys are scrubbed from messages, known or by shape', (t) => {
   t.false(redact('Incorrect API key provided: sk-proj-abcdefghijklmnopqrstu').includes('abcdefghijklmnopqrstu'));
   const e = classifyError(new Error(`boom with ${key}`), { secrets: [key] });
   t.false(e.message.includes(key));
-  const again = classifyError(new ChatError('auth', `leaked ${key}`), { secrets: [key] });
-  t.is(again.code, 'auth');
+  const again = classifyError(new ChatError('AUTH', `leaked ${key}`), { secrets: [key] });
+  t.is(again.code, 'AUTH');
   t.false(again.message.includes(key));
 });
 

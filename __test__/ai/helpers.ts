@@ -6,8 +6,9 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { ChatError, type ChatEvent, ChatRouter, type ConfigInput, loadConfig } from '../../src/ai';
+import { ChatError, type ChatEvent, type ChatProgressEvent, ChatRouter, type ChatTiming, type ConfigInput, loadConfig } from '../../src/ai';
 import { startAnthropicMock } from './mocks/anthropic';
+import { startAzureMock, startBedrockMock, startOpenRouterMock, startVertexMock, startXaiMock } from './mocks/cloud';
 import { startGeminiMock } from './mocks/gemini';
 import type { MockServer } from './mocks/harness';
 import { startOllamaMock } from './mocks/ollama';
@@ -20,9 +21,26 @@ export const KEYS = {
   openai: 'sk-test-openai-key-0123456789abcdef',
   anthropic: 'sk-ant-test-anthropic-key-0123456789',
   other: 'other-compatible-key-0123456789abcdef',
+  azure: 'azure-test-key-0123456789abcdef0123',
+  xai: 'xai-test-key-0123456789abcdef0123456789',
+  openrouter: 'sk-or-v1-test-0123456789abcdef0123456789',
+  vertex: 'AQ.vertex-express-test-key-0123456789',
 };
 
-/** All mocks: the four providers plus two OpenAI-compatible servers (`local` keyless, `other` keyed). */
+/** AWS credentials the Bedrock mock checks SigV4 signatures against (AWS's documented example key). */
+export const AWS = {
+  accessKeyId: 'AKIDEXAMPLE',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+  region: 'us-east-1',
+};
+
+/** Vertex project and location the mock's paths carry. */
+export const VERTEX = { project: 'test-project', location: 'us-central1' };
+
+/**
+ * All mocks: every provider plus two OpenAI-compatible servers (`local` keyless, `other`
+ * keyed).
+ */
 export interface Mocks {
   gemini: MockServer;
   openai: MockServer;
@@ -30,19 +48,45 @@ export interface Mocks {
   ollama: MockServer;
   local: MockServer;
   other: MockServer;
+  azure: MockServer;
+  xai: MockServer;
+  openrouter: MockServer;
+  vertex: MockServer;
+  bedrock: MockServer;
 }
+
+/** Every provider a router over {@link startMocks} has, sorted: the mocks' plus echo. */
+export const MOCK_PROVIDER_NAMES = [
+  'anthropic',
+  'azure',
+  'bedrock',
+  'echo',
+  'gemini',
+  'local',
+  'ollama',
+  'openai',
+  'openrouter',
+  'other',
+  'vertex',
+  'xai',
+];
 
 /** Start every mock. */
 export async function startMocks(): Promise<Mocks> {
-  const [gemini, openai, anthropic, ollama, local, other] = await Promise.all([
+  const [gemini, openai, anthropic, ollama, local, other, azure, xai, openrouter, vertex, bedrock] = await Promise.all([
     startGeminiMock({ apiKey: KEYS.gemini }),
     startOpenAIMock({ apiKey: KEYS.openai }),
     startAnthropicMock({ apiKey: KEYS.anthropic }),
     startOllamaMock(),
     startMock(openaiFormat('/v1/chat/completions')),
     startMock(openaiFormat('/api/v1/chat/completions'), { apiKey: KEYS.other }),
+    startAzureMock({ apiKey: KEYS.azure }),
+    startXaiMock({ apiKey: KEYS.xai }),
+    startOpenRouterMock({ apiKey: KEYS.openrouter }),
+    startVertexMock({ apiKey: KEYS.vertex }),
+    startBedrockMock(AWS),
   ]);
-  return { gemini, openai, anthropic, ollama, local, other };
+  return { gemini, openai, anthropic, ollama, local, other, azure, xai, openrouter, vertex, bedrock };
 }
 
 /** Stop every mock. */
@@ -60,13 +104,29 @@ export function envFor(m: Mocks): NodeJS.ProcessEnv {
     ANTHROPIC_API_KEY: KEYS.anthropic,
     ANTHROPIC_BASE_URL: `${m.anthropic.origin}/v1`,
     OLLAMA_HOST: m.ollama.origin,
+    AZURE_API_KEY: KEYS.azure,
+    AZURE_BASE_URL: `${m.azure.origin}/openai`,
+    XAI_API_KEY: KEYS.xai,
+    XAI_BASE_URL: `${m.xai.origin}/v1`,
+    OPENROUTER_API_KEY: KEYS.openrouter,
+    OPENROUTER_BASE_URL: `${m.openrouter.origin}/api/v1`,
+    GOOGLE_VERTEX_API_KEY: KEYS.vertex,
+    GOOGLE_VERTEX_BASE_URL: `${m.vertex.origin}/v1/projects/${VERTEX.project}/locations/${VERTEX.location}/publishers/google`,
+    BEDROCK_BASE_URL: m.bedrock.origin,
+    AWS_ACCESS_KEY_ID: AWS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: AWS.secretAccessKey,
+    AWS_REGION: AWS.region,
   };
 }
 
-/** Fast retries and generous timeouts, so only the tests about timing are about timing. */
+/**
+ * Fast retries and generous timeouts, so only the tests about timing are about timing; no
+ * cooldowns and no progress events, so only the tests about those see them.
+ */
 export const FAST: ConfigInput = {
   retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 3000 },
-  timeouts: { firstChunkMs: 20_000, betweenChunksMs: 20_000, totalMs: 60_000 },
+  timeouts: { firstChunkMs: 20_000, betweenChunksMs: 20_000, totalMs: 60_000, progressMs: 0 },
+  cooldown: { defaultMs: 0 },
 };
 
 /** A router over the mocks; `overrides` are merged over {@link FAST}. Logs are captured in `logs()`. */
@@ -99,16 +159,49 @@ export function routerFor(m: Mocks, overrides: ConfigInput = {}, registry?: Regi
   return { router, config, logs: () => captured };
 }
 
-/** Everything a chat yields, or the error it ended with (with the events before it). */
-export async function collect(gen: AsyncIterable<ChatEvent>): Promise<{ events: ChatEvent[]; error?: ChatError; text: string }> {
+/** What {@link collect} gathers. */
+export interface Collected {
+  /** The events, without `progress` (timing-dependent) and with `finish.timing` moved to {@link timing}. */
+  events: ChatEvent[];
+  /** Every `progress` event, in order. */
+  progress: ChatProgressEvent[];
+  /** Every event as yielded, progress and timing included. */
+  all: ChatEvent[];
+  timing?: ChatTiming;
+  error?: ChatError;
+  /** Concatenated delta text. */
+  text: string;
+  /** Concatenated reasoning text. */
+  reasoning: string;
+}
+
+/** Split a raw event list the way {@link collect} does. */
+export function sortEvents(all: ChatEvent[], error?: ChatError): Collected {
   const events: ChatEvent[] = [];
+  const progress: ChatProgressEvent[] = [];
+  let timing: ChatTiming | undefined;
+  for (const ev of all) {
+    if (ev.type === 'progress') progress.push(ev);
+    else if (ev.type === 'finish' && ev.timing) {
+      const { timing: t, ...rest } = ev;
+      timing = t;
+      events.push(rest);
+    } else events.push(ev);
+  }
+  const reasoning = events.map((e) => (e.type === 'reasoning' ? e.text : '')).join('');
+  return { events, progress, all, timing, text: textOf(events), reasoning, ...(error ? { error } : {}) };
+}
+
+/** Everything a chat yields, or the error it ended with (with the events before it). */
+export async function collect(gen: AsyncIterable<ChatEvent>): Promise<Collected> {
+  const all: ChatEvent[] = [];
   try {
-    for await (const ev of gen) events.push(ev);
+    for await (const ev of gen) all.push(ev);
   } catch (e) {
     if (!(e instanceof ChatError)) throw e;
-    return { events, error: e, text: textOf(events) };
+    return sortEvents(all, e);
   }
-  return { events, text: textOf(events) };
+  return sortEvents(all);
 }
 
 /** Concatenated delta text. */

@@ -95,9 +95,9 @@ test('metrics: requests, errors by code, tokens in/out, first-token histogram', 
 
   t.is(await metricValue(registry, METRIC_NAMES.requests, { provider: 'openai' }), 4);
   t.is(await metricValue(registry, METRIC_NAMES.requests, { provider: 'anthropic' }), 1);
-  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'openai', code: 'rate_limited' }), 1);
-  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'openai', code: 'auth' }), 1);
-  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'anthropic', code: 'auth' }), undefined);
+  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'openai', code: 'RATE_LIMITED' }), 1);
+  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'openai', code: 'AUTH' }), 1);
+  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'anthropic', code: 'AUTH' }), undefined);
   t.is(await metricValue(registry, METRIC_NAMES.tokens, { provider: 'openai', direction: 'in' }), 22);
   t.is(await metricValue(registry, METRIC_NAMES.tokens, { provider: 'openai', direction: 'out' }), 8);
   t.is(await metricValue(registry, METRIC_NAMES.tokens, { provider: 'anthropic', direction: 'out' }), 4);
@@ -115,7 +115,7 @@ test('metrics: cancellations and timeouts are counted as errors', async (t) => {
   m.ollama.enqueue({ kind: 'hang' });
   await collect(router.chat(ask('ollama/llama3.2')));
   await collect(router.chat(ask('echo'), { signal: AbortSignal.abort() }));
-  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'ollama', code: 'timeout' }), 1);
+  t.is(await metricValue(registry, METRIC_NAMES.errors, { provider: 'ollama', code: 'TIMEOUT' }), 1);
 });
 
 test('two routers on one registry share the metrics instead of failing to register', async (t) => {
@@ -127,7 +127,7 @@ test('two routers on one registry share the metrics instead of failing to regist
   await collect(a.chat(ask('echo')));
   await collect(b!.chat(ask('echo')));
   t.is(await metricValue(registry, METRIC_NAMES.requests, { provider: 'echo' }), 2);
-  t.is((await registry.getMetricsAsJSON()).length, 4);
+  t.is((await registry.getMetricsAsJSON()).length, 8);
 });
 
 test('without a registry the router still works (metrics unregistered)', async (t) => {

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { ChatError, ChatRouter, loadConfig, normalizeChatRequest, parseChatRequest } from '../../src/ai';
+import { ChatError, type ChatRequest, ChatRouter, loadConfig, normalizeChatRequest, parseChatRequest } from '../../src/ai';
+import { IpcError } from '../../src/errors';
 import { collect } from './helpers';
 
 const echoRouter = () => new ChatRouter(loadConfig({ env: {} }));
@@ -23,7 +24,7 @@ for (const [name, payload, field] of badRequests) {
     const { events, error } = await collect(echoRouter().chat(payload));
     t.deepEqual(events, [], 'nothing is streamed for an invalid request');
     t.true(error instanceof ChatError);
-    t.is(error?.code, 'bad_request');
+    t.is(error?.code, 'BAD_REQUEST');
     t.false(error?.retryable);
     t.regex(error!.message, field);
   });
@@ -56,20 +57,28 @@ test('a valid request parses, and system instructions are folded together', (t) 
 
 test('a request of only system messages is a bad request', async (t) => {
   const { error } = await collect(echoRouter().chat({ messages: [{ role: 'system', content: 'x' }] }));
-  t.is(error?.code, 'bad_request');
+  t.is(error?.code, 'BAD_REQUEST');
   t.regex(error!.message, /user or assistant/);
 });
 
 test('ChatError serialises to the wire form', (t) => {
-  const e = new ChatError('rate_limited', 'slow down', { retryable: true, provider: 'openai', httpStatus: 429, retryAfterMs: 1000 });
+  const e = new ChatError('RATE_LIMITED', 'slow down', { retryable: true, provider: 'openai', httpStatus: 429, retryAfterMs: 1000 });
   t.deepEqual(JSON.parse(JSON.stringify(e)), {
-    code: 'rate_limited',
+    code: 'RATE_LIMITED',
     message: 'slow down',
     retryable: true,
-    provider: 'openai',
-    httpStatus: 429,
+    details: { provider: 'openai', httpStatus: 429, retryAfterMs: 1000 },
   });
   t.is(e.retryAfterMs, 1000);
   t.true(e instanceof Error);
+  t.true(e instanceof IpcError, 'one error model: every chat error is an IpcError');
   t.is(e.name, 'ChatError');
+});
+
+test('ChatRequest is the type a caller writes: optional fields may be left out', async (t) => {
+  // Compiles only if every optional field is optional in the exported type (typecheck runs on tests).
+  const req: ChatRequest = { model: 'echo', messages: [{ role: 'user', content: 'hi' }] };
+  const { error, text } = await collect(echoRouter().chat(req));
+  t.is(error, undefined);
+  t.regex(text, /You said: hi/);
 });

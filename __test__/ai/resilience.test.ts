@@ -46,13 +46,36 @@ test('Gemini 429 with RetryInfo in the body (no header) is honoured', async (t) 
   t.true(gap(m.gemini) >= 600 - SLACK_MS, `waited ${gap(m.gemini)} ms`);
 });
 
-test('a retry-after longer than maxDelayMs is capped', async (t) => {
+test('a retry-after longer than maxDelayMs falls back at once instead of retrying early', async (t) => {
+  const m = await setup(t);
+  m.anthropic.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '120' } });
+  const { error, events } = await collect(routerFor(m, { retry: { maxDelayMs: 100 }, fallback: ['echo'] }).router.chat(ask('claude-x')));
+  t.is(error, undefined);
+  t.is(m.anthropic.requests.length, 1, 'no early retry into another 429');
+  t.like(events[0], {
+    type: 'start',
+    provider: 'echo',
+    fallbackFrom: [{ provider: 'anthropic', model: 'claude-x', code: 'RATE_LIMITED' }],
+  });
+});
+
+test('a retry-after longer than maxDelayMs with no fallback is waited out in full when the deadline allows', async (t) => {
+  const m = await setup(t);
+  m.anthropic.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '1' } });
+  const { error, progress } = await collect(routerFor(m, { retry: { maxDelayMs: 100 } }).router.chat(ask('claude-x')));
+  t.is(error, undefined);
+  t.is(m.anthropic.requests.length, 2);
+  t.true(gap(m.anthropic) >= 1000 - SLACK_MS, `waited ${gap(m.anthropic)} ms`);
+  t.like(progress[0], { type: 'progress', state: 'retrying', provider: 'anthropic', code: 'RATE_LIMITED', delayMs: 1000 });
+});
+
+test('a retry-after longer than the chat deadline fails at once with the provider error', async (t) => {
   const m = await setup(t);
   m.anthropic.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '120' } });
   const { error } = await collect(routerFor(m, { retry: { maxDelayMs: 100 } }).router.chat(ask('claude-x')));
-  t.is(error, undefined);
-  t.is(m.anthropic.requests.length, 2);
-  t.true(gap(m.anthropic) < 60_000, 'did not wait the two minutes asked for');
+  t.is(error?.code, 'RATE_LIMITED');
+  t.is(error?.retryAfterMs, 120_000);
+  t.is(m.anthropic.requests.length, 1);
 });
 
 const retried: Array<[keyof Mocks, string, MockScript]> = [
@@ -77,12 +100,12 @@ for (const [name, model, script] of retried) {
 }
 
 const notRetried: Array<[keyof Mocks, string, MockScript, ChatErrorCode]> = [
-  ['openai', 'gpt-4o', { kind: 'status', status: 401 }, 'auth'],
-  ['gemini', 'gemini-2.5-flash', { kind: 'status', status: 401 }, 'auth'],
-  ['anthropic', 'claude-x', { kind: 'status', status: 401 }, 'auth'],
-  ['anthropic', 'claude-x', { kind: 'status', status: 403 }, 'auth'],
-  ['openai', 'gpt-4o', { kind: 'status', status: 400, message: 'bad model' }, 'bad_request'],
-  ['ollama', 'ollama/nope', { kind: 'status', status: 404, message: 'model "nope" not found, try pulling it first' }, 'bad_request'],
+  ['openai', 'gpt-4o', { kind: 'status', status: 401 }, 'AUTH'],
+  ['gemini', 'gemini-2.5-flash', { kind: 'status', status: 401 }, 'AUTH'],
+  ['anthropic', 'claude-x', { kind: 'status', status: 401 }, 'AUTH'],
+  ['anthropic', 'claude-x', { kind: 'status', status: 403 }, 'AUTH'],
+  ['openai', 'gpt-4o', { kind: 'status', status: 400, message: 'bad model' }, 'BAD_REQUEST'],
+  ['ollama', 'ollama/nope', { kind: 'status', status: 404, message: 'model "nope" not found, try pulling it first' }, 'BAD_REQUEST'],
 ];
 for (const [name, model, script, code] of notRetried) {
   test(`${name}: HTTP ${(script as { status: number }).status} is a ${code} error, not retried`, async (t) => {
@@ -102,7 +125,7 @@ test('a wrong key gets a 401 from the mock itself and is not retried', async (t)
   const { error } = await collect(
     routerFor(m, { providers: { openai: { apiKey: 'sk-wrong-key-000000000000' } } }).router.chat(ask('gpt-4o')),
   );
-  t.is(error?.code, 'auth');
+  t.is(error?.code, 'AUTH');
   t.is(error?.httpStatus, 401);
   t.is(m.openai.requests.length, 1);
 });
@@ -111,19 +134,19 @@ test('retries are bounded by maxAttempts; the last error is reported', async (t)
   const m = await setup(t);
   m.openai.enqueue(...Array.from({ length: 5 }, () => ({ kind: 'status', status: 503 }) as const));
   const { error } = await collect(routerFor(m, { retry: { maxAttempts: 3 } }).router.chat(ask('gpt-4o')));
-  t.is(error?.code, 'overloaded');
+  t.is(error?.code, 'OVERLOADED');
   t.is(error?.httpStatus, 503);
   t.true(error?.retryable);
   t.is(m.openai.requests.length, 3);
 });
 
 const midStream: Array<[keyof Mocks, string, MockScript, ChatErrorCode]> = [
-  ['anthropic', 'claude-x', { kind: 'mid-error', errorType: 'overloaded_error' }, 'overloaded'],
-  ['anthropic', 'claude-x', { kind: 'mid-error', errorType: 'api_error', message: 'Internal server error' }, 'server_error'],
-  ['openai', 'gpt-4o', { kind: 'mid-error', errorType: 'server_error' }, 'server_error'],
-  ['gemini', 'gemini-2.5-flash', { kind: 'mid-error', code: 503 }, 'overloaded'],
-  ['gemini', 'gemini-2.5-flash', { kind: 'mid-error', code: 500, framed: false }, 'truncated'],
-  ['ollama', 'ollama/llama3.2', { kind: 'mid-error', message: 'model runner has unexpectedly stopped' }, 'server_error'],
+  ['anthropic', 'claude-x', { kind: 'mid-error', errorType: 'overloaded_error' }, 'OVERLOADED'],
+  ['anthropic', 'claude-x', { kind: 'mid-error', errorType: 'api_error', message: 'Internal server error' }, 'SERVER_ERROR'],
+  ['openai', 'gpt-4o', { kind: 'mid-error', errorType: 'server_error' }, 'SERVER_ERROR'],
+  ['gemini', 'gemini-2.5-flash', { kind: 'mid-error', code: 503 }, 'OVERLOADED'],
+  ['gemini', 'gemini-2.5-flash', { kind: 'mid-error', code: 500, framed: false }, 'TRUNCATED'],
+  ['ollama', 'ollama/llama3.2', { kind: 'mid-error', message: 'model runner has unexpectedly stopped' }, 'SERVER_ERROR'],
 ];
 for (const [name, model, script, code] of midStream) {
   test(`${name}: mid-stream error ${JSON.stringify(script)} → ${code}, not retried after the first token`, async (t) => {
@@ -163,7 +186,7 @@ for (const [name, model] of providers) {
       const { events, error, text } = await collect(routerFor(m).router.chat(ask(model)));
       t.is(text, 'Partial');
       t.false(events.some((e) => e.type === 'finish'));
-      t.is(error?.code, 'truncated');
+      t.is(error?.code, 'TRUNCATED');
       t.true(error?.retryable);
       t.is(m[name].requests.length, 1, 'not retried after the first token');
     });
@@ -184,7 +207,12 @@ test('fallback: retryable failures exhaust retries, then the next provider answe
   const { router } = routerFor(m, { default: 'openai', fallback: ['anthropic', 'gemini'], retry: { maxAttempts: 2 } });
   const { events, error, text } = await collect(router.chat(ask(undefined)));
   t.is(error, undefined);
-  t.deepEqual(events[0], { type: 'start', provider: 'anthropic', model: 'claude-sonnet-4-5' });
+  t.deepEqual(events[0], {
+    type: 'start',
+    provider: 'anthropic',
+    model: 'claude-sonnet-4-5',
+    fallbackFrom: [{ provider: 'openai', model: 'gpt-4o-mini', code: 'OVERLOADED', message: 'openai returned HTTP 503: mock error 503' }],
+  });
   t.is(text, 'Hello, world!');
   t.is(m.openai.requests.length, 2);
   t.is(m.anthropic.requests.length, 1);
@@ -197,7 +225,12 @@ test('fallback also covers an explicitly routed model and skips a provider alrea
   const { router } = routerFor(m, { fallback: ['gemini', 'ollama'], retry: { maxAttempts: 2 } });
   const { events, error } = await collect(router.chat(ask('gemini-2.5-pro')));
   t.is(error, undefined);
-  t.deepEqual(events[0], { type: 'start', provider: 'ollama', model: 'llama3.2' });
+  t.like(events[0], {
+    type: 'start',
+    provider: 'ollama',
+    model: 'llama3.2',
+    fallbackFrom: [{ provider: 'gemini', model: 'gemini-2.5-pro', code: 'SERVER_ERROR' }],
+  });
   t.is(m.gemini.requests.length, 2);
 });
 
@@ -206,7 +239,7 @@ test('no fallback after the first token', async (t) => {
   m.openai.enqueue({ kind: 'mid-error' });
   const { router } = routerFor(m, { default: 'openai', fallback: ['anthropic'] });
   const { events, error } = await collect(router.chat(ask('gpt-4o')));
-  t.is(error?.code, 'server_error');
+  t.is(error?.code, 'SERVER_ERROR');
   t.deepEqual(
     events.map((e) => e.type),
     ['start', 'delta'],
@@ -219,7 +252,7 @@ test('no fallback on a non-retryable failure', async (t) => {
   m.openai.enqueue({ kind: 'status', status: 401 });
   const { router } = routerFor(m, { fallback: ['anthropic'] });
   const { error } = await collect(router.chat(ask('gpt-4o')));
-  t.is(error?.code, 'auth');
+  t.is(error?.code, 'AUTH');
   t.is(m.anthropic.requests.length, 0);
 });
 
@@ -229,7 +262,7 @@ test('every provider failing ends with the last error', async (t) => {
   m.anthropic.enqueue({ kind: 'status', status: 529 });
   const { router } = routerFor(m, { fallback: ['anthropic'], retry: { maxAttempts: 1 } });
   const { error } = await collect(router.chat(ask('gpt-4o')));
-  t.is(error?.code, 'overloaded');
+  t.is(error?.code, 'OVERLOADED');
   t.is(error?.provider, 'anthropic');
   t.is(error?.httpStatus, 529);
 });
@@ -252,7 +285,7 @@ test('connection refused is a retryable network error that falls back', async (t
     .map((l) => JSON.parse(l))
     .filter((l) => l.msg === 'provider try failed');
   t.is(failures.length, 2);
-  t.true(failures.every((l) => l.code === 'network' && l.provider === 'dead'));
+  t.true(failures.every((l) => l.code === 'NETWORK' && l.provider === 'dead'));
 });
 
 test('an unconfigured provider is an unknown_provider error before any request', async (t) => {
@@ -260,6 +293,6 @@ test('an unconfigured provider is an unknown_provider error before any request',
   const { router } = routerFor(m);
   const { events, error } = await collect(router.chat(ask('mistral/large')));
   t.deepEqual(events, []);
-  t.is(error?.code, 'unknown_provider');
+  t.is(error?.code, 'UNKNOWN_PROVIDER');
   t.false(error?.retryable);
 });

@@ -53,7 +53,7 @@ const unknown: Array<[string, RegExp]> = [
 for (const [model, msg] of unknown) {
   test(`route ${model} to an unconfigured provider → unknown_provider`, (t) => {
     const err = t.throws(() => resolveRoute(model, echoOnly), { instanceOf: ChatError });
-    t.is(err!.code, 'unknown_provider');
+    t.is(err!.code, 'UNKNOWN_PROVIDER');
     t.false(err!.retryable);
     t.regex(err!.message, msg);
   });
@@ -62,6 +62,6 @@ for (const [model, msg] of unknown) {
 test('a provider without a default model needs an explicit model', (t) => {
   t.deepEqual(resolveRoute('bare/mistral', all), { provider: 'bare', model: 'mistral' });
   const err = t.throws(() => resolveRoute('bare', all), { instanceOf: ChatError });
-  t.is(err!.code, 'no_provider');
+  t.is(err!.code, 'NO_PROVIDER');
   t.regex(err!.message, /bare\/<model>/);
 });

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { METRIC_NAMES } from '../../src/ai';
-import { envFor, startMocks, stopMocks } from '../ai/helpers';
+import { AWS, MOCK_PROVIDER_NAMES, envFor, startMocks, stopMocks } from '../ai/helpers';
 import { KEYS, type Mocks, cleanEnv, finished, mockConfigInput, runCli, spawnCli, tempDir, waitForOutput, within } from './helpers';
 
 interface Context {
@@ -52,16 +52,8 @@ test.serial('providers --socket asks the running server: the --default flag won 
   const reply = JSON.parse(r.stdout);
   t.is(reply.default, 'openai', '--default beats the config file');
   t.deepEqual(reply.fallback, ['anthropic']);
-  t.deepEqual(reply.providers.map((p: { name: string }) => p.name).sort(), [
-    'anthropic',
-    'echo',
-    'gemini',
-    'local',
-    'ollama',
-    'openai',
-    'other',
-  ]);
-  for (const key of Object.values(KEYS)) t.false(r.stdout.includes(key));
+  t.deepEqual(reply.providers.map((p: { name: string }) => p.name).sort(), MOCK_PROVIDER_NAMES);
+  for (const key of [...Object.values(KEYS), AWS.secretAccessKey]) t.false(r.stdout.includes(key));
 });
 
 test.serial('chat streams the reply of the default provider to stdout', async (t) => {
@@ -90,14 +82,14 @@ test.serial('chat --json prints the stream events, usage included', async (t) =>
     .split('\n')
     .map((l) => JSON.parse(l));
   t.deepEqual(events[0], { type: 'start', provider: 'ollama', model: 'llama3.2' });
-  t.deepEqual(events.at(-1), { type: 'finish', finishReason: 'stop', usage: { inputTokens: 11, outputTokens: 4 } });
+  t.like(events.at(-1), { type: 'finish', finishReason: 'stop', usage: { inputTokens: 11, outputTokens: 4 } });
 });
 
 test.serial('a bad request fails with exit code 1 and a clear message', async (t) => {
   const r = await runCli(['chat', '--socket', t.context.socket, '--temperature', '9', 'hi'], t.context.env);
   t.is(r.code, 1);
   t.is(r.stdout, '');
-  t.regex(r.stderr, /bad_request: invalid chat request: temperature/);
+  t.regex(r.stderr, /BAD_REQUEST: invalid chat request: temperature/);
 });
 
 test.serial('a provider failure after retries and fallback is reported with its code and provider', async (t) => {
@@ -106,7 +98,7 @@ test.serial('a provider failure after retries and fallback is reported with its 
   t.context.m.anthropic.enqueue({ kind: 'status', status: 529 }, { kind: 'status', status: 529 }, { kind: 'status', status: 529 });
   const r = await runCli(['chat', '--socket', t.context.socket, 'hi'], t.context.env);
   t.is(r.code, 1);
-  t.regex(r.stderr, /overloaded: .*\(provider anthropic, HTTP 529\) \[retryable\]/);
+  t.regex(r.stderr, /OVERLOADED: .*\(provider anthropic, HTTP 529\) \[retryable\]/);
 });
 
 test.serial('stats prints IPC and per-provider metrics, as a summary and as JSON', async (t) => {
@@ -114,10 +106,10 @@ test.serial('stats prints IPC and per-provider metrics, as a summary and as JSON
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /connections\s+1 active/);
   // openai: 1 ok (chat) + 3 failed tries; anthropic: 1 ok + 3 failed tries (fallback).
-  t.regex(r.stdout, /^openai\s+4\s+server_error=3\s+11\s+4\s+\d+\.\d ms$/m);
-  t.regex(r.stdout, /^anthropic\s+4\s+overloaded=3\s+11\s+4\s+\d+\.\d ms$/m);
+  t.regex(r.stdout, /^openai\s+4\s+SERVER_ERROR=3\s+11\s+4\s+\d+\.\d ms$/m);
+  t.regex(r.stdout, /^anthropic\s+4\s+OVERLOADED=3\s+11\s+4\s+\d+\.\d ms$/m);
   t.regex(r.stdout, /^echo\s+1\s+none\s+2\s+6\s+/m);
-  t.regex(r.stdout, /errors\s+.*bad_request=1/);
+  t.regex(r.stdout, /errors\s+.*BAD_REQUEST=1/);
 
   // The environment variable stands in for --socket.
   const json = await runCli(['stats', '--json'], { ...t.context.env, LAPCE_AI_SOCKET: t.context.socket });
@@ -128,7 +120,7 @@ test.serial('stats prints IPC and per-provider metrics, as a summary and as JSON
   t.truthy(metrics.find((x) => x.name === 'lapce_ipc_connections_total'));
 
   const prom = await runCli(['stats', '--socket', t.context.socket, '--prometheus'], t.context.env);
-  t.regex(prom.stdout, /^lapce_ai_provider_errors_total\{provider="openai",code="server_error"\} 3$/m);
+  t.regex(prom.stdout, /^lapce_ai_provider_errors_total\{provider="openai",code="SERVER_ERROR"\} 3$/m);
 });
 
 test.serial('Ctrl-C during chat cancels the stream: exit 130, the provider connection is closed', async (t) => {

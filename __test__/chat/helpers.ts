@@ -81,23 +81,35 @@ export async function startBackend(t: Teardown, m: Mocks, extra: ConfigInput = {
   return { server, client, backend, socketPath };
 }
 
-/** What a chat stream delivered: its events, the text, and the typed error it ended with. */
+/** What a chat stream delivered: its events (progress apart, finish timing apart), the text, and the typed error it ended with. */
 export interface Collected {
   events: ChatEvent[];
+  all: ChatEvent[];
   text: string;
   error?: IpcError;
 }
 
 /** Run one chat through the IPC client to the end (or its error). */
 export async function chatOverIpc(client: IpcClient, payload: unknown): Promise<Collected> {
-  const events: ChatEvent[] = [];
+  const all: ChatEvent[] = [];
+  const sorted = () => {
+    const events = all.flatMap((ev): ChatEvent[] => {
+      if (ev.type === 'progress') return [];
+      if (ev.type === 'finish') {
+        const { timing: _t, ...rest } = ev;
+        return [rest];
+      }
+      return [ev];
+    });
+    return { events, all, text: textOf(events) };
+  };
   try {
-    for await (const ev of client.stream<ChatEvent>(CHAT_METHOD, payload)) events.push(ev);
+    for await (const ev of client.stream<ChatEvent>(CHAT_METHOD, payload)) all.push(ev);
   } catch (e) {
     if (!(e instanceof IpcError)) throw e;
-    return { events, text: textOf(events), error: e };
+    return { ...sorted(), error: e };
   }
-  return { events, text: textOf(events) };
+  return sorted();
 }
 
 export function textOf(events: ChatEvent[]): string {
@@ -114,7 +126,8 @@ export function ask(model: string | undefined, content = 'Say hello', extra: Rec
 /** This environment without any provider setting, so children never see a real key or endpoint. */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  const providerVar = /^(GEMINI|OPENAI|ANTHROPIC)_|^OLLAMA_HOST$|^LAPCE_AI_/;
+  const providerVar =
+    /^(GEMINI|OPENAI|ANTHROPIC|AZURE|XAI|OPENROUTER|GOOGLE_VERTEX|AWS|BEDROCK)_|^OLLAMA_HOST$|^LAPCE_AI_|^GOOGLE_APPLICATION_CREDENTIALS$/;
   for (const [k, v] of Object.entries(process.env)) if (!providerVar.test(k)) env[k] = v;
   // No implicit config file from the user's home either.
   env.XDG_CONFIG_HOME = path.join(os.tmpdir(), 'lapce-chat-test-no-config');

@@ -1,19 +1,34 @@
 /**
- * Chat provider configuration: which providers exist, their endpoints and keys, the default
- * and fallback chain, retry policy and timeouts.
- *
- * Precedence: overrides (command-line flags) > environment > JSON config file > defaults.
- * See `src/ai/CONFIG.md` for the file format with examples.
+ * Chat provider configuration: which providers exist (Gemini, OpenAI, Anthropic, Azure
+ * OpenAI, Bedrock, Vertex AI, xAI, OpenRouter, Ollama, OpenAI-compatible servers, echo), their
+ * endpoints and credentials, the default and fallback chain, the context-length fallback,
+ * retry policy, cooldowns and timeouts. Precedence: overrides (command-line flags) >
+ * environment > JSON config file > defaults. See `src/ai/CONFIG.md` for the file format with
+ * examples.
+ * @packageDocumentation
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { IpcError } from '../errors';
 import { formatZodError } from './types';
 
 /** The kinds of provider this layer can talk to. */
-export type ProviderKind = 'gemini' | 'openai' | 'anthropic' | 'ollama' | 'openai-compatible' | 'echo';
+export type ProviderKind =
+  'gemini' | 'openai' | 'anthropic' | 'azure' | 'bedrock' | 'vertex' | 'xai' | 'openrouter' | 'ollama' | 'openai-compatible' | 'echo';
 
 /** Names a compatible provider may not take: they already mean a built-in provider. */
-export const BUILTIN_PROVIDER_NAMES = ['gemini', 'openai', 'anthropic', 'ollama', 'echo'] as const;
+export const BUILTIN_PROVIDER_NAMES = [
+  'gemini',
+  'openai',
+  'anthropic',
+  'azure',
+  'bedrock',
+  'vertex',
+  'xai',
+  'openrouter',
+  'ollama',
+  'echo',
+] as const;
 
 const ModelId = z.string().min(1);
 const Url = z.url({ protocol: /^https?$/ });
@@ -35,6 +50,62 @@ const CloudProviderSchema = z.strictObject({
   ...ModelsFields,
 });
 
+/** `providers.azure`: Azure OpenAI; models are deployment names. */
+const AzureSchema = z.strictObject({
+  /** Sent as the `api-key` header. */
+  apiKey: z.string().min(1).optional(),
+  /** `https://{resourceName}.openai.azure.com/openai` unless `baseURL` is given. */
+  resourceName: z
+    .string()
+    .regex(/^[a-z0-9-]+$/i)
+    .optional(),
+  /** The `/openai` root, e.g. `https://my-resource.openai.azure.com/openai`. */
+  baseURL: Url.optional(),
+  /** `api-version` query parameter. */
+  apiVersion: z.string().min(1).optional(),
+  ...ModelsFields,
+});
+
+/** `providers.bedrock`: Amazon Bedrock (ConverseStream, SigV4). */
+const BedrockSchema = z.strictObject({
+  region: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
+  accessKeyId: z.string().min(1).optional(),
+  secretAccessKey: z.string().min(1).optional(),
+  sessionToken: z.string().min(1).optional(),
+  /** Profile of `~/.aws/credentials` used when no keys are given (default `AWS_PROFILE` or `default`). */
+  profile: z.string().min(1).optional(),
+  /** Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`), instead of SigV4 keys. */
+  apiKey: z.string().min(1).optional(),
+  /** Runtime endpoint, default `https://bedrock-runtime.{region}.amazonaws.com`. */
+  baseURL: Url.optional(),
+  ...ModelsFields,
+});
+
+/** `providers.vertex`: Google Vertex AI (Gemini models). */
+const VertexSchema = z.strictObject({
+  project: z.string().min(1).optional(),
+  location: z.string().min(1).optional(),
+  /** Service-account JSON file; without it, application default credentials. */
+  credentialsFile: z.string().min(1).optional(),
+  /** Vertex express-mode API key, instead of OAuth credentials. */
+  apiKey: z.string().min(1).optional(),
+  /** API root up to `/publishers/google` (or the express-mode root with `apiKey`). */
+  baseURL: Url.optional(),
+  ...ModelsFields,
+});
+
+/** `providers.openrouter`. */
+const OpenRouterSchema = z.strictObject({
+  apiKey: z.string().min(1).optional(),
+  baseURL: Url.optional(),
+  /** Default OpenRouter provider-routing preferences (`provider` of its API), e.g. `{"order": ["groq"]}`. */
+  routing: z.record(z.string(), z.unknown()).optional(),
+  ...ModelsFields,
+});
+
 /** `providers.ollama`. */
 const OllamaSchema = z.strictObject({
   /** Server root, e.g. `http://127.0.0.1:11434` (no `/api`). */
@@ -47,8 +118,14 @@ const CompatibleSchema = z.strictObject({
   /** API root such that `{baseURL}/chat/completions` is the chat endpoint. */
   baseURL: Url,
   apiKey: z.string().min(1).optional(),
+  /** Whether the server's models accept images and tools (default true). */
+  images: z.boolean().optional(),
+  tools: z.boolean().optional(),
   ...ModelsFields,
 });
+
+/** A `provider/model` route, as `contextFallback` takes it. */
+const RouteString = z.string().regex(/^[a-z0-9][a-z0-9_.-]*\/.+$/i, 'must be "provider/model"');
 
 const ProviderName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'provider names are letters, digits, ".", "_" and "-" (no "/")');
 
@@ -85,8 +162,23 @@ export const ConfigFileSchema = z.strictObject({
       gemini: CloudProviderSchema.optional(),
       openai: CloudProviderSchema.optional(),
       anthropic: CloudProviderSchema.optional(),
+      azure: AzureSchema.optional(),
+      bedrock: BedrockSchema.optional(),
+      vertex: VertexSchema.optional(),
+      xai: CloudProviderSchema.optional(),
+      openrouter: OpenRouterSchema.optional(),
       ollama: OllamaSchema.optional(),
       compatible: z.record(ProviderName, CompatibleSchema).optional(),
+    })
+    .optional(),
+  /** Where a chat goes when its model's context is too short for the conversation. */
+  contextFallback: RouteString.optional(),
+  cooldown: z
+    .strictObject({
+      /** How long a provider that answered 429/5xx is skipped when it gave no retry-after; 0 = no cooldowns. */
+      defaultMs: Ms.optional(),
+      /** Cap on a cooldown, whatever retry-after asked. */
+      maxMs: Ms.optional(),
     })
     .optional(),
   retry: z
@@ -101,6 +193,7 @@ export const ConfigFileSchema = z.strictObject({
       firstChunkMs: Ms.optional(),
       betweenChunksMs: Ms.optional(),
       totalMs: Ms.optional(),
+      progressMs: Ms.optional(),
     })
     .optional(),
 });
@@ -108,7 +201,7 @@ export const ConfigFileSchema = z.strictObject({
 /** The config file / overrides shape (all optional). */
 export type ConfigInput = z.infer<typeof ConfigFileSchema>;
 
-/** One provider as the router will use it. `apiKey` is the only secret in the config. */
+/** One provider as the router will use it. Secrets: `apiKey` and `bedrock.secretAccessKey`/`sessionToken`. */
 export interface ResolvedProvider {
   name: string;
   kind: ProviderKind;
@@ -117,6 +210,21 @@ export interface ResolvedProvider {
   apiKey?: string;
   models: string[];
   defaultModel?: string;
+  /** Whether the provider accepts images and tools; absent = yes. */
+  images?: boolean;
+  tools?: boolean;
+  azure?: { resourceName?: string; apiVersion: string };
+  bedrock?: { region: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string; profile?: string };
+  vertex?: { project?: string; location: string; credentialsFile?: string };
+  openrouter?: { routing?: Record<string, unknown> };
+}
+
+/** Per-provider cooldown (circuit breaker) after 429/5xx. */
+export interface CooldownPolicy {
+  /** Cooldown when the provider named no wait; 0 turns cooldowns off. */
+  defaultMs: number;
+  /** Cap on any cooldown. */
+  maxMs: number;
 }
 
 /** Retry policy per provider. */
@@ -131,12 +239,14 @@ export interface RetryPolicy {
 
 /** Stream timeouts in milliseconds; 0 disables. */
 export interface Timeouts {
-  /** From sending the request to the first text chunk. */
+  /** From sending a try to the provider's first event of any kind (text, reasoning, tool, keep-alive). */
   firstChunkMs: number;
-  /** Longest silence between two chunks. */
+  /** Longest silence between two provider events of any kind. */
   betweenChunksMs: number;
-  /** Whole reply, per attempt. */
+  /** The whole chat, across retries and fallbacks. */
   totalMs: number;
+  /** A `progress` event after this much time with nothing else to show; 0 = none. */
+  progressMs: number;
 }
 
 /** The configuration {@link ChatRouter} runs on. */
@@ -149,30 +259,46 @@ export interface ResolvedConfig {
   providers: Record<string, ResolvedProvider>;
   retry: RetryPolicy;
   timeouts: Timeouts;
+  cooldown: CooldownPolicy;
+  /** `provider/model` for a chat whose conversation is too long for its model. */
+  contextFallback?: string;
 }
 
 /** Built-in defaults. */
 export const DEFAULTS = {
   retry: { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 20_000 } satisfies RetryPolicy,
-  timeouts: { firstChunkMs: 60_000, betweenChunksMs: 30_000, totalMs: 600_000 } satisfies Timeouts,
+  timeouts: { firstChunkMs: 60_000, betweenChunksMs: 30_000, totalMs: 600_000, progressMs: 5_000 } satisfies Timeouts,
+  cooldown: { defaultMs: 30_000, maxMs: 300_000 } satisfies CooldownPolicy,
   baseURL: {
     gemini: 'https://generativelanguage.googleapis.com/v1beta',
     openai: 'https://api.openai.com/v1',
     anthropic: 'https://api.anthropic.com/v1',
+    xai: 'https://api.x.ai/v1',
+    openrouter: 'https://openrouter.ai/api/v1',
     ollama: 'http://127.0.0.1:11434',
   },
   model: {
     gemini: 'gemini-2.5-flash',
     openai: 'gpt-4o-mini',
     anthropic: 'claude-sonnet-4-5',
+    vertex: 'gemini-2.5-flash',
+    bedrock: 'anthropic.claude-3-5-haiku-20241022-v1:0',
+    xai: 'grok-3-mini',
+    openrouter: 'openrouter/auto',
     ollama: 'llama3.2',
     echo: 'echo',
   },
+  azureApiVersion: '2024-10-21',
+  bedrockRegion: 'us-east-1',
+  vertexLocation: 'us-central1',
 } as const;
 
-/** A configuration that cannot be used; the message names the file and field. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+/** A configuration that cannot be used; the message names the file and field. Code `CONFIG_INVALID`. */
+export class ConfigError extends IpcError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+    this.name = 'ConfigError';
+  }
 }
 
 /** Options of {@link loadConfig}. */
@@ -188,11 +314,12 @@ export interface LoadConfigOptions {
 /**
  * Resolve the configuration: `overrides` > `env` > `file` > defaults.
  *
- * Environment: `GEMINI_API_KEY`, `GEMINI_BASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
- * `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, `OLLAMA_HOST`. A cloud provider is configured
- * when it has a key or is listed in the file/overrides; ollama when `OLLAMA_HOST` is set or it
- * is listed; `echo` always. Without an explicit `default`, the first configured of gemini,
- * openai, anthropic, compatible (in file order), ollama is the default, else `echo`.
+ * Environment: see CONFIG.md (`GEMINI_*`, `OPENAI_*`, `ANTHROPIC_*`, `AZURE_*`, `AWS_*` and
+ * `BEDROCK_BASE_URL`, `GOOGLE_VERTEX_*`, `XAI_*`, `OPENROUTER_*`, `OLLAMA_HOST`). A provider is
+ * configured when its own variables are set or the file/overrides list it; `echo` always.
+ * Without an explicit `default`, the first configured provider in the order gemini, openai,
+ * anthropic, azure, vertex, bedrock, xai, openrouter, compatible (file order), ollama is the
+ * default, else `echo`.
  *
  * @throws {ConfigError} unreadable or invalid file, or `default`/`fallback` naming a provider
  *   that is not configured.
@@ -243,10 +370,41 @@ function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
     return entry.apiKey !== undefined || entry.baseURL !== undefined ? stripUndefined(entry) : undefined;
   };
   const ollamaHost = get('OLLAMA_HOST');
+  const some = <T extends object>(o: T): T | undefined => {
+    const t = stripUndefined(o);
+    return Object.keys(t).length ? t : undefined;
+  };
+  // Azure, Bedrock and Vertex are configured by their own variables only: generic AWS or
+  // Google credentials in the environment are read once the provider is configured, but do
+  // not configure it on their own (they are often there for other tools).
+  const azure = some({ apiKey: get('AZURE_API_KEY'), resourceName: get('AZURE_RESOURCE_NAME'), baseURL: url('AZURE_BASE_URL') });
+  const bedrockOwn = some({ apiKey: get('AWS_BEARER_TOKEN_BEDROCK'), baseURL: url('BEDROCK_BASE_URL') });
+  const vertexOwn = some({
+    project: get('GOOGLE_VERTEX_PROJECT'),
+    apiKey: get('GOOGLE_VERTEX_API_KEY'),
+    baseURL: url('GOOGLE_VERTEX_BASE_URL'),
+  });
   const providers = stripUndefined({
     gemini: cloud('GEMINI_API_KEY', 'GEMINI_BASE_URL'),
     openai: cloud('OPENAI_API_KEY', 'OPENAI_BASE_URL'),
     anthropic: cloud('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL'),
+    azure: azure && { ...azure, ...some({ apiVersion: get('AZURE_API_VERSION') }) },
+    bedrock: bedrockOwn && {
+      ...bedrockOwn,
+      ...some({
+        region: get('AWS_REGION') ?? get('AWS_DEFAULT_REGION'),
+        accessKeyId: get('AWS_ACCESS_KEY_ID'),
+        secretAccessKey: get('AWS_SECRET_ACCESS_KEY'),
+        sessionToken: get('AWS_SESSION_TOKEN'),
+        profile: get('AWS_PROFILE'),
+      }),
+    },
+    vertex: vertexOwn && {
+      ...vertexOwn,
+      ...some({ location: get('GOOGLE_VERTEX_LOCATION'), credentialsFile: get('GOOGLE_APPLICATION_CREDENTIALS') }),
+    },
+    xai: cloud('XAI_API_KEY', 'XAI_BASE_URL'),
+    openrouter: cloud('OPENROUTER_API_KEY', 'OPENROUTER_BASE_URL'),
     ollama: ollamaHost !== undefined ? { host: url('OLLAMA_HOST', normalizeOllamaHost(ollamaHost)) } : undefined,
   });
   return Object.keys(providers).length ? { providers } : {};
@@ -278,6 +436,11 @@ export function mergeConfig(base: ConfigInput, top: ConfigInput): ConfigInput {
     gemini: mergeObj(bp.gemini, tp.gemini),
     openai: mergeObj(bp.openai, tp.openai),
     anthropic: mergeObj(bp.anthropic, tp.anthropic),
+    azure: mergeObj(bp.azure, tp.azure),
+    bedrock: mergeObj(bp.bedrock, tp.bedrock),
+    vertex: mergeObj(bp.vertex, tp.vertex),
+    xai: mergeObj(bp.xai, tp.xai),
+    openrouter: mergeObj(bp.openrouter, tp.openrouter),
     ollama: mergeObj(bp.ollama, tp.ollama),
     compatible,
   });
@@ -285,8 +448,10 @@ export function mergeConfig(base: ConfigInput, top: ConfigInput): ConfigInput {
     default: top.default ?? base.default,
     fallback: top.fallback ?? base.fallback,
     providers: Object.keys(providers).length ? providers : undefined,
+    contextFallback: top.contextFallback ?? base.contextFallback,
     retry: mergeObj(base.retry, top.retry),
     timeouts: mergeObj(base.timeouts, top.timeouts),
+    cooldown: mergeObj(base.cooldown, top.cooldown),
   });
 }
 
@@ -295,26 +460,66 @@ function resolve(cfg: ConfigInput): ResolvedConfig {
   const add = (
     name: string,
     kind: ProviderKind,
-    entry: z.infer<typeof CloudProviderSchema> | undefined,
-    baseURL: string,
+    entry: { apiKey?: string; baseURL?: string; models?: string[]; defaultModel?: string } | undefined,
+    baseURL: string | undefined,
     model?: string,
+    extra: Partial<ResolvedProvider> = {},
   ) => {
     if (!entry) return;
     const models = entry.models ?? [];
+    const root = entry.baseURL ?? baseURL;
     providers[name] = stripUndefined({
       name,
       kind,
-      baseURL: stripSlash(entry.baseURL ?? baseURL),
+      baseURL: root !== undefined ? stripSlash(root) : undefined,
       apiKey: entry.apiKey,
       models,
       defaultModel: entry.defaultModel ?? models[0] ?? model,
+      ...extra,
     });
   };
   const p = cfg.providers ?? {};
   add('gemini', 'gemini', p.gemini, DEFAULTS.baseURL.gemini, DEFAULTS.model.gemini);
   add('openai', 'openai', p.openai, DEFAULTS.baseURL.openai, DEFAULTS.model.openai);
   add('anthropic', 'anthropic', p.anthropic, DEFAULTS.baseURL.anthropic, DEFAULTS.model.anthropic);
-  for (const [name, entry] of Object.entries(p.compatible ?? {})) add(name, 'openai-compatible', entry, entry.baseURL);
+  if (p.azure) {
+    if (!p.azure.baseURL && !p.azure.resourceName) throw new ConfigError('providers.azure: needs resourceName or baseURL');
+    const baseURL = p.azure.baseURL ?? `https://${p.azure.resourceName}.openai.azure.com/openai`;
+    add('azure', 'azure', p.azure, baseURL, undefined, {
+      azure: stripUndefined({ resourceName: p.azure.resourceName, apiVersion: p.azure.apiVersion ?? DEFAULTS.azureApiVersion }),
+    });
+  }
+  if (p.vertex) {
+    add('vertex', 'vertex', p.vertex, p.vertex.baseURL, DEFAULTS.model.vertex, {
+      vertex: stripUndefined({
+        project: p.vertex.project,
+        location: p.vertex.location ?? DEFAULTS.vertexLocation,
+        credentialsFile: p.vertex.credentialsFile,
+      }),
+    });
+  }
+  if (p.bedrock) {
+    const b = p.bedrock;
+    if (b.apiKey === undefined && (b.accessKeyId === undefined) !== (b.secretAccessKey === undefined)) {
+      throw new ConfigError('providers.bedrock: accessKeyId and secretAccessKey go together');
+    }
+    add('bedrock', 'bedrock', b, b.baseURL, DEFAULTS.model.bedrock, {
+      bedrock: stripUndefined({
+        region: b.region ?? DEFAULTS.bedrockRegion,
+        accessKeyId: b.accessKeyId,
+        secretAccessKey: b.secretAccessKey,
+        sessionToken: b.sessionToken,
+        profile: b.profile,
+      }),
+    });
+  }
+  add('xai', 'xai', p.xai, DEFAULTS.baseURL.xai, DEFAULTS.model.xai);
+  add('openrouter', 'openrouter', p.openrouter, DEFAULTS.baseURL.openrouter, DEFAULTS.model.openrouter, {
+    ...(p.openrouter?.routing ? { openrouter: { routing: p.openrouter.routing } } : {}),
+  });
+  for (const [name, entry] of Object.entries(p.compatible ?? {})) {
+    add(name, 'openai-compatible', entry, entry.baseURL, undefined, stripUndefined({ images: entry.images, tools: entry.tools }));
+  }
   if (p.ollama) {
     const models = p.ollama.models ?? [];
     providers.ollama = {
@@ -334,13 +539,21 @@ function resolve(cfg: ConfigInput): ResolvedConfig {
   const missing = fallback.find((n) => !providers[n]);
   if (missing) throw new ConfigError(`fallback: provider "${missing}" is not configured (configured: ${configured.join(', ')})`);
 
-  return {
+  if (cfg.contextFallback !== undefined) {
+    const name = cfg.contextFallback.slice(0, cfg.contextFallback.indexOf('/'));
+    if (!providers[name])
+      throw new ConfigError(`contextFallback: provider "${name}" is not configured (configured: ${configured.join(', ')})`);
+  }
+
+  return stripUndefined({
     default: def,
     fallback: [...new Set(fallback)],
     providers,
     retry: { ...DEFAULTS.retry, ...stripUndefined(cfg.retry ?? {}) },
     timeouts: { ...DEFAULTS.timeouts, ...stripUndefined(cfg.timeouts ?? {}) },
-  };
+    cooldown: { ...DEFAULTS.cooldown, ...stripUndefined(cfg.cooldown ?? {}) },
+    contextFallback: cfg.contextFallback,
+  });
 }
 
 function stripSlash(url: string): string {
@@ -358,6 +571,9 @@ export interface ProviderInfo {
   isDefault: boolean;
   /** Position in the fallback chain, if it is in it. */
   fallbackIndex?: number;
+  /** When a cooldown is running (see `ChatRouter.listProviders`): epoch ms it ends, and why. */
+  cooldownUntil?: number;
+  cooldownCode?: string;
 }
 
 /** The configured providers, safe to print or send to the editor. */
@@ -368,7 +584,7 @@ export function listProviders(config: ResolvedConfig): ProviderInfo[] {
       name: p.name,
       kind: p.kind,
       baseURL: p.baseURL,
-      hasKey: p.apiKey !== undefined,
+      hasKey: p.apiKey !== undefined || p.bedrock?.secretAccessKey !== undefined,
       defaultModel: p.defaultModel,
       models: [...p.models],
       isDefault: p.name === config.default,

@@ -1,59 +1,93 @@
 /**
- * The three stream timeouts of one provider try: first chunk, silence between chunks, and
- * total. The router turns an expiry into an abort of the try's HTTP request.
+ * The stream timeouts of one provider try: the first event, and silence between events.
+ * Any provider activity counts (text, reasoning, tool deltas, keep-alive bytes), so a model
+ * that streams reasoning, or thinks silently behind keep-alives, is not mistaken for a dead
+ * one. The chat's overall deadline is the router's. An expiry aborts the try's HTTP request.
+ * @packageDocumentation
  */
 import type { Timeouts } from './config';
 
-/** Which timeout fired. */
+/** Which timeout fired (`total` is the router's chat-wide deadline). */
 export type DeadlineKind = 'first_chunk' | 'between_chunks' | 'total';
 
 /**
- * Timers for one try. `chunk()` when a chunk arrives and `resume()` when the router asks for
- * the next one: time spent waiting on our own consumer is not held against the provider.
+ * Timers for one try. {@link activity} whenever the provider sends anything; {@link chunk}
+ * when an event is handed to our consumer and {@link resume} when the router asks for the
+ * next one: time spent waiting on our own consumer is not held against the provider.
+ *
+ * Activity only records a timestamp (a stream of a million chunks does not re-arm a million
+ * timers); the one timer, when it fires early, re-arms itself for what is left.
  */
 export class StreamDeadlines {
-  private chunkTimer?: NodeJS.Timeout;
-  private totalTimer?: NodeJS.Timeout;
+  private timer?: NodeJS.Timeout;
+  private startedAt = 0;
+  private lastActivity = 0;
+  private sawActivity = false;
+  private waiting = false;
   private expired = false;
 
   constructor(
-    private readonly timeouts: Timeouts,
+    private readonly timeouts: Pick<Timeouts, 'firstChunkMs' | 'betweenChunksMs'>,
     private readonly onExpire: (kind: DeadlineKind, ms: number) => void,
   ) {}
 
-  /** Arm the total and first-chunk timers. */
+  /** The try was sent: arm the first-event timer. */
   start(): void {
-    if (this.timeouts.totalMs > 0) this.totalTimer = setTimeout(() => this.fire('total', this.timeouts.totalMs), this.timeouts.totalMs);
-    this.arm('first_chunk', this.timeouts.firstChunkMs);
+    this.startedAt = performance.now();
+    this.waiting = true;
+    this.schedule();
   }
 
-  /** A chunk arrived: stop the per-chunk timer until {@link resume}. */
+  /** The provider sent something (any event or keep-alive bytes). */
+  activity(): void {
+    this.lastActivity = performance.now();
+    this.sawActivity = true;
+  }
+
+  /** An event went to the consumer: no provider timer runs until {@link resume}. */
   chunk(): void {
-    clearTimeout(this.chunkTimer);
-    this.chunkTimer = undefined;
+    this.waiting = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
-  /** Waiting for the next chunk again. */
+  /** Waiting for the next event again. */
   resume(): void {
-    this.arm('between_chunks', this.timeouts.betweenChunksMs);
+    this.lastActivity = performance.now();
+    this.sawActivity = true;
+    this.waiting = true;
+    this.schedule();
   }
 
-  /** Clear every timer. */
+  /** Clear the timer. */
   stop(): void {
-    clearTimeout(this.chunkTimer);
-    clearTimeout(this.totalTimer);
-    this.chunkTimer = this.totalTimer = undefined;
+    this.waiting = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
-  private arm(kind: DeadlineKind, ms: number): void {
-    clearTimeout(this.chunkTimer);
-    this.chunkTimer = ms > 0 ? setTimeout(() => this.fire(kind, ms), ms) : undefined;
+  private limit(): { kind: DeadlineKind; ms: number; deadline: number } {
+    return this.sawActivity
+      ? { kind: 'between_chunks', ms: this.timeouts.betweenChunksMs, deadline: this.lastActivity + this.timeouts.betweenChunksMs }
+      : { kind: 'first_chunk', ms: this.timeouts.firstChunkMs, deadline: this.startedAt + this.timeouts.firstChunkMs };
   }
 
-  private fire(kind: DeadlineKind, ms: number): void {
-    if (this.expired) return;
-    this.expired = true;
-    this.stop();
-    this.onExpire(kind, ms);
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const { ms, deadline } = this.limit();
+    if (ms <= 0 || !this.waiting) return;
+    this.timer = setTimeout(() => this.check(), Math.max(1, Math.ceil(deadline - performance.now())));
+  }
+
+  private check(): void {
+    this.timer = undefined;
+    if (this.expired || !this.waiting) return;
+    const { kind, ms, deadline } = this.limit();
+    if (ms > 0 && performance.now() >= deadline) {
+      this.expired = true;
+      this.stop();
+      this.onExpire(kind, ms);
+    } else this.schedule();
   }
 }

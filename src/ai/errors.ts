@@ -2,8 +2,12 @@
  * Turning whatever a provider, the AI SDK or the network threw into a {@link ChatError}:
  * HTTP statuses, error objects that arrive in mid-stream, network failures and aborts, plus
  * the provider's requested retry delay. Every message surfaced is scrubbed of API keys.
+ *
+ * The AI SDK's error classes come from `@ai-sdk/provider` (what the provider packages throw);
+ * the `ai` package is not needed for them.
+ * @packageDocumentation
  */
-import { APICallError, InvalidResponseDataError, LoadAPIKeyError } from 'ai';
+import { APICallError, InvalidResponseDataError, LoadAPIKeyError } from '@ai-sdk/provider';
 import { ChatError, type ChatErrorCode } from './types';
 
 /** Context for classification. */
@@ -35,41 +39,72 @@ export function redact(text: string, secrets: readonly string[] = []): string {
 
 /** HTTP status → error code and retryability. */
 export function codeForStatus(status: number): { code: ChatErrorCode; retryable: boolean } {
-  if (status === 401 || status === 403) return { code: 'auth', retryable: false };
+  // 402: out of credit (OpenRouter); like Anthropic's billing_error, no retry fixes it.
+  if (status === 401 || status === 402 || status === 403) return { code: 'AUTH', retryable: false };
   // 408 is the server giving up waiting for us, which a new request usually cures.
-  if (status === 408) return { code: 'timeout', retryable: true };
+  if (status === 408) return { code: 'TIMEOUT', retryable: true };
   // 409: OpenAI and Anthropic use it for transient lock conflicts; their own SDKs retry it.
-  if (status === 409 || status === 429) return { code: 'rate_limited', retryable: true };
+  if (status === 409 || status === 429) return { code: 'RATE_LIMITED', retryable: true };
   // 529 is Anthropic's "overloaded".
-  if (status === 503 || status === 529) return { code: 'overloaded', retryable: true };
-  if (status >= 500) return { code: 'server_error', retryable: status !== 501 };
-  return { code: 'bad_request', retryable: false };
+  if (status === 503 || status === 529) return { code: 'OVERLOADED', retryable: true };
+  if (status >= 500) return { code: 'SERVER_ERROR', retryable: status !== 501 };
+  return { code: 'BAD_REQUEST', retryable: false };
 }
 
 /** Anthropic `error.type` (HTTP body or mid-stream `event: error`) → error code. */
 const ANTHROPIC_TYPES: Record<string, { code: ChatErrorCode; retryable: boolean }> = {
-  invalid_request_error: { code: 'bad_request', retryable: false },
-  request_too_large: { code: 'bad_request', retryable: false },
-  not_found_error: { code: 'bad_request', retryable: false },
-  authentication_error: { code: 'auth', retryable: false },
-  permission_error: { code: 'auth', retryable: false },
-  billing_error: { code: 'auth', retryable: false },
-  rate_limit_error: { code: 'rate_limited', retryable: true },
-  api_error: { code: 'server_error', retryable: true },
-  overloaded_error: { code: 'overloaded', retryable: true },
-  timeout_error: { code: 'timeout', retryable: true },
+  invalid_request_error: { code: 'BAD_REQUEST', retryable: false },
+  request_too_large: { code: 'BAD_REQUEST', retryable: false },
+  not_found_error: { code: 'BAD_REQUEST', retryable: false },
+  authentication_error: { code: 'AUTH', retryable: false },
+  permission_error: { code: 'AUTH', retryable: false },
+  billing_error: { code: 'AUTH', retryable: false },
+  rate_limit_error: { code: 'RATE_LIMITED', retryable: true },
+  api_error: { code: 'SERVER_ERROR', retryable: true },
+  overloaded_error: { code: 'OVERLOADED', retryable: true },
+  timeout_error: { code: 'TIMEOUT', retryable: true },
 };
 
 /** OpenAI `error.type` / `error.code` of a mid-stream error object → error code. */
 const OPENAI_TYPES: Record<string, { code: ChatErrorCode; retryable: boolean }> = {
-  server_error: { code: 'server_error', retryable: true },
-  invalid_request_error: { code: 'bad_request', retryable: false },
-  rate_limit_exceeded: { code: 'rate_limited', retryable: true },
-  requests: { code: 'rate_limited', retryable: true },
-  tokens: { code: 'rate_limited', retryable: true },
+  server_error: { code: 'SERVER_ERROR', retryable: true },
+  invalid_request_error: { code: 'BAD_REQUEST', retryable: false },
+  rate_limit_exceeded: { code: 'RATE_LIMITED', retryable: true },
+  requests: { code: 'RATE_LIMITED', retryable: true },
+  tokens: { code: 'RATE_LIMITED', retryable: true },
   // Out of credit: a 429 that no amount of waiting fixes.
-  insufficient_quota: { code: 'rate_limited', retryable: false },
+  insufficient_quota: { code: 'RATE_LIMITED', retryable: false },
 };
+
+/**
+ * Bedrock exception types (`:exception-type` of an event-stream frame, `x-amzn-errortype`
+ * or `__type` of an error body) → error code.
+ */
+const BEDROCK_TYPES: Record<string, { code: ChatErrorCode; retryable: boolean }> = {
+  throttlingException: { code: 'RATE_LIMITED', retryable: true },
+  ThrottlingException: { code: 'RATE_LIMITED', retryable: true },
+  serviceUnavailableException: { code: 'OVERLOADED', retryable: true },
+  ServiceUnavailableException: { code: 'OVERLOADED', retryable: true },
+  modelNotReadyException: { code: 'OVERLOADED', retryable: true },
+  internalServerException: { code: 'SERVER_ERROR', retryable: true },
+  InternalServerException: { code: 'SERVER_ERROR', retryable: true },
+  modelStreamErrorException: { code: 'SERVER_ERROR', retryable: true },
+  validationException: { code: 'BAD_REQUEST', retryable: false },
+  ValidationException: { code: 'BAD_REQUEST', retryable: false },
+  AccessDeniedException: { code: 'AUTH', retryable: false },
+  UnrecognizedClientException: { code: 'AUTH', retryable: false },
+};
+
+/**
+ * Whether an error text says the prompt is longer than the model's context (OpenAI
+ * `context_length_exceeded`, Anthropic "prompt is too long", Gemini "exceeds the maximum
+ * number of tokens", Bedrock "Input is too long", Ollama/llama.cpp "context length").
+ */
+export function isContextLengthMessage(text: string): boolean {
+  return /context_length_exceeded|context length|context window|prompt is too long|input is too long|maximum context|exceeds the maximum number of tokens|too many tokens/i.test(
+    text,
+  );
+}
 
 /** google.rpc status names (Gemini bodies and mid-stream errors) → HTTP status. */
 const GOOGLE_STATUS: Record<string, number> = {
@@ -184,10 +219,12 @@ export function errorForStatus(status: number, detail: string, ctx: ClassifyCont
   const reasons = Array.isArray(errBody?.details) ? errBody.details.map((d: { reason?: unknown } | null) => d?.reason) : [];
   // Gemini answers a bad key with 400; only the ErrorInfo reason says it is an auth failure.
   if (reasons.includes('API_KEY_INVALID') || reasons.includes('API_KEY_SERVICE_BLOCKED')) {
-    code = 'auth';
+    code = 'AUTH';
     retryable = false;
   }
   if (errBody?.type === 'insufficient_quota') retryable = false;
+  const errCode = (errBody as { code?: unknown } | undefined)?.code;
+  if (code === 'BAD_REQUEST' && (errCode === 'context_length_exceeded' || isContextLengthMessage(detail))) code = 'CONTEXT_LENGTH';
   const retryAfterMs = parseRetryAfter(ctx.headers) ?? geminiRetryDelayMs(ctx.body);
   const message = redact(`${ctx.provider ?? 'provider'} returned HTTP ${status}${detail ? `: ${detail}` : ''}`, ctx.secrets);
   return new ChatError(code, message, { retryable, provider: ctx.provider, httpStatus: status, retryAfterMs });
@@ -203,16 +240,16 @@ export function classifyStreamError(obj: unknown, ctx: ClassifyContext): ChatErr
   // Some senders wrap it once more: { error: { … } } or { type: 'error', error: { … } }.
   if (o.error && typeof o.error === 'object') return classifyStreamError(o.error, ctx);
   const message = typeof o.message === 'string' ? o.message : safeStringify(obj);
-  const mapped = lookup(o.code, ANTHROPIC_TYPES, OPENAI_TYPES) ??
-    lookup(o.type, ANTHROPIC_TYPES, OPENAI_TYPES) ??
+  const mapped = lookup(o.code, ANTHROPIC_TYPES, OPENAI_TYPES, BEDROCK_TYPES) ??
+    lookup(o.type, ANTHROPIC_TYPES, OPENAI_TYPES, BEDROCK_TYPES) ??
     (typeof o.code === 'number' ? codeForStatus(o.code) : undefined) ??
     (lookup(o.status, GOOGLE_STATUS) !== undefined ? codeForStatus(lookup(o.status, GOOGLE_STATUS)!) : undefined) ?? {
-      code: 'provider_error' as const,
+      code: 'PROVIDER_ERROR' as const,
       retryable: false,
     };
   const kind = typeof o.type === 'string' ? o.type : typeof o.status === 'string' ? o.status : undefined;
   return new ChatError(
-    mapped.code,
+    mapped.code === 'BAD_REQUEST' && isContextLengthMessage(message) ? 'CONTEXT_LENGTH' : mapped.code,
     redact(`${ctx.provider ?? 'provider'} stream error${kind ? ` (${kind})` : ''}: ${message}`, ctx.secrets),
     { retryable: mapped.retryable, provider: ctx.provider },
   );
@@ -220,7 +257,7 @@ export function classifyStreamError(obj: unknown, ctx: ClassifyContext): ChatErr
 
 /** A stream that stopped without its terminal frame. Retryable: the next try usually completes. */
 export function truncatedError(provider: string | undefined, detail: string): ChatError {
-  return new ChatError('truncated', `${provider ?? 'provider'} stream ended early: ${detail}`, { retryable: true, provider });
+  return new ChatError('TRUNCATED', `${provider ?? 'provider'} stream ended early: ${detail}`, { retryable: true, provider });
 }
 
 /**
@@ -241,9 +278,15 @@ export function classifyError(err: unknown, ctx: ClassifyContext = {}): ChatErro
       retryAfterMs: err.retryAfterMs,
     });
   }
-  if (isAbortError(err)) return new ChatError('cancelled', 'request cancelled', { provider });
-  if (LoadAPIKeyError.isInstance(err)) {
-    return new ChatError('auth', `${provider ?? 'provider'}: no usable API key configured`, { provider });
+  if (isAbortError(err)) return new ChatError('CANCELLED', 'request cancelled', { provider });
+  if (
+    LoadAPIKeyError.isInstance(err) ||
+    (err instanceof Error && /AWS credential provider failed|AWS SigV4 authentication requires/.test(err.message))
+  ) {
+    const detail = LoadAPIKeyError.isInstance(err)
+      ? 'no usable API key configured'
+      : redact(err instanceof Error ? err.message : '', ctx.secrets);
+    return new ChatError('AUTH', `${provider ?? 'provider'}: ${detail}`, { provider });
   }
   if (APICallError.isInstance(err)) {
     const status = err.statusCode;
@@ -255,7 +298,7 @@ export function classifyError(err: unknown, ctx: ClassifyContext = {}): ChatErro
       // HTTP 200 and then the body failed: the connection died mid-stream.
       return truncatedError(provider, redact(`${err.message}${code ? ` (${code})` : ''}`, ctx.secrets));
     }
-    return new ChatError('network', redact(`${provider ?? 'provider'} unreachable: ${err.message}`, ctx.secrets), {
+    return new ChatError('NETWORK', redact(`${provider ?? 'provider'} unreachable: ${err.message}`, ctx.secrets), {
       retryable: true,
       provider,
     });
@@ -267,13 +310,13 @@ export function classifyError(err: unknown, ctx: ClassifyContext = {}): ChatErro
   const code = causeCode(err);
   if ((code && NETWORK_CODES.has(code)) || (err instanceof TypeError && /fetch failed|terminated/i.test(err.message))) {
     const detail = err instanceof Error ? err.message : String(err);
-    return new ChatError('network', redact(`${provider ?? 'provider'} unreachable: ${detail}${code ? ` (${code})` : ''}`, ctx.secrets), {
+    return new ChatError('NETWORK', redact(`${provider ?? 'provider'} unreachable: ${detail}${code ? ` (${code})` : ''}`, ctx.secrets), {
       retryable: true,
       provider,
     });
   }
   if (err instanceof Error) {
-    return new ChatError('provider_error', redact(`${provider ?? 'provider'} failed: ${err.message}`, ctx.secrets), { provider });
+    return new ChatError('PROVIDER_ERROR', redact(`${provider ?? 'provider'} failed: ${err.message}`, ctx.secrets), { provider });
   }
   // Plain objects: the SDKs hand mid-stream error payloads through as-is.
   return classifyStreamError(err, ctx);

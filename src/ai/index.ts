@@ -1,7 +1,8 @@
 /**
  * AI chat provider routing layer: routes an editor's chat request to Gemini, OpenAI,
- * Anthropic, Ollama, any OpenAI-compatible server or the offline echo provider, and streams
- * the reply back as events.
+ * Anthropic, Azure OpenAI, Bedrock, Vertex AI, xAI, OpenRouter, Ollama, any OpenAI-compatible
+ * server or the offline echo provider, and streams the reply back as events (text, reasoning,
+ * tool calls, progress, finish with usage and timing).
  *
  * ```ts
  * import { ChatRouter, loadConfig } from './ai'
@@ -11,11 +12,13 @@
  *
  * @packageDocumentation
  */
-export { ChatRouter, type ChatRouterOptions, type ChatOptions } from './router';
+export { ChatRouter, type ChatRouterOptions, type ChatOptions, type Cooldown } from './router';
 export {
+  CHAT_ERROR_CODES,
   ChatError,
   ChatRequestSchema,
   ChatMessageSchema,
+  IMAGE_MEDIA_TYPES,
   parseChatRequest,
   normalizeChatRequest,
   type ChatErrorCode,
@@ -23,12 +26,30 @@ export {
   type ChatEvent,
   type ChatStartEvent,
   type ChatDeltaEvent,
+  type ChatReasoningEvent,
+  type ChatToolCallStartEvent,
+  type ChatToolCallDeltaEvent,
+  type ChatToolCallEvent,
+  type ChatProgressEvent,
   type ChatFinishEvent,
+  type ChatTiming,
   type ChatRequest,
   type ChatUsage,
+  type ContentPart,
+  type TextPart,
+  type ImagePart,
+  type ChatMessage,
+  type ToolCallInput,
+  type FailedAttempt,
   type NormalizedChatRequest,
+  type NormalizedMessage,
+  type PriorToolCall,
   type ProviderEvent,
+  type ReasoningOptions,
+  type ToolChoice,
+  type ToolSpec,
 } from './types';
+export { describeFallback, errorLine, type ErrorLine } from './report';
 export {
   loadConfig,
   listProviders,
@@ -43,13 +64,24 @@ export {
   type ProviderInfo,
   type ProviderKind,
   type ResolvedConfig,
+  type CooldownPolicy,
   type ResolvedProvider,
   type RetryPolicy,
   type Timeouts,
 } from './config';
 export { resolveRoute, type Route } from './routing';
-export { classifyError, parseRetryAfter, geminiRetryDelayMs, redact } from './errors';
+export { classifyError, parseRetryAfter, geminiRetryDelayMs, redact, isContextLengthMessage } from './errors';
 export type { ClassifyContext, HeaderBag } from './errors';
 export { backoffDelay } from './retry';
 export { chatMetrics, METRIC_NAMES, type ChatMetrics } from './metrics';
-export { createProvider, createEchoProvider, echoReply, type ChatProvider, type ProviderDeps } from './providers';
+export {
+  createProvider,
+  createEchoProvider,
+  echoReply,
+  readProfileCredentials,
+  type AwsCredentials,
+  type ChatProvider,
+  type ProviderCapabilities,
+  type ProviderDeps,
+  type StreamHooks,
+} from './providers';

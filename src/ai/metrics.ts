@@ -1,7 +1,10 @@
 /**
- * Prometheus metrics of the chat layer.
+ * Prometheus metrics of the chat layer: tries, failures by code, tokens, time to first event
+ * and to first text, fallbacks, and per-provider cooldowns (a gauge of the seconds left, and
+ * a counter of cooldowns started).
+ * @packageDocumentation
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** The metric objects the router updates. */
 export interface ChatMetrics {
@@ -9,10 +12,18 @@ export interface ChatMetrics {
   requests: Counter<'provider'>;
   /** Failed tries, by error code. */
   errors: Counter<'provider' | 'code'>;
-  /** Tokens reported by providers; `direction` is `in` (prompt) or `out` (reply). */
+  /** Tokens reported by providers; `direction` is `in` (prompt), `out` (reply), `reasoning`, `cached`. */
   tokens: Counter<'provider' | 'direction'>;
-  /** Seconds from sending a try to its first text chunk. */
+  /** Seconds from sending a try to its first text. */
   firstToken: Histogram<'provider'>;
+  /** Seconds from sending a try to the provider's first event of any kind. */
+  firstEvent: Histogram<'provider'>;
+  /** Chats that moved from one provider to the next. */
+  fallbacks: Counter<'from' | 'to' | 'code'>;
+  /** Cooldowns started, by the error that started them. */
+  cooldowns: Counter<'provider' | 'code'>;
+  /** Sources of the cooldown gauge: each router registers a function returning seconds left per provider. */
+  cooldownSources: Set<() => Record<string, number>>;
 }
 
 /** Metric names, for dashboards and tests. */
@@ -21,11 +32,17 @@ export const METRIC_NAMES = {
   errors: 'lapce_ai_provider_errors_total',
   tokens: 'lapce_ai_provider_tokens_total',
   firstToken: 'lapce_ai_provider_first_token_seconds',
+  firstEvent: 'lapce_ai_provider_first_event_seconds',
+  fallbacks: 'lapce_ai_provider_fallbacks_total',
+  cooldowns: 'lapce_ai_provider_cooldowns_total',
+  cooldownSeconds: 'lapce_ai_provider_cooldown_seconds',
 } as const;
 
 // prom-client throws when a name is registered twice on one registry, so a second router on
 // the same registry shares the first one's metrics instead.
 const byRegistry = new WeakMap<Registry, ChatMetrics>();
+
+const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128];
 
 /**
  * The chat metrics registered on `registry`, created on first use; without a registry they
@@ -37,37 +54,64 @@ export function chatMetrics(registry?: Registry): ChatMetrics {
     if (known) return known;
   }
   const registers = registry ? [registry] : [];
-  const existing = <T>(name: string): T | undefined => registry?.getSingleMetric(name) as T | undefined;
+  const cooldownSources = new Set<() => Record<string, number>>();
   const metrics: ChatMetrics = {
-    requests:
-      existing(METRIC_NAMES.requests) ??
-      new Counter({
-        name: METRIC_NAMES.requests,
-        help: 'Chat requests sent to a provider, retries included',
-        labelNames: ['provider'],
-        registers,
-      }),
-    errors:
-      existing(METRIC_NAMES.errors) ??
-      new Counter({
-        name: METRIC_NAMES.errors,
-        help: 'Failed chat requests to a provider, by error code',
-        labelNames: ['provider', 'code'],
-        registers,
-      }),
-    tokens:
-      existing(METRIC_NAMES.tokens) ??
-      new Counter({ name: METRIC_NAMES.tokens, help: 'Tokens reported by providers', labelNames: ['provider', 'direction'], registers }),
-    firstToken:
-      existing(METRIC_NAMES.firstToken) ??
-      new Histogram({
-        name: METRIC_NAMES.firstToken,
-        help: 'Seconds from sending a chat request to its first text chunk',
-        labelNames: ['provider'],
-        buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32],
-        registers,
-      }),
+    requests: new Counter({
+      name: METRIC_NAMES.requests,
+      help: 'Chat requests sent to a provider, retries included',
+      labelNames: ['provider'],
+      registers,
+    }),
+    errors: new Counter({
+      name: METRIC_NAMES.errors,
+      help: 'Failed chat requests to a provider, by error code',
+      labelNames: ['provider', 'code'],
+      registers,
+    }),
+    tokens: new Counter({
+      name: METRIC_NAMES.tokens,
+      help: 'Tokens reported by providers',
+      labelNames: ['provider', 'direction'],
+      registers,
+    }),
+    firstToken: new Histogram({
+      name: METRIC_NAMES.firstToken,
+      help: 'Seconds from sending a chat request to its first text',
+      labelNames: ['provider'],
+      buckets: BUCKETS,
+      registers,
+    }),
+    firstEvent: new Histogram({
+      name: METRIC_NAMES.firstEvent,
+      help: "Seconds from sending a chat request to the provider's first event of any kind (reasoning, tool, keep-alive)",
+      labelNames: ['provider'],
+      buckets: BUCKETS,
+      registers,
+    }),
+    fallbacks: new Counter({
+      name: METRIC_NAMES.fallbacks,
+      help: 'Chats handed from one provider to the next',
+      labelNames: ['from', 'to', 'code'],
+      registers,
+    }),
+    cooldowns: new Counter({
+      name: METRIC_NAMES.cooldowns,
+      help: 'Provider cooldowns started after 429/5xx',
+      labelNames: ['provider', 'code'],
+      registers,
+    }),
+    cooldownSources,
   };
+  new Gauge({
+    name: METRIC_NAMES.cooldownSeconds,
+    help: "Seconds left in a provider's cooldown (new chats skip it while > 0)",
+    labelNames: ['provider'],
+    registers,
+    collect() {
+      this.reset();
+      for (const source of cooldownSources) for (const [provider, s] of Object.entries(source())) this.set({ provider }, s);
+    },
+  });
   if (registry) byRegistry.set(registry, metrics);
   return metrics;
 }

@@ -1,5 +1,13 @@
 /**
- * Backoff between tries of one provider.
+ * Backoff between tries of one provider: exponential with full jitter, floored by the
+ * provider's requested wait and capped by the policy. The router decides what to do when
+ * the provider asks for more than the cap (fall back at once, or wait the full time).
+ *
+ * Hand-written rather than the AI SDK's retry (`streamText`'s `maxRetries`, which does read
+ * `retry-after`/`retry-after-ms`): the SDK's wait ignores Gemini's RetryInfo, which comes only
+ * in the body (see REFERENCE.md, AI SDK gaps), and retries inside one provider with no view
+ * of the fallback chain, cooldowns or the chat's deadline.
+ * @packageDocumentation
  */
 import type { RetryPolicy } from './config';
 import { ChatError } from './types';
@@ -21,14 +29,14 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?
 
 /**
  * Sleep that ends early when `signal` aborts.
- * @throws {ChatError} `cancelled` if aborted.
+ * @throws {ChatError} `CANCELLED` if aborted.
  */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new ChatError('cancelled', 'request cancelled'));
+    if (signal?.aborted) return reject(new ChatError('CANCELLED', 'request cancelled'));
     const onAbort = () => {
       clearTimeout(timer);
-      reject(new ChatError('cancelled', 'request cancelled'));
+      reject(new ChatError('CANCELLED', 'request cancelled'));
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);

@@ -1,5 +1,8 @@
 /**
- * Which provider and model serve a request, from the request's `model` field.
+ * Which provider and model serve a request, from the request's `model` field: an explicit
+ * `provider/model`, a bare provider name, or a bare model id whose shape names its provider
+ * (family prefixes, and Ollama's `name:tag`).
+ * @packageDocumentation
  */
 import type { ResolvedConfig } from './config';
 import { ChatError } from './types';
@@ -17,19 +20,28 @@ const PREFIX_RULES: Array<{ test: RegExp; provider: string }> = [
   // The o-series: o1, o1-mini, o3-mini, o4-mini-high, …
   { test: /^o\d/, provider: 'openai' },
   { test: /^claude-/, provider: 'anthropic' },
+  { test: /^grok-/, provider: 'xai' },
 ];
+
+/**
+ * Ollama names models `name:tag` (`llama3.2:3b`, `gpt-oss:20b`); no cloud provider's bare ids
+ * contain a `:` (Bedrock's do, e.g. `…-v1:0`, but those start with a vendor and a dot, and are
+ * asked for as `bedrock/…`). Checked before the family prefixes, so `gpt-oss:20b` is Ollama's.
+ */
+const OLLAMA_TAG = /^[a-z0-9][a-z0-9._-]*:[a-z0-9._-]+$/i;
 
 /**
  * Resolve `model` to a route:
  * - `provider/model` → that provider (a configured name, a compatible name, or `echo`); the
  *   model may itself contain `/`, only the first one splits;
  * - a bare configured provider name → that provider with its default model;
- * - `gemini-*` → gemini, `gpt-*` and `o<digit>*` → openai, `claude-*` → anthropic;
+ * - `name:tag` (`gpt-oss:20b`, `llama3.2:3b`) → ollama;
+ * - `gemini-*` → gemini, `gpt-*` and `o<digit>*` → openai, `claude-*` → anthropic, `grok-*` → xai;
  * - any other bare id → the default provider with that model id;
  * - absent → the default provider with its default model.
  *
- * @throws {ChatError} `unknown_provider` when the provider named or implied is not configured;
- *   `no_provider` when no model id can be determined (a provider without a default model).
+ * @throws {ChatError} `UNKNOWN_PROVIDER` when the provider named or implied is not configured;
+ *   `NO_PROVIDER` when no model id can be determined (a provider without a default model).
  */
 export function resolveRoute(model: string | undefined, config: ResolvedConfig): Route {
   if (model === undefined) return withDefaultModel(config.default, config);
@@ -41,6 +53,10 @@ export function resolveRoute(model: string | undefined, config: ResolvedConfig):
     return rest ? { provider, model: rest } : withDefaultModel(provider, config);
   }
   if (config.providers[model]) return withDefaultModel(model, config);
+  if (OLLAMA_TAG.test(model) && !/^[a-z]+\.[a-z]/i.test(model)) {
+    requireConfigured('ollama', config, model);
+    return { provider: 'ollama', model };
+  }
   const rule = PREFIX_RULES.find((r) => r.test.test(model));
   if (rule) {
     requireConfigured(rule.provider, config, model);
@@ -54,7 +70,7 @@ export function withDefaultModel(provider: string, config: ResolvedConfig): Rout
   const p = config.providers[provider];
   if (!p) throw unknownProvider(provider, config, provider);
   if (!p.defaultModel) {
-    throw new ChatError('no_provider', `provider "${provider}" has no default model; ask for "${provider}/<model>"`, { provider });
+    throw new ChatError('NO_PROVIDER', `provider "${provider}" has no default model; ask for "${provider}/<model>"`, { provider });
   }
   return { provider, model: p.defaultModel };
 }
@@ -65,7 +81,7 @@ function requireConfigured(provider: string, config: ResolvedConfig, asked: stri
 
 function unknownProvider(provider: string, config: ResolvedConfig, asked: string): ChatError {
   return new ChatError(
-    'unknown_provider',
+    'UNKNOWN_PROVIDER',
     `model "${asked}" needs provider "${provider}", which is not configured (configured: ${Object.keys(config.providers).join(', ')})`,
     { provider },
   );

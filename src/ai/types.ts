@@ -1,60 +1,264 @@
 /**
- * The chat layer's vocabulary: the request schema, the events a chat streams, and the one
- * error type every failure is turned into.
+ * The chat layer's vocabulary: the request schema (text, images, tools, reasoning controls,
+ * a per-request fallback list), the events a chat streams (text, reasoning, tool calls,
+ * progress, finish with usage and timing), and the one error type every failure is turned
+ * into, {@link ChatError}, an {@link IpcError} whose code is UPPER_SNAKE like every other code
+ * on the wire. The schema is strict (an unknown field is a typo, reported by name) and treats
+ * an explicit `null` for an optional field as absent, since the editor's UI sends both.
+ * @packageDocumentation
  */
 import { z } from 'zod';
+import { IpcError } from '../errors';
+
+/** An optional field (`null` is removed before validation, see {@link withoutNulls}). */
+function opt<T extends z.ZodType>(schema: T) {
+  return schema.optional();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The editor's UI sends `null` for an optional field it leaves empty: drop those keys from the
+ * request, its messages and its reasoning object, so `null` means absent and the TypeScript
+ * types stay plain optional fields.
+ */
+export function withoutNulls(v: unknown): unknown {
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (x === null) continue;
+    if (k === 'messages' && Array.isArray(x)) out[k] = x.map((m) => (isPlainObject(m) ? dropNulls(m) : m));
+    else if (k === 'reasoning' && isPlainObject(x)) out[k] = dropNulls(x);
+    else out[k] = x;
+  }
+  return out;
+}
+
+function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== null));
+}
+
+/** Image types every provider that takes images accepts. */
+export const IMAGE_MEDIA_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'] as const;
+
+/** Largest image accepted, in base64 characters (about 15 MB of image). */
+export const MAX_IMAGE_BASE64 = 20 * 1024 * 1024;
+
+/** A text part of a message. */
+export const TextPartSchema = z.strictObject({ type: z.literal('text'), text: z.string() });
+
+/** An image part: base64 data (no `data:` URL prefix) and its media type. */
+export const ImagePartSchema = z.strictObject({
+  type: z.literal('image'),
+  mediaType: z.enum(IMAGE_MEDIA_TYPES),
+  data: z
+    .string()
+    .min(4)
+    .max(MAX_IMAGE_BASE64)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64 (no data: prefix)'),
+});
+
+/** A tool call the assistant made earlier in the conversation. */
+export const ToolCallSchema = z.strictObject({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  /** Arguments as JSON text (as streamed) or as the parsed object. */
+  arguments: z.union([z.string(), z.record(z.string(), z.unknown())]),
+});
 
 /** One message of a conversation. */
-export const ChatMessageSchema = z.strictObject({
-  role: z.enum(['system', 'user', 'assistant']),
-  content: z.string(),
+export const ChatMessageSchema = z.discriminatedUnion('role', [
+  z.strictObject({ role: z.literal('system'), content: z.string() }),
+  z.strictObject({ role: z.literal('user'), content: z.union([z.string(), z.array(z.union([TextPartSchema, ImagePartSchema])).min(1)]) }),
+  z.strictObject({
+    role: z.literal('assistant'),
+    content: opt(z.string()),
+    toolCalls: opt(z.array(ToolCallSchema).max(128)),
+  }),
+  z.strictObject({
+    role: z.literal('tool'),
+    /** The `id` of the assistant's tool call this answers. */
+    toolCallId: z.string().min(1),
+    /** The tool's name (Gemini and Ollama match results by name). */
+    name: z.string().min(1),
+    content: z.string(),
+  }),
+]);
+
+/** A tool the model may call: name, description and JSON Schema of its arguments. */
+export const ToolSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "_" and "-", at most 64'),
+  description: opt(z.string()),
+  /** JSON Schema of the arguments object. */
+  parameters: z.record(z.string(), z.unknown()).refine((s) => s.type === undefined || s.type === 'object', 'must describe an object'),
+});
+
+/** `auto` (model decides), `none`, `required` (some tool), or one named tool. */
+export const ToolChoiceSchema = z.union([z.enum(['auto', 'none', 'required']), z.strictObject({ name: z.string().min(1) })]);
+
+/**
+ * Reasoning ("thinking") controls, mapped per provider: Anthropic `thinking` with a budget,
+ * Gemini `thinkingConfig` (`includeThoughts`, `thinkingBudget`), OpenAI/Azure/xAI reasoning
+ * effort, Ollama `think`, Bedrock `reasoningConfig`, OpenRouter `reasoning`.
+ */
+export const ReasoningSchema = z.strictObject({
+  /** `false` turns reasoning off where the provider allows it; absent = the provider's default. */
+  enabled: opt(z.boolean()),
+  effort: opt(z.enum(['low', 'medium', 'high'])),
+  /** Token budget for thinking (Anthropic, Gemini, Bedrock); at least 1024 on Anthropic. */
+  budgetTokens: opt(z.number().int().min(0).max(1_000_000)),
 });
 
 /**
  * A chat request as sent by the editor. Strict: unknown keys are rejected, so a typo in a
- * field name fails loudly instead of being silently ignored.
+ * field name fails loudly instead of being silently ignored. `null` for an optional field is
+ * the same as leaving it out.
  *
  * - `model`: `provider/model` (e.g. `openai/gpt-4o-mini`, `echo/any`), a bare model id routed
- *   by prefix (`gemini-*`, `gpt-*`, `o1`…, `claude-*`), a bare provider name, or absent for the
- *   configured default.
- * - `system`: system prompt; combined with any `system` messages.
- * - `temperature`: 0..2.
- * - `maxTokens`: upper bound on output tokens.
+ *   by rule (`gemini-*`, `gpt-*`, `o1`…, `claude-*`, `grok-*`, a `:` tag for Ollama), a bare
+ *   provider name, or absent for the configured default.
+ * - `models`: more models to try, in order, when the first fails before its first token
+ *   (before the configured fallback chain), as OpenRouter's `models` does.
+ * - `system`, `temperature` (0..2), `maxTokens`.
+ * - `tools`, `toolChoice`: function calling; `reasoning`: thinking controls.
+ * - `providerOptions`: passed as-is to the AI SDK provider under its key (e.g.
+ *   `{"openrouter": {"provider": {"order": ["groq"]}}}`).
  */
-export const ChatRequestSchema = z.strictObject({
-  model: z.string().min(1).optional(),
+const ChatRequestObject = z.strictObject({
+  model: opt(z.string().min(1)),
+  models: opt(z.array(z.string().min(1)).max(8)),
   messages: z.array(ChatMessageSchema).min(1),
-  system: z.string().optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  maxTokens: z.number().int().positive().optional(),
+  system: opt(z.string()),
+  temperature: opt(z.number().min(0).max(2)),
+  maxTokens: opt(z.number().int().positive()),
+  tools: opt(z.array(ToolSchema).max(128)),
+  toolChoice: opt(ToolChoiceSchema),
+  reasoning: opt(ReasoningSchema),
+  providerOptions: opt(z.record(z.string(), z.record(z.string(), z.unknown()))),
 });
 
-/** A validated chat request. */
-export type ChatRequest = z.infer<typeof ChatRequestSchema>;
+/** The request schema, with `null` for any optional field read as absent. */
+export const ChatRequestSchema = z.preprocess(withoutNulls, ChatRequestObject);
+
+/** A text part of a user message. */
+export interface TextPart {
+  type: 'text';
+  text: string;
+}
+
+/** An image part of a user message: base64 data (no `data:` prefix) and its media type. */
+export interface ImagePart {
+  type: 'image';
+  mediaType: (typeof IMAGE_MEDIA_TYPES)[number];
+  data: string;
+}
+
+/** A text or image part of a user message. */
+export type ContentPart = TextPart | ImagePart;
+
+/** A tool call of an earlier assistant turn, as the editor sends it back. */
+export interface ToolCallInput {
+  id: string;
+  name: string;
+  /** JSON text (as streamed) or the parsed object. */
+  arguments: string | Record<string, unknown>;
+}
+
+/** One message of a conversation, as the editor sends it. */
+export type ChatMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string | ContentPart[] }
+  | { role: 'assistant'; content?: string; toolCalls?: ToolCallInput[] }
+  | { role: 'tool'; toolCallId: string; name: string; content: string };
+
+/** A chat request, as the editor sends it and as validation returns it (see {@link ChatRequestSchema}). */
+export interface ChatRequest {
+  model?: string;
+  models?: string[];
+  messages: ChatMessage[];
+  system?: string;
+  temperature?: number;
+  maxTokens?: number;
+  tools?: ToolSpec[];
+  toolChoice?: ToolChoice;
+  reasoning?: ReasoningOptions;
+  providerOptions?: Record<string, Record<string, unknown>>;
+}
+
+// The schema and the interface say the same: this fails to compile if they drift apart.
+const _schemaMatchesType = (parsed: z.output<typeof ChatRequestObject>): ChatRequest => parsed;
+void _schemaMatchesType;
+/** A tool definition: name, description, JSON Schema of the arguments object. */
+export interface ToolSpec {
+  name: string;
+  description?: string;
+  parameters: Record<string, unknown>;
+}
+/** Which tool the model may or must call: `auto`, `none`, `required`, or the named one. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+/** Reasoning controls (absent = the provider's default). */
+export interface ReasoningOptions {
+  enabled?: boolean;
+  effort?: 'low' | 'medium' | 'high';
+  budgetTokens?: number;
+}
+/** A tool call of an earlier assistant turn, arguments as parsed JSON. */
+export interface PriorToolCall {
+  id: string;
+  name: string;
+  arguments: Record<string, unknown>;
+}
+
+/** A conversation turn as providers receive it. */
+export type NormalizedMessage =
+  | { role: 'user'; content: string | ContentPart[] }
+  | { role: 'assistant'; content: string; toolCalls?: PriorToolCall[] }
+  | { role: 'tool'; toolCallId: string; name: string; content: string };
 
 /**
  * A chat request as providers receive it: every system instruction folded into `system`
- * (several providers accept only one, and only up front) and only user/assistant turns left
- * in `messages`.
+ * (several providers accept only one, and only up front), the other turns in `messages`.
  */
-export interface NormalizedChatRequest {
+export interface NormalizedChatRequest extends Pick<
+  ChatRequest,
+  'temperature' | 'maxTokens' | 'tools' | 'toolChoice' | 'reasoning' | 'providerOptions'
+> {
   system?: string;
-  messages: Array<{ role: 'user' | 'assistant'; content: string }>;
-  temperature?: number;
-  maxTokens?: number;
+  messages: NormalizedMessage[];
 }
 
-/** Token counts of one reply. Providers that report nothing give zeros. */
+/**
+ * Token counts of one reply, as the provider reported them: a count the provider did not
+ * send is absent, never guessed. `reasoningTokens` is part of `outputTokens`;
+ * `cachedInputTokens` is part of `inputTokens`.
+ */
 export interface ChatUsage {
-  inputTokens: number;
-  outputTokens: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  reasoningTokens?: number;
+  cachedInputTokens?: number;
 }
 
-/** First event of a successful chat: which provider and model are answering. */
+/** A provider that failed before the one that answered, as `start` reports it. */
+export interface FailedAttempt {
+  provider: string;
+  model: string;
+  code: ChatErrorCode;
+  message: string;
+}
+
+/**
+ * First event of a successful chat (after any `progress`): which provider and model are
+ * answering, and the providers that failed before it (`fallbackFrom`, absent when the first
+ * choice answered).
+ */
 export interface ChatStartEvent {
   type: 'start';
   provider: string;
   model: string;
+  fallbackFrom?: FailedAttempt[];
 }
 
 /** A piece of the reply text. */
@@ -63,37 +267,113 @@ export interface ChatDeltaEvent {
   text: string;
 }
 
+/** A piece of the model's reasoning ("thinking"); never part of the reply text. */
+export interface ChatReasoningEvent {
+  type: 'reasoning';
+  text: string;
+}
+
+/** The model started a tool call. */
+export interface ChatToolCallStartEvent {
+  type: 'tool-call-start';
+  id: string;
+  name: string;
+}
+
+/** More of a tool call's arguments (JSON text; concatenated they are the arguments). */
+export interface ChatToolCallDeltaEvent {
+  type: 'tool-call-delta';
+  id: string;
+  argumentsDelta: string;
+}
+
+/** A complete tool call: run the tool, then send its result as a `tool` message. */
+export interface ChatToolCallEvent {
+  type: 'tool-call';
+  id: string;
+  name: string;
+  /** Arguments as JSON text. */
+  arguments: string;
+}
+
+/**
+ * A keep-alive telling the editor what is happening while nothing else is shown:
+ * - `waiting`: the request is sent and the provider has not answered yet (queued);
+ * - `working`: the provider is sending (keep-alives, hidden reasoning) but nothing to show;
+ * - `retrying`: a try failed; the next starts after `delayMs` (or another provider next).
+ */
+export interface ChatProgressEvent {
+  type: 'progress';
+  state: 'waiting' | 'working' | 'retrying';
+  provider: string;
+  /** Milliseconds since the chat started. */
+  elapsedMs: number;
+  /** `retrying` only: the try that failed, its error code, the wait before the next. */
+  attempt?: number;
+  code?: ChatErrorCode;
+  delayMs?: number;
+}
+
+/** When the first provider event and the first text arrived, from the answering try's start. */
+export interface ChatTiming {
+  /** Any event (reasoning, tool delta, keep-alive bytes) counts. */
+  firstEventMs?: number;
+  /** The first reply text (absent for a reply of only tool calls). */
+  firstTextMs?: number;
+  totalMs: number;
+}
+
 /**
  * Last event of a successful chat. `finishReason` is the AI SDK's unified reason (`stop`,
  * `length`, `content-filter`, `tool-calls`, `other`) or the provider's own word where it has no
- * unified equivalent.
+ * unified equivalent. `responseId` is the provider's id of the response (OpenAI `chatcmpl-…`,
+ * Anthropic `msg_…`, Gemini `responseId`, Bedrock request id), when it sent one.
  */
 export interface ChatFinishEvent {
   type: 'finish';
   finishReason: string;
   usage: ChatUsage;
+  responseId?: string;
+  timing?: ChatTiming;
 }
 
-/** What `ChatRouter.chat` yields: `start`, then `delta`s, then `finish`. */
-export type ChatEvent = ChatStartEvent | ChatDeltaEvent | ChatFinishEvent;
+/**
+ * What `ChatRouter.chat` yields: any `progress`, then `start`, then `delta`, `reasoning`,
+ * tool-call and `progress` events, then `finish`.
+ */
+export type ChatEvent =
+  | ChatStartEvent
+  | ChatDeltaEvent
+  | ChatReasoningEvent
+  | ChatToolCallStartEvent
+  | ChatToolCallDeltaEvent
+  | ChatToolCallEvent
+  | ChatProgressEvent
+  | ChatFinishEvent;
 
-/** What a provider yields: the router adds `start` itself, once the first chunk arrived. */
-export type ProviderEvent = ChatDeltaEvent | ChatFinishEvent;
+/** What a provider yields: the router adds `start`, `progress` and `timing` itself. */
+export type ProviderEvent =
+  ChatDeltaEvent | ChatReasoningEvent | ChatToolCallStartEvent | ChatToolCallDeltaEvent | ChatToolCallEvent | ChatFinishEvent;
 
-/** Every kind of failure a chat can end with. */
-export type ChatErrorCode =
-  | 'bad_request'
-  | 'auth'
-  | 'rate_limited'
-  | 'overloaded'
-  | 'server_error'
-  | 'timeout'
-  | 'truncated'
-  | 'network'
-  | 'cancelled'
-  | 'unknown_provider'
-  | 'no_provider'
-  | 'provider_error';
+/** Every kind of failure a chat can end with, UPPER_SNAKE on the wire like every IPC code. */
+export const CHAT_ERROR_CODES = {
+  BAD_REQUEST: 'the request is invalid, or asks for something the provider cannot do (e.g. images)',
+  AUTH: 'the provider refused the credentials (401/403, bad key, no key)',
+  RATE_LIMITED: 'the provider asked us to slow down (429, 409); retryable unless out of quota',
+  OVERLOADED: 'the provider is overloaded (503, 529)',
+  SERVER_ERROR: 'the provider failed (5xx, in-stream server error)',
+  CONTEXT_LENGTH: 'the conversation is longer than the model accepts',
+  TIMEOUT: 'no first event, no next event, or no complete reply in time',
+  TRUNCATED: 'the stream ended before its terminal frame',
+  NETWORK: 'the provider could not be reached',
+  CANCELLED: 'the caller cancelled',
+  UNKNOWN_PROVIDER: 'the model names a provider that is not configured',
+  NO_PROVIDER: 'no provider could serve the request',
+  PROVIDER_ERROR: 'the provider sent something we could not use',
+} as const;
+
+/** A chat error code. */
+export type ChatErrorCode = keyof typeof CHAT_ERROR_CODES;
 
 /** Options of {@link ChatError} besides code and message. */
 export interface ChatErrorOptions {
@@ -102,33 +382,31 @@ export interface ChatErrorOptions {
   httpStatus?: number;
   /** How long the provider asked us to wait before retrying. */
   retryAfterMs?: number;
+  cause?: unknown;
 }
 
 /**
  * The only error the chat layer throws. `message` is safe to show and log: API keys are
- * scrubbed from it and it never contains the prompt.
+ * scrubbed from it and it never contains the prompt. On the wire (`toJSON`) it is the
+ * {@link IpcError} form, with `provider`, `httpStatus` and `retryAfterMs` in `details`.
  */
-export class ChatError extends Error {
-  override readonly name = 'ChatError';
-  readonly code: ChatErrorCode;
-  /** Whether trying again (same or another provider) may succeed. */
-  readonly retryable: boolean;
+export class ChatError extends IpcError {
+  declare readonly code: ChatErrorCode;
   readonly provider?: string;
   readonly httpStatus?: number;
   readonly retryAfterMs?: number;
 
   constructor(code: ChatErrorCode, message: string, opts: ChatErrorOptions = {}) {
-    super(message);
-    this.code = code;
-    this.retryable = opts.retryable ?? false;
+    const details = Object.fromEntries(
+      Object.entries({ provider: opts.provider, httpStatus: opts.httpStatus, retryAfterMs: opts.retryAfterMs }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
+    super(code, message, { retryable: opts.retryable ?? false, cause: opts.cause, ...(Object.keys(details).length ? { details } : {}) });
+    this.name = 'ChatError';
     this.provider = opts.provider;
     this.httpStatus = opts.httpStatus;
     this.retryAfterMs = opts.retryAfterMs;
-  }
-
-  /** The wire form sent to the editor. */
-  toJSON(): { code: ChatErrorCode; message: string; retryable: boolean; provider?: string; httpStatus?: number } {
-    return { code: this.code, message: this.message, retryable: this.retryable, provider: this.provider, httpStatus: this.httpStatus };
   }
 }
 
@@ -158,32 +436,84 @@ export function formatZodError(error: z.ZodError): string {
 
 /**
  * Validate an untrusted chat payload.
- * @throws {ChatError} code `bad_request` naming every invalid field.
+ * @throws {ChatError} code `BAD_REQUEST` naming every invalid field.
  */
 export function parseChatRequest(payload: unknown): ChatRequest {
   const parsed = ChatRequestSchema.safeParse(payload);
-  if (!parsed.success) throw new ChatError('bad_request', `invalid chat request: ${formatZodError(parsed.error)}`);
+  if (!parsed.success) throw new ChatError('BAD_REQUEST', `invalid chat request: ${formatZodError(parsed.error)}`);
   return parsed.data;
 }
 
 /**
- * Fold system instructions into one `system` string and keep the conversation turns.
- * @throws {ChatError} `bad_request` when no user or assistant message is left.
+ * Fold system instructions into one `system` string, keep the conversation turns, parse
+ * prior tool-call arguments and check that tool results answer a call.
+ * @throws {ChatError} `BAD_REQUEST` when no user or assistant message is left, or a tool
+ *   call's arguments are not a JSON object.
  */
 export function normalizeChatRequest(req: ChatRequest): NormalizedChatRequest {
   const systemParts = req.system !== undefined && req.system !== '' ? [req.system] : [];
-  const messages: NormalizedChatRequest['messages'] = [];
-  for (const m of req.messages) {
+  const messages: NormalizedMessage[] = [];
+  for (const [i, m] of req.messages.entries()) {
     if (m.role === 'system') systemParts.push(m.content);
-    else messages.push({ role: m.role, content: m.content });
+    else if (m.role === 'user') messages.push({ role: 'user', content: m.content });
+    else if (m.role === 'tool') messages.push({ role: 'tool', toolCallId: m.toolCallId, name: m.name, content: m.content });
+    else {
+      const toolCalls = m.toolCalls?.map((c, j) => ({
+        id: c.id,
+        name: c.name,
+        arguments: parseArguments(c.arguments, `messages[${i}].toolCalls[${j}]`),
+      }));
+      messages.push({ role: 'assistant', content: m.content ?? '', ...(toolCalls?.length ? { toolCalls } : {}) });
+    }
   }
-  if (messages.length === 0) {
-    throw new ChatError('bad_request', 'invalid chat request: messages: needs at least one user or assistant message');
+  if (!messages.some((m) => m.role === 'user' || m.role === 'assistant')) {
+    throw new ChatError('BAD_REQUEST', 'invalid chat request: messages: needs at least one user or assistant message');
   }
+  const has = <K extends keyof ChatRequest>(k: K) => req[k] !== undefined;
   return {
     ...(systemParts.length ? { system: systemParts.join('\n\n') } : {}),
     messages,
-    ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-    ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {}),
+    ...(has('temperature') ? { temperature: req.temperature } : {}),
+    ...(has('maxTokens') ? { maxTokens: req.maxTokens } : {}),
+    ...(req.tools?.length
+      ? {
+          tools: req.tools.map((t) => ({
+            name: t.name,
+            ...(t.description ? { description: t.description } : {}),
+            parameters: t.parameters,
+          })),
+        }
+      : {}),
+    ...(has('toolChoice') ? { toolChoice: req.toolChoice } : {}),
+    ...(has('reasoning') ? { reasoning: stripUndefined(req.reasoning!) as ReasoningOptions } : {}),
+    ...(has('providerOptions') ? { providerOptions: req.providerOptions } : {}),
   };
+}
+
+function parseArguments(args: string | Record<string, unknown>, where: string): Record<string, unknown> {
+  if (typeof args !== 'string') return args;
+  let parsed: unknown;
+  try {
+    parsed = args.trim() === '' ? {} : JSON.parse(args);
+  } catch {
+    throw new ChatError('BAD_REQUEST', `invalid chat request: ${where}.arguments: not JSON`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ChatError('BAD_REQUEST', `invalid chat request: ${where}.arguments: not a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Whether a request carries an image anywhere. */
+export function hasImages(req: NormalizedChatRequest): boolean {
+  return req.messages.some((m) => m.role === 'user' && typeof m.content !== 'string' && m.content.some((p) => p.type === 'image'));
+}
+
+/** The text of a user message's content. */
+export function textOfContent(content: string | ContentPart[]): string {
+  return typeof content === 'string' ? content : content.map((p) => (p.type === 'text' ? p.text : '')).join('');
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -4,10 +4,12 @@
  * Each provider module supplies a {@link WireFormat} (how to check a request and how to
  * write each kind of frame, byte for byte); the harness owns the HTTP server, the
  * per-request script queue, request recording and connection-close observation, so the
- * four mocks behave identically apart from their wire format.
+ * mocks behave identically apart from their wire format. Recorded/documented provider
+ * streams are replayed byte for byte with the `replay` script.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadFixture } from './fixtures';
 
 /** Token counts a mock reports in its terminal frame. */
 export interface MockUsage {
@@ -65,7 +67,23 @@ export type MockScript =
    * HTTP 200 and optional deltas, then silence until the client gives up; with
    * `noHeaders: true` not even the status line is sent.
    */
-  | { kind: 'hang'; chunks?: string[]; noHeaders?: boolean };
+  | { kind: 'hang'; chunks?: string[]; noHeaders?: boolean }
+  /**
+   * Replay a fixture of `__test__/ai/fixtures/` byte for byte (see its README for where each
+   * came from), event by event. With `status` it is an error body under that HTTP status.
+   * `cut` stops after `after` events: with `partial`, half of the next event's bytes follow;
+   * `clean` ends the response properly instead of dropping the connection.
+   */
+  | {
+      kind: 'replay';
+      fixture: string;
+      status?: number;
+      headers?: Record<string, string>;
+      firstDelayMs?: number;
+      /** Delay before every event after the first. */
+      delayMs?: number;
+      cut?: { after: number; partial?: boolean; clean?: boolean };
+    };
 
 /** One request as the mock saw it. */
 export interface RecordedRequest {
@@ -100,19 +118,25 @@ export interface RequestCheck {
   unauthorized?: boolean;
 }
 
-/** How a provider speaks on the wire. Every string returned is written verbatim. */
+/** Bytes a mock writes: text (written as UTF-8) or binary (Bedrock's event-stream frames). */
+export type Frame = string | Buffer;
+
+/** How a provider speaks on the wire. Every frame returned is written verbatim. */
 export interface WireFormat {
   name: string;
   contentType: string;
-  check(req: { method: string; url: string; headers: http.IncomingHttpHeaders; body: any }, apiKey?: string): RequestCheck;
+  check(
+    req: { method: string; url: string; headers: http.IncomingHttpHeaders; body: any; raw: string; origin: string },
+    apiKey?: string,
+  ): RequestCheck | Promise<RequestCheck>;
   /** Frames written before the first delta. */
-  open(model: string): string[];
-  delta(text: string, model: string, index: number): string;
+  open(model: string): Frame[];
+  delta(text: string, model: string, index: number): Frame;
   /** Frames written between deltas to keep the connection alive (Anthropic `ping`). */
-  keepalive?(): string;
+  keepalive?(): Frame;
   /** Terminal frames: finish reason and usage. */
-  close(model: string, usage: MockUsage, finishReason: string | undefined, req: RecordedRequest): string[];
-  midError(script: Extract<MockScript, { kind: 'mid-error' }>, model: string): string;
+  close(model: string, usage: MockUsage, finishReason: string | undefined, req: RecordedRequest): Frame[];
+  midError(script: Extract<MockScript, { kind: 'mid-error' }>, model: string): Frame;
   /** Error body for an HTTP error; `status` overrides the scripted status where the provider differs (Gemini's bad key is a 400). */
   errorResponse(script: Extract<MockScript, { kind: 'status' }>): { body: string; headers?: Record<string, string>; status?: number };
 }
@@ -210,7 +234,10 @@ async function handle(mock: MockServer, req: http.IncomingMessage, res: http.Ser
   } catch {
     body = undefined;
   }
-  const check = mock.format.check({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body }, mock.apiKey);
+  const check = await mock.format.check(
+    { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, raw, origin: mock.origin },
+    mock.apiKey,
+  );
   const rejected = check.notFound || check.unauthorized;
   const script = rejected ? undefined : mock.nextScript();
   const rec: RecordedRequest = {
@@ -261,21 +288,24 @@ async function handle(mock: MockServer, req: http.IncomingMessage, res: http.Ser
       const s = script!;
       startStream(mock, res);
       const text = s.text ?? 'x';
-      const frames: string[] = mock.format.open(model);
-      let pending = frames.join('');
+      let pending: Frame[] = mock.format.open(model);
+      let size = 0;
       for (let i = 0; i < s.count; i++) {
-        pending += mock.format.delta(text, model, i);
+        const f = mock.format.delta(text, model, i);
+        pending.push(f);
+        size += f.length;
         // Batch frames into ~64 KiB writes and respect backpressure: the point is to
         // measure the client, not the mock's write() overhead.
-        if (pending.length >= 65536) {
+        if (size >= 65536) {
           if (gone()) return;
-          if (!res.write(pending)) await new Promise((r) => res.once('drain', r));
-          pending = '';
+          if (!res.write(joinFrames(pending))) await new Promise((r) => res.once('drain', r));
+          pending = [];
+          size = 0;
         }
       }
       if (gone()) return;
-      pending += mock.format.close(model, s.usage ?? { input: 1, output: s.count }, undefined, rec).join('');
-      res.end(pending);
+      pending.push(...mock.format.close(model, s.usage ?? { input: 1, output: s.count }, undefined, rec));
+      res.end(joinFrames(pending));
       return;
     }
     case 'mid-error': {
@@ -296,6 +326,34 @@ async function handle(mock: MockServer, req: http.IncomingMessage, res: http.Ser
       await new Promise<void>((r) => res.write('', () => r()));
       hungUpByUs = true;
       res.destroy();
+      return;
+    }
+    case 'replay': {
+      const s = script!;
+      const fx = loadFixture(s.fixture);
+      if (s.status !== undefined) {
+        res.writeHead(s.status, { 'content-type': fx.contentType, ...s.headers });
+        return void res.end(Buffer.concat(fx.events));
+      }
+      res.writeHead(200, { 'content-type': fx.contentType, 'cache-control': 'no-cache', ...s.headers });
+      res.flushHeaders();
+      if (s.firstDelayMs) await sleep(s.firstDelayMs, closed);
+      const last = s.cut ? Math.min(s.cut.after, fx.events.length) : fx.events.length;
+      for (let i = 0; i < last; i++) {
+        if (i > 0 && s.delayMs) await sleep(s.delayMs, closed);
+        if (gone()) return;
+        res.write(fx.events[i]);
+      }
+      if (s.cut) {
+        const next = fx.events[last];
+        if (s.cut.partial && next) res.write(next.subarray(0, Math.max(1, next.length >> 1)));
+        if (s.cut.clean) return void res.end();
+        await new Promise<void>((r) => res.write('', () => r()));
+        hungUpByUs = true;
+        res.destroy();
+        return;
+      }
+      res.end();
       return;
     }
     case 'hang': {
@@ -321,7 +379,13 @@ function sendStatus(mock: MockServer, res: http.ServerResponse, s: Extract<MockS
   res.end(body);
 }
 
-function writeAll(res: http.ServerResponse, frames: string[]): void {
+function joinFrames(frames: Frame[]): Frame {
+  return frames.every((f) => typeof f === 'string')
+    ? frames.join('')
+    : Buffer.concat(frames.map((f) => (typeof f === 'string' ? Buffer.from(f) : f)));
+}
+
+function writeAll(res: http.ServerResponse, frames: Frame[]): void {
   for (const f of frames) res.write(f);
 }
 

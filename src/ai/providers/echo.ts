@@ -2,10 +2,12 @@
  * The built-in offline provider: answers every request by echoing the last user message,
  * deterministically, so the whole chat path can be exercised without a network or a key.
  * The reply says plainly that it comes from the echo provider, so nobody mistakes it for a
- * model's answer.
+ * model's answer. It takes neither images nor tools (the router refuses those with
+ * `BAD_REQUEST`), since it cannot honour them.
+ * @packageDocumentation
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { ChatError, type NormalizedChatRequest, type ProviderEvent } from '../types';
+import { ChatError, type NormalizedChatRequest, type ProviderEvent, textOfContent } from '../types';
 import type { ChatProvider } from './provider';
 
 /** The prefix of every echo reply. */
@@ -19,7 +21,7 @@ export function countWords(text: string): number {
 /** The full reply the echo provider gives to `req` (before any `maxTokens` cut). */
 export function echoReply(req: NormalizedChatRequest): string {
   const lastUser = [...req.messages].reverse().find((m) => m.role === 'user');
-  return `${ECHO_PREFIX}${lastUser?.content ?? ''}`;
+  return `${ECHO_PREFIX}${lastUser ? textOfContent(lastUser.content) : ''}`;
 }
 
 /**
@@ -36,14 +38,17 @@ export function createEchoProvider(name = 'echo'): ChatProvider {
     name,
     kind: 'echo',
     defaultModel: 'echo',
+    capabilities: { images: false, tools: false },
     async *stream(req: NormalizedChatRequest, _model: string, signal: AbortSignal): AsyncGenerator<ProviderEvent> {
-      const inputTokens = countWords(req.system ?? '') + req.messages.reduce((n, m) => n + countWords(m.content), 0);
+      const inputTokens =
+        countWords(req.system ?? '') +
+        req.messages.reduce((n, m) => n + countWords(m.role === 'user' ? textOfContent(m.content) : m.content), 0);
       const all = echoChunks(echoReply(req));
       const chunks = req.maxTokens !== undefined ? all.slice(0, req.maxTokens) : all;
       for (const text of chunks) {
         // One event-loop turn per chunk, so it streams like a real provider and can be cancelled.
         await nextTurn();
-        if (signal.aborted) throw new ChatError('cancelled', 'request cancelled', { provider: name });
+        if (signal.aborted) throw new ChatError('CANCELLED', 'request cancelled', { provider: name });
         yield { type: 'delta', text };
       }
       yield {
