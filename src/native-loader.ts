@@ -51,7 +51,13 @@ export function platformKeyOfTriple(triple: string): string {
   const [cpu, , sys, abi] = triple.split('-');
   const arch = ({ x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', armv7: 'arm' } as Record<string, string>)[cpu] ?? cpu;
   const platform = sys === 'darwin' ? 'darwin' : sys === 'windows' ? 'win32' : sys;
-  const libc = abi?.startsWith('musl') ? 'musl' : abi?.startsWith('gnu') && platform === 'linux' ? 'gnu' : abi === 'msvc' ? 'msvc' : undefined;
+  const libc = abi?.startsWith('musl')
+    ? 'musl'
+    : abi?.startsWith('gnu') && platform === 'linux'
+      ? 'gnu'
+      : abi === 'msvc'
+        ? 'msvc'
+        : undefined;
   return [platform, arch, libc].filter(Boolean).join('-');
 }
 
@@ -115,10 +121,14 @@ export function loadNative(host: HostInfo, pkg: PackageFacts, deps: LoaderDeps):
     try {
       return deps.require(path.resolve(override));
     } catch (e) {
-      throw new IpcError('NATIVE_LOAD_FAILED', `${pkg.name}: cannot load the native binary named by the environment (${override}): ${message(e)}`, {
-        cause: e,
-        details: { platform: platformKey(host), path: override },
-      });
+      throw new IpcError(
+        'NATIVE_LOAD_FAILED',
+        `${pkg.name}: cannot load the native binary named by the environment (${override}): ${message(e)}`,
+        {
+          cause: e,
+          details: { platform: platformKey(host), path: override },
+        },
+      );
     }
   }
 
@@ -129,9 +139,13 @@ export function loadNative(host: HostInfo, pkg: PackageFacts, deps: LoaderDeps):
       host.platform === 'linux'
         ? `It needs Linux with memfd and SO_PEERCRED, on one of the supported platforms above; on another architecture or C library, build it from a clone of the repository (npm ci builds the binary for the host) and point LAPCE_AI_IPC_NATIVE_PATH at the .node file.`
         : `It uses Linux-only kernel features (memfd, SCM_RIGHTS with sealed shared memory, SO_PEERCRED), so it cannot run on ${host.platform}; run it inside Linux (a container, WSL 2 or a VM), or load it only on Linux in a cross-platform app (the package installs everywhere; only this require fails).`;
-    throw new IpcError('UNSUPPORTED_PLATFORM', `${pkg.name}: no native binary for this platform: detected ${describeHost(host)}; built for: ${supported}. ${advice}`, {
-      details: { platform: key, supported: pkg.supported },
-    });
+    throw new IpcError(
+      'UNSUPPORTED_PLATFORM',
+      `${pkg.name}: no native binary for this platform: detected ${describeHost(host)}; built for: ${supported}. ${advice}`,
+      {
+        details: { platform: key, supported: pkg.supported },
+      },
+    );
   }
 
   const tried: string[] = [];
