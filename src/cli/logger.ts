@@ -8,10 +8,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { CliError } from './errors';
-import { NAME } from './settings';
-
-/** The levels `--log-level` accepts. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+import { LOG_LEVELS, NAME } from './settings';
 
 /** Options of {@link createCliLogger}. */
 export interface CliLoggerOptions {

@@ -24,25 +24,19 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { defaultSocketPath } from '../ipc/paths';
-import { chat } from './chat';
 import type { ChatCliOptions } from './chat';
-import { configSchema } from './config-schema';
-import { demo } from './demo';
 import type { DemoOptions } from './demo';
 import { CliError } from './errors';
 import { describe } from './format';
-import { health } from './health';
 import type { HealthOptions } from './health';
-import { LOG_LEVELS } from './logger';
-import { providers } from './providers';
 import type { ProvidersOptions } from './providers';
-import { DEFAULT_SHUTDOWN_DEADLINE_MS, serve } from './serve';
 import type { ServeOptions } from './serve';
-import { count, int, list, NAME, num, port, ringSize, uids } from './settings';
-import { stats } from './stats';
+import { count, DEFAULT_SHUTDOWN_DEADLINE_MS, int, list, LOG_LEVELS, NAME, num, port, ringSize, uids } from './settings';
 import type { StatsOptions } from './stats';
 import { version } from './version';
 
+// Each command's module is loaded when the command runs: `--version`, `health` or `stats` need
+// neither the AI SDK nor the logger.
 const socketOption = () => new Option('-s, --socket <path>', `server socket path (env LAPCE_AI_SOCKET; default ${defaultSocketPath()})`);
 const configOption = () =>
   new Option('-c, --config <file>', 'JSON config file (env LAPCE_AI_CONFIG; default $XDG_CONFIG_HOME/lapce-ai/config.json if present)');
@@ -72,7 +66,7 @@ export function buildProgram(): Command {
     .option('--ring-size <bytes>', 'capacity of each shared-memory ring, a power of two (e.g. 1M, 8M)', ringSize)
     .option('--metrics-port <port>', 'serve GET /metrics (Prometheus) and GET /health over HTTP on this port (0: any free port)', port)
     .option('--metrics-host <host>', 'address for --metrics-port', '127.0.0.1')
-    .action((opts: ServeOptions) => serve(opts));
+    .action(async (opts: ServeOptions) => (await import('./serve')).serve(opts));
   program
     .command('chat')
     .description('send a prompt ("-" reads it from stdin) and stream the reply to stdout')
@@ -83,27 +77,27 @@ export function buildProgram(): Command {
     .option('--temperature <t>', 'sampling temperature (0-2)', num)
     .option('--max-tokens <n>', 'upper bound on reply tokens', int)
     .option('--json', 'print every stream event as a JSON line (and {"type":"error",...} on failure) instead of the text')
-    .action((prompt: string[], opts: ChatCliOptions) => chat(prompt, opts));
+    .action(async (prompt: string[], opts: ChatCliOptions) => (await import('./chat')).chat(prompt, opts));
   program
     .command('stats')
     .description("print the running server's metrics (IPC and per provider)")
     .addOption(socketOption())
     .addOption(new Option('--json', 'raw JSON (prom-client form)').conflicts('prometheus'))
     .option('--prometheus', 'Prometheus text exposition')
-    .action((opts: StatsOptions) => stats(opts));
+    .action(async (opts: StatsOptions) => (await import('./stats')).stats(opts));
   program
     .command('health')
     .description('check that a server answers at the socket (handshake and one call); exit status 0 if it does')
     .addOption(socketOption())
     .option('--json', 'JSON output')
-    .action((opts: HealthOptions) => health(opts));
+    .action(async (opts: HealthOptions) => (await import('./health')).health(opts));
   program
     .command('providers')
     .description('list the configured providers (never their keys); with --socket, those of the running server')
     .addOption(configOption())
     .option('-s, --socket <path>', 'ask the server at this socket instead of reading the local configuration')
     .option('--json', 'JSON output')
-    .action((opts: ProvidersOptions) => providers(opts));
+    .action(async (opts: ProvidersOptions) => (await import('./providers')).providers(opts));
   program
     .command('demo')
     .description(
@@ -112,12 +106,12 @@ export function buildProgram(): Command {
     .option('-p, --prompt <text>', 'what to say', 'Hello from the lapce-ai-ipc demo!')
     .addOption(logLevelOption('warn'))
     .addOption(prettyOption())
-    .action((opts: DemoOptions) => demo(opts));
+    .action(async (opts: DemoOptions) => (await import('./demo')).demo(opts));
   program
     .command('config-schema')
     .description('print the JSON Schema of the config file (generated from the schema the backend validates with)')
     .option('-o, --output <file>', 'write it to this file instead of stdout')
-    .action((opts: { output?: string }) => configSchema(opts));
+    .action(async (opts: { output?: string }) => (await import('./config-schema')).configSchema(opts));
   return program;
 }
 

@@ -30,9 +30,6 @@ export interface ServeOptions {
   metricsHost: string;
 }
 
-/** How long chats in flight may finish after SIGINT/SIGTERM, unless `--shutdown-deadline` says otherwise. */
-export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5000;
-
 /** Run the backend until SIGINT/SIGTERM. */
 export async function serve(opts: ServeOptions): Promise<void> {
   const logger = createCliLogger({ level: opts.logLevel, pretty: opts.pretty });

@@ -14,6 +14,12 @@ import { defaultSocketPath } from '../ipc/paths';
 /** The command's name, as installed in `node_modules/.bin`. */
 export const NAME = 'lapce-ai-ipc';
 
+/** The levels `--log-level` and `LAPCE_AI_LOG_LEVEL` accept (pino's). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** How long `serve` lets calls in flight finish after SIGINT/SIGTERM, unless `--shutdown-deadline` says otherwise. */
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5000;
+
 /** Socket path: flag > `LAPCE_AI_SOCKET` > the default path. Passed on as the user wrote it. */
 export function resolveSocket(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ?? nonEmpty(env.LAPCE_AI_SOCKET) ?? defaultSocketPath(env);
