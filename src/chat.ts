@@ -14,6 +14,7 @@
  * await server.listen();
  * ```
  * @packageDocumentation
+ * @module lapce-ai-ipc/chat
  */
 export { attachChatBackend, createChatBackend, CHAT_METHOD, PROVIDERS_METHOD } from './backend';
 export type { ChatBackend, ChatBackendOptions, ProvidersReply } from './backend';

@@ -9,8 +9,8 @@
  * The AI chat backend is a separate entry, `lapce-ai-ipc/chat`, so that this one loads neither the
  * AI SDK nor the provider code.
  * @packageDocumentation
+ * @module lapce-ai-ipc
  */
-import type { NativeFds } from '../index';
 import native = require('./native');
 
 export { IpcError } from './errors';
@@ -29,10 +29,15 @@ export type { Welcome } from './protocol/control';
 
 /**
  * The file descriptors of one channel (its shared-memory rings and doorbell), owned by this
- * process until a {@link Channel} takes them or {@link ChannelFds.close} is called.
+ * process until a {@link Channel} takes them or {@link ChannelFds.close | close} is called.
  * @category Transport
  */
-export type ChannelFds = NativeFds;
+export interface ChannelFds {
+  /** How many descriptors are still held (0 once a Channel took them or they were closed). */
+  readonly count: number;
+  /** Closes every descriptor now instead of at garbage collection. */
+  close(): void;
+}
 
 /**
  * Creates the fds of a new channel whose rings hold `capacity` bytes each (a power of two).
