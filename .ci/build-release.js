@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Builds the release binary for the platform package (npm/linux-x64-gnu): stripped, and linked
-// against glibc 2.17 with napi-rs's cross toolchain (`napi build --use-napi-cross`), so it loads on
-// Ubuntu 18.04+, Debian 9+, RHEL/CentOS 7+, Amazon Linux 2.
+// Builds the release binary of one platform package (npm/<platform>), stripped.
+// - glibc targets (x86_64, aarch64): linked against glibc 2.17 with napi-rs's cross toolchain
+//   (`napi build --use-napi-cross`), so they load on Ubuntu 18.04+, Debian 9+, RHEL/CentOS 7+,
+//   Amazon Linux 2;
+// - musl (x86_64-unknown-linux-musl): linked by musl-gcc (Debian's musl-tools) against musl's libc.so.
 //
-// The toolchain comes from the npm registry as `@napi-rs/cross-toolchain-x64-target-x86_64`.
+// The glibc toolchains come from the npm registry as `@napi-rs/cross-toolchain-x64-target-<arch>`.
 // napi's own download step fetches that package at the version of `@napi-rs/cross-toolchain`
 // (1.0.5 here), which is not published for this target (only 1.0.0 is), and it decompresses with
 // `@napi-rs/lzma`, whose Linux binary is not installed here. So this script fetches the newest
@@ -14,7 +16,8 @@
 // glibc) and says so; `.ci/check-glibc.sh` then fails CI, because the package would not load on
 // older distributions.
 //
-// Usage: node .ci/build-release.js [--out DIR]   (default DIR: npm/linux-x64-gnu)
+// Usage: node .ci/build-release.js [--target TRIPLE] [--out DIR]
+//   (defaults: x86_64-unknown-linux-gnu, npm/<platform of the triple>)
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -22,17 +25,19 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const triple = 'x86_64-unknown-linux-gnu';
-const toolchainPackage = '@napi-rs/cross-toolchain-x64-target-x86_64';
-const outIdx = process.argv.indexOf('--out');
-const outDir = path.resolve(root, outIdx > 0 ? process.argv[outIdx + 1] : 'npm/linux-x64-gnu');
+const arg = (name, dflt) => (process.argv.indexOf(name) > 0 ? process.argv[process.argv.indexOf(name) + 1] : dflt);
+const triple = arg('--target', 'x86_64-unknown-linux-gnu');
+const [cpu, , , abi] = triple.split('-');
+const platform = `linux-${{ x86_64: 'x64', aarch64: 'arm64' }[cpu]}-${abi.startsWith('musl') ? 'musl' : 'gnu'}`;
+const toolchainPackage = `@napi-rs/cross-toolchain-x64-target-${cpu}`;
+const outDir = path.resolve(root, arg('--out', `npm/${platform}`));
 const napi = path.join(root, 'node_modules', '.bin', 'napi');
-const common = ['build', '--platform', '--release', '--strip', '--no-js', '--manifest-path', 'crates/lapce_ai_ipc_binding/Cargo.toml'];
+const common = ['build', '--platform', '--release', '--no-js', '--target', triple, '--manifest-path', 'crates/lapce_ai_ipc_binding/Cargo.toml'];
 
 function run(cmd, args, opts = {}) {
   console.log(`$ ${cmd} ${args.join(' ')}`);
-  // `napi build --strip` passes `-C link-arg=-s`, which the cross linker does not honour; cargo's
-  // own profile setting strips with every linker.
+  // `napi build --strip` passes `-C link-arg=-s`, which does not strip here; cargo's own profile
+  // setting strips with every linker.
   const env = { ...process.env, CARGO_PROFILE_RELEASE_STRIP: 'symbols' };
   return execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env, ...opts });
 }
@@ -66,7 +71,12 @@ fs.mkdirSync(outDir, { recursive: true });
 const tmpOut = fs.mkdtempSync(path.join(os.tmpdir(), 'lapce-release-'));
 // Its own target dir: the cross toolchain's compiler would otherwise invalidate the host build's cache.
 const targetDir = path.join(root, 'target', 'cross');
-if (provideToolchain()) {
+if (abi.startsWith('musl')) {
+  // napi adds `-C target-feature=-crt-static` for musl, so the addon links musl's libc.so dynamically, as Node on Alpine does.
+  const linker = `CARGO_TARGET_${triple.toUpperCase().replace(/-/g, '_')}_LINKER`;
+  run(napi, [...common, '--target-dir', targetDir, '-o', tmpOut], { env: { ...process.env, CARGO_PROFILE_RELEASE_STRIP: 'symbols', [linker]: 'musl-gcc', CC: 'musl-gcc' } });
+  console.log('release build: musl-gcc');
+} else if (provideToolchain()) {
   run(napi, [...common, '--use-napi-cross', '--target-dir', targetDir, '-o', tmpOut]);
   console.log('release build: cross toolchain (glibc 2.17 sysroot)');
 } else {

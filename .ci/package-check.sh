@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The package as a user meets it. Builds the release binary (old-glibc cross toolchain, stripped)
-# and checks its glibc baseline; packs both tarballs (main and linux-x64-gnu); installs them into
+# The package as a user meets it. Builds the release binaries (x64 and arm64, old-glibc cross
+# toolchain, stripped) and checks their glibc baseline; packs the tarballs (main and one per
+# platform); installs main + linux-x64-gnu (the machine's own) into
 # an empty project with no Rust toolchain on PATH; then, from that project: require, ESM import,
 # tsc --noEmit of a typed example (module node16, nodenext, bundler; CJS and ESM files), running
 # the compiled example, and `lapce-ai-ipc serve` + `chat` + `health` from the installed bin.
@@ -16,15 +17,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "-- release binary"
-node .ci/build-release.js --out "$work/platform-src"
-binary="$work/platform-src/lapce-ai-ipc.linux-x64-gnu.node"
-.ci/check-glibc.sh "$binary" 2.17
-file "$binary" | grep -q 'stripped' && ! file "$binary" | grep -q 'not stripped' || { echo "FAIL: $binary is not stripped"; exit 1; }
+echo "-- release binaries (one per napi target), stripped, glibc baseline 2.17"
+# arm64 needs Rust's aarch64 standard library; rustup installs it if it is missing (no-op otherwise).
+rustup target add aarch64-unknown-linux-gnu >/dev/null
+for platform in linux-x64-gnu linux-arm64-gnu; do
+  case $platform in linux-x64-gnu) triple=x86_64-unknown-linux-gnu machine=x86-64 ;; linux-arm64-gnu) triple=aarch64-unknown-linux-gnu machine=aarch64 ;; esac
+  out="$work/$platform"
+  node .ci/build-release.js --target "$triple" --out "$out"
+  binary="$out/lapce-ai-ipc.$platform.node"
+  .ci/check-glibc.sh "$binary" 2.17
+  description=$(file -b "$binary")
+  case $description in *"$machine"*", stripped"*) ;; *) echo "FAIL: $binary: $description (want $machine, stripped)"; exit 1 ;; esac
+  cp "npm/$platform/package.json" "npm/$platform/README.md" LICENSE "$out/"
+  (cd "$out" && npm pack --silent --pack-destination "$work" >/dev/null)
+  tar tzf "$work/lapce-ai-ipc-$platform-"*.tgz >"$work/$platform.files"
+  grep -qx "package/lapce-ai-ipc.$platform.node" "$work/$platform.files" || { echo "FAIL: the $platform tarball has no binary"; exit 1; }
+done
 
-echo "-- pack"
-cp npm/linux-x64-gnu/package.json npm/linux-x64-gnu/README.md LICENSE "$work/platform-src/"
-(cd "$work/platform-src" && npm pack --silent --pack-destination "$work" >/dev/null)
+echo "-- pack the main package"
 # --ignore-scripts: `prepare` would rebuild everything; dist/ is built already.
 npm pack --silent --ignore-scripts --pack-destination "$work" >/dev/null
 main_tgz=$(ls "$work"/lapce-ai-ipc-[0-9]*.tgz)
@@ -39,8 +49,7 @@ if grep -E '\.map$|^package/docs/api/|^package/index\.js$|\.node$|^package/src/.
   echo "FAIL: the main tarball ships source maps, docs/api, napi's index.js, a binary or TypeScript sources (above)"
   exit 1
 fi
-tar tzf "$platform_tgz" | grep -qx 'package/lapce-ai-ipc.linux-x64-gnu.node'
-echo "main $(du -k "$main_tgz" | cut -f1) KiB ($(wc -l <"$work/main.files") files), platform $(du -k "$platform_tgz" | cut -f1) KiB"
+echo "main $(du -k "$main_tgz" | cut -f1) KiB ($(wc -l <"$work/main.files") files); linux-x64-gnu $(du -k "$platform_tgz" | cut -f1) KiB"
 
 echo "-- install into an empty project, no Rust toolchain on PATH"
 app="$work/app"

@@ -142,7 +142,16 @@ test('package.json: commonjs, an exports map whose targets the build emits, meta
     pkg.files.some((f: string) => f === 'docs' || f.startsWith('docs/api')),
     'docs/api is not shipped',
   );
-  const platform = JSON.parse(readFileSync(path.join(ROOT, 'npm', 'linux-x64-gnu', 'package.json'), 'utf8'));
-  t.deepEqual([platform.os, platform.cpu, platform.libc], [['linux'], ['x64'], ['glibc']]);
-  t.is(platform.version, pkg.version);
+  // One platform package per napi target, each with the os/cpu/libc npm selects it by.
+  for (const [dir, cpu] of [
+    ['linux-x64-gnu', 'x64'],
+    ['linux-arm64-gnu', 'arm64'],
+  ]) {
+    const platform = JSON.parse(readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8'));
+    t.is(platform.name, `lapce-ai-ipc-${dir}`);
+    t.deepEqual([platform.os, platform.cpu, platform.libc], [['linux'], [cpu], ['glibc']]);
+    t.is(platform.version, pkg.version);
+    t.is(platform.main, `lapce-ai-ipc.${dir}.node`);
+  }
+  t.is(pkg.napi.targets.length, 2);
 });

@@ -41,7 +41,7 @@ function unsupported(t: import('ava').ExecutionContext, host: HostInfo, detected
 
 test('package.json napi.targets is the one list of supported platforms', (t) => {
   const facts = readPackageFacts(ROOT);
-  t.deepEqual(facts.supported, ['linux-x64-gnu']);
+  t.deepEqual(facts.supported, ['linux-x64-gnu', 'linux-arm64-gnu']);
   t.is(facts.binaryName, 'lapce-ai-ipc');
 });
 
@@ -67,6 +67,7 @@ test('Windows: the same clear refusal', (t) => {
 test('Linux on another architecture or musl: says which, and how to build one', (t) => {
   const arm = unsupported(t, { platform: 'linux', arch: 'arm64', libc: 'glibc', glibcVersion: '2.35' }, 'linux-arm64-gnu (glibc 2.35)');
   t.regex(arm.message, /build it from a clone/);
+  unsupported(t, { platform: 'linux', arch: 'riscv64', libc: 'glibc' }, 'linux-riscv64-gnu (glibc)');
   unsupported(t, { platform: 'linux', arch: 'x64', libc: 'musl' }, 'linux-x64-musl (musl)');
 });
 
