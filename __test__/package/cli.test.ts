@@ -3,7 +3,7 @@
  * event, `serve`'s tuning flags, the HTTP metrics and health endpoint, the `health` command and
  * the demo. Each runs the CLI as a user does, as a child process.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -55,10 +55,11 @@ test('chat --json prints an error event on stdout when it fails', async (t) => {
   t.is(r.code, 1);
   const lines = r.stdout.trim().split('\n');
   t.is(lines.length, 1, r.stdout);
-  const ev = JSON.parse(lines[0]) as { type: string; error: { code: string; message: string; retryable: boolean } };
+  const ev = JSON.parse(lines[0]) as { type: string; code: string; message: string; retryable: boolean };
   t.is(ev.type, 'error');
-  t.is(ev.error.code, 'CONNECTION_LOST');
-  t.true(ev.error.message.includes(socket));
+  t.is(ev.code, 'CONNECTION_LOST');
+  t.is(ev.retryable, false);
+  t.true(ev.message.includes(socket));
   t.regex(r.stderr, /no lapce-ai-ipc server is reachable/);
 });
 
@@ -155,4 +156,32 @@ test('demo: the one offline end-to-end job', async (t) => {
   t.regex(r.stdout, /^reply: {2}\[echo provider\] You said: ping$/m);
   t.regex(r.stdout, /metrics: echo: 1 request\(s\)/);
   t.regex(r.stdout, /server: shut down cleanly\n$/);
+});
+
+test('chat --json: a provider failure is an error event with the provider and the retry hint', async (t) => {
+  const socket = tempSocket(t);
+  const config = path.join(path.dirname(socket), 'config.json');
+  // Port 9 (discard) on loopback: nothing listens, so the provider's connect is refused at once.
+  writeFileSync(
+    config,
+    JSON.stringify({
+      default: 'local',
+      providers: { compatible: { local: { baseURL: 'http://127.0.0.1:9/v1', models: ['m'] } } },
+      retry: { maxAttempts: 1 },
+    }),
+  );
+  const env = cleanEnv();
+  const serve = spawnCli(['serve', '--socket', socket, '--config', config], env);
+  const done = finished(serve);
+  await waitForOutput(serve, 'stderr', 'providers active');
+  const r = await runCli(['chat', '--json', '--socket', socket, 'hi'], env);
+  serve.kill('SIGTERM');
+  await done;
+  t.is(r.code, 1);
+  const ev = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { type: string; code: string; provider?: string; retryable: boolean };
+  t.is(ev.type, 'error');
+  t.is(ev.provider, 'local');
+  t.true(ev.code.length > 0);
+  t.true(ev.retryable, 'a refused connection may succeed later');
+  t.regex(r.stderr, /\(provider local\)/);
 });

@@ -21,10 +21,33 @@ export interface ChatCliOptions {
   json?: boolean;
 }
 
-/** The line `chat --json` prints when the chat fails (after any events that did arrive). */
+/**
+ * The line `chat --json` prints when the chat fails (after any events that did arrive): the
+ * error's wire form, flat, with the provider details a chat error carries.
+ * TODO(merge): chat's `errorLine` (src/ai/report.ts, branch chat) builds this same shape; use it.
+ */
 export interface ChatErrorEvent {
   type: 'error';
-  error: ReturnType<typeof errorJson>;
+  code: string;
+  message: string;
+  retryable: boolean;
+  provider?: string;
+  httpStatus?: number;
+  retryAfterMs?: number;
+}
+
+function errorEvent(e: unknown): ChatErrorEvent {
+  const { code, message, retryable, details } = errorJson(e);
+  const d = (details ?? {}) as { provider?: unknown; httpStatus?: unknown; retryAfterMs?: unknown };
+  return {
+    type: 'error',
+    code,
+    message,
+    retryable,
+    ...(typeof d.provider === 'string' ? { provider: d.provider } : {}),
+    ...(typeof d.httpStatus === 'number' ? { httpStatus: d.httpStatus } : {}),
+    ...(typeof d.retryAfterMs === 'number' ? { retryAfterMs: d.retryAfterMs } : {}),
+  };
 }
 
 /** Send one prompt; with `--json` every event (and a final error event on failure) is a JSON line. */
@@ -33,8 +56,7 @@ export async function chat(promptWords: string[], opts: ChatCliOptions): Promise
     await run(promptWords, opts);
   } catch (e) {
     if (opts.json) {
-      const ev: ChatErrorEvent = { type: 'error', error: errorJson(e) };
-      process.stdout.write(`${JSON.stringify(ev)}\n`);
+      process.stdout.write(`${JSON.stringify(errorEvent(e))}\n`);
     }
     throw e;
   }
