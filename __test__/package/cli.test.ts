@@ -1,7 +1,8 @@
 /**
  * The packaging side of the CLI (src/cli/): version, option checking, logs, the `--json` error
  * event, `serve`'s tuning flags, the HTTP metrics and health endpoint, the `health` command and
- * the demo. Each runs the CLI as a user does, as a child process.
+ * the demo. Each runs the CLI as a user does, as a child process; serially, so the suite adds at
+ * most one CLI process (and its server) at a time to the load of the other suites.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,20 +19,20 @@ function tempSocket(t: import('ava').ExecutionContext): string {
   return path.join(dir, 'ai.sock');
 }
 
-test('--version prints the package version', async (t) => {
+test.serial('--version prints the package version', async (t) => {
   const r = await runCli(['--version'], cleanEnv());
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, `${VERSION}\n`);
 });
 
-test('an invalid --log-level is a usage error naming the valid levels, not a stack trace', async (t) => {
+test.serial('an invalid --log-level is a usage error naming the valid levels, not a stack trace', async (t) => {
   const r = await runCli(['serve', '--socket', tempSocket(t), '--log-level', 'loud'], cleanEnv());
   t.is(r.code, 1);
   t.regex(r.stderr, /argument 'loud' is invalid.*fatal, error, warn, info, debug, trace, silent/s);
   t.false(r.stderr.includes('    at '), 'no stack');
 });
 
-test('an invalid LAPCE_AI_LOG_LEVEL is a clear error too', async (t) => {
+test.serial('an invalid LAPCE_AI_LOG_LEVEL is a clear error too', async (t) => {
   const r = await runCli(['serve', '--socket', tempSocket(t)], cleanEnv({ LAPCE_AI_LOG_LEVEL: 'loud' }));
   t.is(r.code, 1);
   t.is(
@@ -40,7 +41,7 @@ test('an invalid LAPCE_AI_LOG_LEVEL is a clear error too', async (t) => {
   );
 });
 
-test('serve rejects a ring size that is not a power of two, and a bad uid, before starting', async (t) => {
+test.serial('serve rejects a ring size that is not a power of two, and a bad uid, before starting', async (t) => {
   const ring = await runCli(['serve', '--socket', tempSocket(t), '--ring-size', '3M'], cleanEnv());
   t.is(ring.code, 1);
   t.regex(ring.stderr, /3145728 bytes is not a power of two/);
@@ -49,7 +50,7 @@ test('serve rejects a ring size that is not a power of two, and a bad uid, befor
   t.regex(uid.stderr, /"root" is not a uid/);
 });
 
-test('chat --json prints an error event on stdout when it fails', async (t) => {
+test.serial('chat --json prints an error event on stdout when it fails', async (t) => {
   const socket = tempSocket(t);
   const r = await runCli(['chat', '--json', '--socket', socket, 'hi'], cleanEnv());
   t.is(r.code, 1);
@@ -63,84 +64,87 @@ test('chat --json prints an error event on stdout when it fails', async (t) => {
   t.regex(r.stderr, /no lapce-ai-ipc server is reachable/);
 });
 
-test('health fails with status 1 when nothing listens', async (t) => {
+test.serial('health fails with status 1 when nothing listens', async (t) => {
   const r = await runCli(['health', '--socket', tempSocket(t)], cleanEnv());
   t.is(r.code, 1);
   t.regex(r.stderr, /no lapce-ai-ipc server is reachable/);
 });
 
-test('serve: tuning flags, JSON logs at info, /metrics with process and IPC metrics, /health, health command, chat --json', async (t) => {
-  const socket = tempSocket(t);
-  const env = cleanEnv();
-  const serve = spawnCli(
-    [
-      'serve',
-      '--socket',
-      socket,
-      '--metrics-port',
-      '0',
-      '--ring-size',
-      '256K',
-      '--max-connections',
-      '8',
-      '--allow-uid',
-      '12345',
-      '--shutdown-deadline',
-      '500',
-    ],
-    env,
-  );
-  const done = finished(serve);
-  t.teardown(() => {
-    if (serve.exitCode === null && serve.signalCode === null) serve.kill('SIGKILL');
-  });
-  const log = await waitForOutput(serve, 'stderr', 'providers active');
-  // Not a TTY and no --pretty: one JSON object per line, at info.
-  const lines = log
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { level: number; msg: string; metrics?: string; health?: string });
-  t.true(lines.every((l) => l.level === 30));
-  const active = lines.find((l) => l.msg.startsWith('providers active'))!;
-  t.regex(active.metrics!, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+test.serial(
+  'serve: tuning flags, JSON logs at info, /metrics with process and IPC metrics, /health, health command, chat --json',
+  async (t) => {
+    const socket = tempSocket(t);
+    const env = cleanEnv();
+    const serve = spawnCli(
+      [
+        'serve',
+        '--socket',
+        socket,
+        '--metrics-port',
+        '0',
+        '--ring-size',
+        '256K',
+        '--max-connections',
+        '8',
+        '--allow-uid',
+        '12345',
+        '--shutdown-deadline',
+        '500',
+      ],
+      env,
+    );
+    const done = finished(serve);
+    t.teardown(() => {
+      if (serve.exitCode === null && serve.signalCode === null) serve.kill('SIGKILL');
+    });
+    const log = await waitForOutput(serve, 'stderr', 'providers active');
+    // Not a TTY and no --pretty: one JSON object per line, at info.
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: number; msg: string; metrics?: string; health?: string });
+    t.true(lines.every((l) => l.level === 30));
+    const active = lines.find((l) => l.msg.startsWith('providers active'))!;
+    t.regex(active.metrics!, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
 
-  // --allow-uid adds a user; the server's own stays allowed, so this client gets in.
-  const health = await runCli(['health', '--json', '--socket', socket], env);
-  t.is(health.code, 0, health.stderr);
-  t.like(JSON.parse(health.stdout), { status: 'ok', socket });
+    // --allow-uid adds a user; the server's own stays allowed, so this client gets in.
+    const health = await runCli(['health', '--json', '--socket', socket], env);
+    t.is(health.code, 0, health.stderr);
+    t.like(JSON.parse(health.stdout), { status: 'ok', socket });
 
-  const chat = await runCli(['chat', '--json', '--socket', socket, '--model', 'echo', 'hi'], env);
-  t.is(chat.code, 0, chat.stderr);
-  const types = chat.stdout
-    .trim()
-    .split('\n')
-    .map((l) => (JSON.parse(l) as { type: string }).type);
-  t.is(types[0], 'start');
-  t.is(types.at(-1), 'finish');
-  t.true(types.slice(1, -1).every((x) => x === 'delta') && types.length > 2, types.join());
+    const chat = await runCli(['chat', '--json', '--socket', socket, '--model', 'echo', 'hi'], env);
+    t.is(chat.code, 0, chat.stderr);
+    const types = chat.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { type: string }).type);
+    t.is(types[0], 'start');
+    t.is(types.at(-1), 'finish');
+    t.true(types.slice(1, -1).every((x) => x === 'delta') && types.length > 2, types.join());
 
-  const metrics = await fetch(active.metrics!);
-  t.is(metrics.status, 200);
-  t.regex(metrics.headers.get('content-type') ?? '', /^text\/plain/);
-  const text = await metrics.text();
-  t.regex(text, /^process_cpu_user_seconds_total \d/m, "prom-client's default process metrics");
-  t.regex(text, /^nodejs_heap_size_used_bytes \d/m);
-  t.regex(text, /^lapce_ipc_connections_total [2-9]/m, 'IPC metrics: the health and chat connections');
-  t.regex(text, /^lapce_ai_provider_requests_total\{provider="echo"\} 1$/m, 'provider metrics');
+    const metrics = await fetch(active.metrics!);
+    t.is(metrics.status, 200);
+    t.regex(metrics.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await metrics.text();
+    t.regex(text, /^process_cpu_user_seconds_total \d/m, "prom-client's default process metrics");
+    t.regex(text, /^nodejs_heap_size_used_bytes \d/m);
+    t.regex(text, /^lapce_ipc_connections_total [2-9]/m, 'IPC metrics: the health and chat connections');
+    t.regex(text, /^lapce_ai_provider_requests_total\{provider="echo"\} 1$/m, 'provider metrics');
 
-  const h = await fetch(active.health!);
-  t.is(h.status, 200);
-  t.like((await h.json()) as object, { status: 'ok', socket, version: VERSION });
-  t.is((await fetch(active.metrics!.replace('/metrics', '/nope'))).status, 404);
+    const h = await fetch(active.health!);
+    t.is(h.status, 200);
+    t.like((await h.json()) as object, { status: 'ok', socket, version: VERSION });
+    t.is((await fetch(active.metrics!.replace('/metrics', '/nope'))).status, 404);
 
-  serve.kill('SIGTERM');
-  const r = await done;
-  t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /"deadlineMs":500/);
-  await t.throwsAsync(fetch(active.health!), undefined, 'the HTTP endpoint closed with the server');
-});
+    serve.kill('SIGTERM');
+    const r = await done;
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stderr, /"deadlineMs":500/);
+    await t.throwsAsync(fetch(active.health!), undefined, 'the HTTP endpoint closed with the server');
+  },
+);
 
-test('serve --pretty writes human-readable lines', async (t) => {
+test.serial('serve --pretty writes human-readable lines', async (t) => {
   const serve = spawnCli(['serve', '--socket', tempSocket(t), '--pretty'], cleanEnv());
   const done = finished(serve);
   const log = await waitForOutput(serve, 'stderr', 'providers active');
@@ -150,7 +154,7 @@ test('serve --pretty writes human-readable lines', async (t) => {
   t.throws(() => JSON.parse(log.split('\n')[0]));
 });
 
-test('demo: the one offline end-to-end job', async (t) => {
+test.serial('demo: the one offline end-to-end job', async (t) => {
   const r = await runCli(['demo', '--prompt', 'ping'], cleanEnv());
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^reply: {2}\[echo provider\] You said: ping$/m);
@@ -158,7 +162,7 @@ test('demo: the one offline end-to-end job', async (t) => {
   t.regex(r.stdout, /server: shut down cleanly\n$/);
 });
 
-test('chat --json: a provider failure is an error event with the provider and the retry hint', async (t) => {
+test.serial('chat --json: a provider failure is an error event with the provider and the retry hint', async (t) => {
   const socket = tempSocket(t);
   const config = path.join(path.dirname(socket), 'config.json');
   // Port 9 (discard) on loopback: nothing listens, so the provider's connect is refused at once.

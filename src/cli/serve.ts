@@ -47,6 +47,32 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const startedAt = Date.now();
   let stopping = false;
   let http: MetricsHttp | undefined;
+  // The handlers go in before the readiness line below: whoever waits for that line may signal at once.
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second signal means "now": the user does not want to wait for the deadline.
+        logger.warn({ signal }, 'second signal, exiting without waiting');
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal, deadlineMs: opts.shutdownDeadline }, 'shutdown requested');
+      server
+        .close({ deadlineMs: opts.shutdownDeadline })
+        .then(
+          () => undefined,
+          (e: unknown) => {
+            logger.error({ err: e }, 'shutdown failed');
+            process.exitCode = 1;
+          },
+        )
+        .then(() => http?.close())
+        .then(resolve, resolve);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+
   if (opts.metricsPort !== undefined) {
     collectDefaultMetrics({ register: server.registry });
     try {
@@ -83,30 +109,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     `providers active: ${providers.map((p) => p.name + (p.isDefault ? ' (default)' : '')).join(', ')}`,
   );
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        // A second signal means "now": the user does not want to wait for the deadline.
-        logger.warn({ signal }, 'second signal, exiting without waiting');
-        process.exit(130);
-      }
-      stopping = true;
-      logger.info({ signal, deadlineMs: opts.shutdownDeadline }, 'shutdown requested');
-      server
-        .close({ deadlineMs: opts.shutdownDeadline })
-        .then(
-          () => undefined,
-          (e: unknown) => {
-            logger.error({ err: e }, 'shutdown failed');
-            process.exitCode = 1;
-          },
-        )
-        .then(() => http?.close())
-        .then(resolve, resolve);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  await stopped;
   // Leave the signal handlers in place: a signal during the last turns must not kill us with
   // a non-zero status after a clean shutdown.
 }
