@@ -8,6 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import pino from 'pino';
+import { IpcServer } from '../../src/ipc/server';
 import { cleanEnv, finished, runCli, spawnCli, waitForOutput } from '../chat/helpers';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -188,4 +190,34 @@ test.serial('chat --json: a provider failure is an error event with the provider
   t.true(ev.code.length > 0);
   t.true(ev.retryable, 'a refused connection may succeed later');
   t.regex(r.stderr, /\(provider local\)/);
+});
+
+test.serial('chat text mode: a fallback that answered and a tool call get one stderr line each; the reply stays on stdout', async (t) => {
+  // A scripted server speaking the chat stream's events, so the CLI's printing is tested alone.
+  const socket = tempSocket(t);
+  const server = new IpcServer({ socketPath: socket, logger: pino({ level: 'silent' }) });
+  server.handleStream('chat', async function* () {
+    yield {
+      type: 'start',
+      provider: 'anthropic',
+      model: 'claude-x',
+      fallbackFrom: [
+        { provider: 'openai', model: 'gpt-x', code: 'OVERLOADED', message: 'busy' },
+        { provider: 'local', model: 'm', code: 'NETWORK', message: 'down' },
+      ],
+    };
+    yield { type: 'delta', text: 'Hi' };
+    yield { type: 'tool-call', id: 'call_1', name: 'read_file', arguments: '{"path":"a.txt"}' };
+    yield { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 1, outputTokens: 1 } };
+  });
+  await server.listen();
+  t.teardown(() => server.close({ deadlineMs: 0 }));
+  const r = await runCli(['chat', '--socket', socket, 'hi'], cleanEnv());
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'Hi\n');
+  t.is(
+    r.stderr,
+    'lapce-ai-ipc: fallback: openai/gpt-x failed (OVERLOADED), then local/m failed (NETWORK); answered by anthropic/claude-x\n' +
+      'lapce-ai-ipc: tool call read_file {"path":"a.txt"} (id call_1)\n',
+  );
 });

@@ -9,7 +9,32 @@ import type { IpcClient } from '../ipc/client';
 import { connect } from './connect';
 import { CliError } from './errors';
 import { errorJson } from './format';
-import { resolveSocket } from './settings';
+import { NAME, resolveSocket } from './settings';
+
+/**
+ * Event fields the text mode reports on stderr that the base event types here do not declare yet.
+ * TODO(merge): chat's ChatStartEvent.fallbackFrom / ChatToolCallEvent and `describeFallback`
+ * (src/ai/report.ts) say the same; use them.
+ */
+interface ReportedFields {
+  type: string;
+  provider?: string;
+  model?: string;
+  fallbackFrom?: Array<{ provider: string; model: string; code: string }>;
+  id?: string;
+  name?: string;
+  arguments?: string;
+}
+
+/** The stderr line for a text-mode event, if it has one: a fallback that answered, a tool call the CLI cannot run. */
+export function stderrLine(ev: ReportedFields): string | undefined {
+  if (ev.type === 'start' && ev.fallbackFrom?.length) {
+    const failed = ev.fallbackFrom.map((f) => `${f.provider}/${f.model} failed (${f.code})`).join(', then ');
+    return `${NAME}: fallback: ${failed}; answered by ${ev.provider}/${ev.model}`;
+  }
+  if (ev.type === 'tool-call') return `${NAME}: tool call ${ev.name} ${ev.arguments} (id ${ev.id})`;
+  return undefined;
+}
 
 /** Options of `chat`, as commander parses them. */
 export interface ChatCliOptions {
@@ -84,6 +109,9 @@ async function run(promptWords: string[], opts: ChatCliOptions): Promise<void> {
       } else if (ev.type === 'delta') {
         process.stdout.write(ev.text);
         midLine = !ev.text.endsWith('\n');
+      } else {
+        const line = stderrLine(ev as ReportedFields);
+        if (line !== undefined) process.stderr.write(`${line}\n`);
       }
     }
     if (!opts.json) process.stdout.write('\n');
