@@ -85,11 +85,7 @@ export class JsonChild extends EventEmitter {
 
   /** user+sys CPU of the child so far, µs (from /proc, so it costs the child nothing). */
   cpuMicros(): number {
-    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat (indices 11 and 12 after the comm field).
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return (ticks * 1e6) / CLOCK_TICKS;
+    return procCpuMicros(this.pid);
   }
 
   /** VmRSS of the child, kB. */
@@ -104,6 +100,15 @@ export class JsonChild extends EventEmitter {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** user+sys CPU of process `pid` (all its threads) so far, µs, from /proc/<pid>/stat. */
+export function procCpuMicros(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat (indices 11 and 12 after the comm field).
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / CLOCK_TICKS;
 }
 
 /** Clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on Linux). */

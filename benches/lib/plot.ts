@@ -1,0 +1,92 @@
+/**
+ * SVG plots of the `peers` suite, rendered headlessly: vega-lite compiles a spec to vega, and a
+ * vega View with `renderer: 'none'` writes SVG without a canvas or a browser.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PeersData } from '../peers';
+
+type Spec = Record<string, unknown>;
+
+async function toSvg(spec: Spec): Promise<string> {
+  const vl = await import('vega-lite');
+  const vega = await import('vega');
+  const view = new vega.View(vega.parse(vl.compile(spec as never).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+const FONT = { config: { font: 'sans-serif', view: { stroke: null } } };
+
+/** Round-trip CDFs of every peer (log-scale latency), plus lapce-ai-ipc never polling. */
+function cdfSpec(d: PeersData, title: string): Spec {
+  const values: Array<{ peer: string; us: number; q: number }> = [];
+  for (const p of d.peers) for (const [us, q] of p.cdf) values.push({ peer: p.label, us, q });
+  for (const s of d.sleep) {
+    if (s.placement === 'same-cpu') continue;
+    for (const [us, q] of s.cdf) values.push({ peer: `lapce-ai-ipc, idle 'sleep' (${s.placement})`, us, q });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: '64 B round trip, cumulative distribution', subtitle: title },
+    width: 640,
+    height: 360,
+    data: { values },
+    mark: { type: 'line', point: { size: 12 }, interpolate: 'monotone' },
+    encoding: {
+      x: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'round trip (µs, log scale)' },
+      y: { field: 'q', type: 'quantitative', title: 'fraction of round trips ≤ x', scale: { domain: [0, 1] } },
+      color: { field: 'peer', type: 'nominal', title: null, sort: null, legend: { orient: 'bottom', columns: 2 } },
+    },
+    ...FONT,
+  };
+}
+
+/** Throughput of every peer: pipelined requests, stream chunks, 64 KiB and 1 MiB messages. */
+function throughputSpec(d: PeersData, title: string): Spec {
+  const values: Array<{ peer: string; metric: string; value: number; min: number }> = [];
+  for (const p of d.peers) {
+    values.push({ peer: p.label, metric: 'pipelined requests (k req/s)', value: p.pipe.median / 1e3, min: p.pipe.min / 1e3 });
+    values.push({ peer: p.label, metric: 'stream of 50k deltas (k chunks/s)', value: p.stream.median / 1e3, min: p.stream.min / 1e3 });
+    for (const [k, l] of Object.entries(p.large)) {
+      values.push({ peer: p.label, metric: `${k === '1m' ? '1 MiB' : '64 KiB'} messages (GB/s)`, value: l.gbps.median, min: l.gbps.min });
+    }
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'Throughput (bar: median over rounds; tick: minimum)', subtitle: title },
+    data: { values },
+    facet: { row: { field: 'metric', type: 'nominal', title: null, sort: null, header: { labelAngle: 0, labelAlign: 'left' } } },
+    spec: {
+      width: 420,
+      height: { step: 16 },
+      layer: [
+        { mark: 'bar', encoding: { x: { field: 'value', type: 'quantitative', title: null }, color: { field: 'peer', legend: null } } },
+        { mark: { type: 'tick', color: 'black', thickness: 2 }, encoding: { x: { field: 'min', type: 'quantitative' } } },
+        {
+          mark: { type: 'text', align: 'left', dx: 4 },
+          encoding: { x: { field: 'value', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: '.3~s' } },
+        },
+      ],
+      encoding: { y: { field: 'peer', type: 'nominal', title: null, sort: null } },
+    },
+    resolve: { scale: { x: 'independent' } },
+    ...FONT,
+  };
+}
+
+/** Writes `latency-cdf.svg` and `throughput.svg` into `dir`; returns their paths. */
+export async function writePlots(d: PeersData, dir: string, title: string): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const out: string[] = [];
+  for (const [name, spec] of [
+    ['latency-cdf.svg', cdfSpec(d, title)],
+    ['throughput.svg', throughputSpec(d, title)],
+  ] as const) {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, await toSvg(spec));
+    out.push(file);
+  }
+  return out;
+}
