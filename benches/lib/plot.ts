@@ -17,7 +17,17 @@ async function toSvg(spec: Spec): Promise<string> {
   return svg;
 }
 
-const FONT = { config: { font: 'sans-serif', view: { stroke: null } } };
+const FONT = { config: { font: 'sans-serif', view: { stroke: null }, axis: { labelLimit: 320 }, legend: { labelLimit: 320 } } };
+
+/** One colour per peer, the same in every plot (lapce-ai-ipc in blues). */
+const PALETTE = ['#08519c', '#4292c6', '#e6550d', '#31a354', '#de2d26', '#756bb1', '#8c6d31', '#9ecae1'];
+
+function colour(d: PeersData, extra: string[] = []): { scale: { domain: string[]; range: string[] } } {
+  const domain = [...d.peers.map((p) => p.label), ...extra];
+  return { scale: { domain, range: PALETTE.slice(0, domain.length) } };
+}
+
+const sleepLabel = (placement: string): string => `lapce-ai-ipc, JSON, idle 'sleep' (${placement})`;
 
 /** Round-trip CDFs of every peer (log-scale latency), plus lapce-ai-ipc never polling. */
 function cdfSpec(d: PeersData, title: string): Spec {
@@ -25,8 +35,9 @@ function cdfSpec(d: PeersData, title: string): Spec {
   for (const p of d.peers) for (const [us, q] of p.cdf) values.push({ peer: p.label, us, q });
   for (const s of d.sleep) {
     if (s.placement === 'same-cpu') continue;
-    for (const [us, q] of s.cdf) values.push({ peer: `lapce-ai-ipc, idle 'sleep' (${s.placement})`, us, q });
+    for (const [us, q] of s.cdf) values.push({ peer: sleepLabel(s.placement), us, q });
   }
+  const extra = d.sleep.filter((s) => s.placement !== 'same-cpu').map((s) => sleepLabel(s.placement));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: { text: '64 B round trip, cumulative distribution', subtitle: title },
@@ -37,7 +48,7 @@ function cdfSpec(d: PeersData, title: string): Spec {
     encoding: {
       x: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'round trip (µs, log scale)' },
       y: { field: 'q', type: 'quantitative', title: 'fraction of round trips ≤ x', scale: { domain: [0, 1] } },
-      color: { field: 'peer', type: 'nominal', title: null, sort: null, legend: { orient: 'bottom', columns: 2 } },
+      color: { field: 'peer', type: 'nominal', title: null, ...colour(d, extra), legend: { orient: 'bottom', columns: 2 } },
     },
     ...FONT,
   };
@@ -57,16 +68,27 @@ function throughputSpec(d: PeersData, title: string): Spec {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: { text: 'Throughput (bar: median over rounds; tick: minimum)', subtitle: title },
     data: { values },
-    facet: { row: { field: 'metric', type: 'nominal', title: null, sort: null, header: { labelAngle: 0, labelAlign: 'left' } } },
+    facet: {
+      row: {
+        field: 'metric',
+        type: 'nominal',
+        title: null,
+        sort: null,
+        header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelFontWeight: 'bold', labelFontSize: 12 },
+      },
+    },
     spec: {
       width: 420,
       height: { step: 16 },
       layer: [
-        { mark: 'bar', encoding: { x: { field: 'value', type: 'quantitative', title: null }, color: { field: 'peer', legend: null } } },
+        {
+          mark: 'bar',
+          encoding: { x: { field: 'value', type: 'quantitative', title: null }, color: { field: 'peer', ...colour(d), legend: null } },
+        },
         { mark: { type: 'tick', color: 'black', thickness: 2 }, encoding: { x: { field: 'min', type: 'quantitative' } } },
         {
           mark: { type: 'text', align: 'left', dx: 4 },
-          encoding: { x: { field: 'value', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: '.3~s' } },
+          encoding: { x: { field: 'value', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: ',.3~r' } },
         },
       ],
       encoding: { y: { field: 'peer', type: 'nominal', title: null, sort: null } },

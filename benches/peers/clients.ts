@@ -39,11 +39,17 @@ export interface PeerHandle {
   stop(): Promise<void>;
 }
 
+/** How to start a peer. */
+export interface StartOptions {
+  /** Extra node arguments for the server process (e.g. `--cpu-prof`). */
+  serverNodeArgs?: string[];
+}
+
 /** A transport to compare. */
 export interface PeerDef {
   id: string;
   label: string;
-  start(): Promise<PeerHandle>;
+  start(options?: StartOptions): Promise<PeerHandle>;
 }
 
 // ---- helpers ----------------------------------------------------------------------------
@@ -54,8 +60,13 @@ function freshDir(): string {
 }
 
 /** Spawns the server of `peer` on `sockPath` and waits for its `listening` line. */
-async function spawnServer(peer: string, sockPath: string): Promise<{ proc: ChildProcess; stop: () => Promise<void> }> {
-  const proc = spawn(process.execPath, ['--import=tsx', SERVER, peer, sockPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function spawnServer(
+  peer: string,
+  sockPath: string,
+  options: StartOptions = {},
+): Promise<{ proc: ChildProcess; stop: () => Promise<void> }> {
+  const args = [...(options.serverNodeArgs ?? []), '--import=tsx', SERVER, peer, sockPath];
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     const rl = readline.createInterface({ input: proc.stdout! });
     const timer = setTimeout(() => reject(new Error(`${peer} server did not start`)), 60_000);
@@ -175,10 +186,10 @@ function lapcePeer(id: string, label: string, json: boolean, sleep = false): Pee
   return {
     id,
     label,
-    async start() {
+    async start(options) {
       const dir = freshDir();
       const sockPath = path.join(dir, 'ai.sock');
-      const server = await spawnServer(sleep ? 'lapce-sleep' : 'lapce', sockPath);
+      const server = await spawnServer(sleep ? 'lapce-sleep' : 'lapce', sockPath, options);
       const c = await IpcClient.connect(sockPath, sleep ? { channel: { idle: 'sleep' } } : {});
       const payload = json ? JSON64 : BYTES64;
       const client: PeerClient = {
@@ -215,10 +226,10 @@ function netFrame(kind: Kind, id: number, payload: Uint8Array): Buffer {
 const netPeer: PeerDef = {
   id: 'net',
   label: 'net Unix socket, length-prefixed',
-  async start() {
+  async start(options) {
     const dir = freshDir();
     const sockPath = path.join(dir, 'net.sock');
-    const server = await spawnServer('net', sockPath);
+    const server = await spawnServer('net', sockPath, options);
     const sock = net.connect(sockPath);
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     const calls = new Calls();
