@@ -8,7 +8,8 @@
  * flight, client → server), handshake (connect + close in a loop). The client re-runs itself
  * as a child under `--cpu-prof`; the server runs under `--cpu-prof` too. Profiles land in
  * `.bench/prof/<scenario>/{client,server}/` (open them in Chrome DevTools) and a summary of each
- * (self time by area and by function) is printed.
+ * (self time by area and by function) is printed. With `--no-cpu-prof` the same scenario runs
+ * without the profiler, e.g. under `perf stat -e task-clock,context-switches,page-faults --`.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -70,10 +71,10 @@ async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketP
   return `${scenario}: ${count} operations in ${s.toFixed(2)} s = ${(count / s).toFixed(0)}/s (under the profiler)`;
 }
 
-async function child(scenario: Scenario, seconds: number, dir: string): Promise<void> {
+async function child(scenario: Scenario, seconds: number, dir: string, prof: boolean): Promise<void> {
   const json = scenario.endsWith('json');
   const def = PEERS.find((p) => p.id === (json ? 'lapce.json' : 'lapce.bytes'))!;
-  const h = await def.start({ serverNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'server')}`] });
+  const h = await def.start({ serverNodeArgs: prof ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'server')}`] : [] });
   try {
     // Warm up (JIT) before the measured part; the profile covers both.
     for (let i = 0; i < 2000; i++) await h.client.echo();
@@ -84,15 +85,20 @@ async function child(scenario: Scenario, seconds: number, dir: string): Promise<
 }
 
 function main(): void {
-  const [scenario, secs, role] = process.argv.slice(2) as [Scenario, string | undefined, string | undefined];
+  const prof = !process.argv.includes('--no-cpu-prof');
+  const [scenario, secs, role] = process.argv.slice(2).filter((a) => a !== '--no-cpu-prof') as [
+    Scenario,
+    string | undefined,
+    string | undefined,
+  ];
   if (!SCENARIOS.includes(scenario)) {
     console.error(`usage: node --import=tsx benches/profile/profile.ts <${SCENARIOS.join('|')}> [seconds]`);
     process.exit(2);
   }
   const seconds = Number(secs ?? 5);
   const dir = path.join(ROOT, '.bench', 'prof', scenario);
-  if (role === 'child') {
-    child(scenario, seconds, dir).then(
+  if (role === 'child' || !prof) {
+    child(scenario, seconds, dir, prof).then(
       () => process.exit(0),
       (e) => {
         console.error(e);
