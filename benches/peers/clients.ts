@@ -91,8 +91,9 @@ async function endProcess(proc: ChildProcess, ask: () => void): Promise<void> {
 }
 
 /**
- * A bounded-free FIFO of chunks exposed as an async iterator, for libraries that deliver a
- * stream as callbacks. Index-based (a JS array used with `shift` degrades on long backlogs).
+ * A FIFO of chunks exposed as an async iterator, for libraries that deliver a stream as
+ * callbacks. Unbounded: the bench's own servers send a known number of chunks. Index-based
+ * (a JS array used with `shift` degrades on long backlogs).
  */
 class ChunkQueue implements AsyncIterableIterator<unknown> {
   private items: unknown[] = [];
