@@ -4,6 +4,7 @@
  *   node --import=tsx benches/profile/profile.ts <scenario> [seconds]
  *
  * Scenarios: pipe-bytes, pipe-json (64 loops of `await request()`), rtt-json (sequential),
+ * rtt-sleep (sequential, JSON, `idle: 'sleep'` on both sides),
  * stream-bytes, stream-json (`for await` over 50k-chunk streams), large-64k, large-1m (4 in
  * flight, client → server), handshake (connect + close in a loop). The client re-runs itself
  * as a child under `--cpu-prof`; the server runs under `--cpu-prof` too. Profiles land in
@@ -15,12 +16,22 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IpcClient } from '../../src';
-import { PEERS, type PeerClient } from '../peers/clients';
+import { LAPCE_SLEEP, PEERS, type PeerClient } from '../peers/clients';
 import { STREAM_CHUNKS } from '../peers/workload';
 import { summarise } from './cpuprofile';
 
 const ROOT = path.join(__dirname, '..', '..');
-const SCENARIOS = ['pipe-bytes', 'pipe-json', 'rtt-json', 'stream-bytes', 'stream-json', 'large-64k', 'large-1m', 'handshake'] as const;
+const SCENARIOS = [
+  'pipe-bytes',
+  'pipe-json',
+  'rtt-json',
+  'rtt-sleep',
+  'stream-bytes',
+  'stream-json',
+  'large-64k',
+  'large-1m',
+  'handshake',
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketPath: string): Promise<string> {
@@ -43,6 +54,7 @@ async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketP
       await loops(64, () => c.echo());
       break;
     case 'rtt-json':
+    case 'rtt-sleep':
       await loops(1, () => c.echo());
       break;
     case 'stream-bytes':
@@ -73,7 +85,7 @@ async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketP
 
 async function child(scenario: Scenario, seconds: number, dir: string, prof: boolean): Promise<void> {
   const json = scenario.endsWith('json');
-  const def = PEERS.find((p) => p.id === (json ? 'lapce.json' : 'lapce.bytes'))!;
+  const def = scenario === 'rtt-sleep' ? LAPCE_SLEEP : PEERS.find((p) => p.id === (json ? 'lapce.json' : 'lapce.bytes'))!;
   const h = await def.start({ serverNodeArgs: prof ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'server')}`] : [] });
   try {
     // Warm up (JIT) before the measured part; the profile covers both.
