@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { measureFloor, type Floor } from './lib/floor';
 import { canPin, pin, type Placement, unpin } from './lib/placement';
-import { procCpuMicros } from './lib/ipc-proc';
+import { cpuSince as cpuSinceOf, markCpu as markCpuOf, procCpuMicros } from './lib/ipc-proc';
 import { type BenchContext, type CpuReport, percentile, type Row, type Suite } from './lib/report';
 import { LAPCE_SLEEP, PEERS, type PeerClient, type PeerDef, type PeerHandle } from './peers/clients';
 import { LARGE_SIZES, STREAM_CHUNKS } from './peers/workload';
@@ -71,20 +71,9 @@ const QUICK: Plan = {
 
 // ---- CPU --------------------------------------------------------------------------------
 
-interface Mark {
-  parent: NodeJS.CpuUsage;
-  child: number;
-  t: number;
-}
-const markCpu = (pid: number): Mark => ({ parent: process.cpuUsage(), child: procCpuMicros(pid), t: performance.now() });
-function cpuSince(a: Mark, pid: number): CpuReport {
-  const b = markCpu(pid);
-  return {
-    parentMs: (b.parent.user + b.parent.system - a.parent.user - a.parent.system) / 1000,
-    childMs: (b.child - a.child) / 1000,
-    wallMs: b.t - a.t,
-  };
-}
+const proc = (pid: number) => ({ cpuMicros: () => procCpuMicros(pid) });
+const markCpu = (pid: number) => markCpuOf(proc(pid));
+const cpuSince = (a: ReturnType<typeof markCpu>, pid: number): CpuReport => cpuSinceOf(a, proc(pid));
 
 /** One timed measurement: a rate and the CPU both processes spent on it. */
 interface Sample {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { IpcClient } from '../../src';
 import { FrameParser } from '../lib/frames';
-import { BYTES64, JSON64, Kind } from './workload';
+import { BYTES64, JSON64, Kind, netFrame, u32 } from './workload';
 import { loadJsonRpc } from './jsonrpc';
 
 const SERVER = path.join(__dirname, 'server.ts');
@@ -88,6 +88,28 @@ async function endProcess(proc: ChildProcess, ask: () => void): Promise<void> {
   const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
   await exited;
   clearTimeout(timer);
+}
+
+/** Spawns `peer`'s server on a socket in a fresh directory and connects a client with `connect`. */
+async function socketPeer(
+  peer: string,
+  options: StartOptions | undefined,
+  connect: (sockPath: string) => Promise<{ client: PeerClient; disconnect: () => void }>,
+): Promise<PeerHandle> {
+  const dir = freshDir();
+  const sockPath = path.join(dir, `${peer}.sock`);
+  const server = await spawnServer(peer, sockPath, options);
+  const { client, disconnect } = await connect(sockPath);
+  return {
+    client,
+    serverPid: server.proc.pid!,
+    socketPath: sockPath,
+    async stop() {
+      disconnect();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
@@ -175,12 +197,6 @@ class Calls {
   }
 }
 
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(n, 0);
-  return b;
-}
-
 // ---- lapce-ai-ipc -----------------------------------------------------------------------
 
 function lapcePeer(id: string, label: string, json: boolean, sleep = false): PeerDef {
@@ -188,92 +204,64 @@ function lapcePeer(id: string, label: string, json: boolean, sleep = false): Pee
     id,
     label,
     async start(options) {
-      const dir = freshDir();
-      const sockPath = path.join(dir, 'ai.sock');
-      const server = await spawnServer(sleep ? 'lapce-sleep' : 'lapce', sockPath, options);
-      const c = await IpcClient.connect(sockPath, sleep ? { channel: { idle: 'sleep' } } : {});
-      const payload = json ? JSON64 : BYTES64;
-      const client: PeerClient = {
-        echo: () => c.request('echo', payload),
-        sink: (b) => c.request('sink', b),
-        stream: (n) => c.stream('stream', { n, json }),
-        close: async () => c.close(),
-      };
-      return {
-        client,
-        serverPid: server.proc.pid!,
-        socketPath: sockPath,
-        async stop() {
-          c.close();
-          await server.stop();
-          fs.rmSync(dir, { recursive: true, force: true });
-        },
-      };
+      return socketPeer(sleep ? 'lapce-sleep' : 'lapce', options, async (sockPath) => {
+        const c = await IpcClient.connect(sockPath, sleep ? { channel: { idle: 'sleep' } } : {});
+        const payload = json ? JSON64 : BYTES64;
+        const client: PeerClient = {
+          echo: () => c.request('echo', payload),
+          sink: (b) => c.request('sink', b),
+          stream: (n) => c.stream('stream', { n, json }),
+          close: async () => c.close(),
+        };
+        return { client, disconnect: () => c.close() };
+      });
     },
   };
 }
 
 // ---- net --------------------------------------------------------------------------------
 
-function netFrame(kind: Kind, id: number, payload: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(9 + payload.length);
-  b.writeUInt32LE(5 + payload.length, 0);
-  b[4] = kind;
-  b.writeUInt32LE(id, 5);
-  b.set(payload, 9);
-  return b;
-}
-
 const netPeer: PeerDef = {
   id: 'net',
   label: 'net Unix socket, length-prefixed',
   async start(options) {
-    const dir = freshDir();
-    const sockPath = path.join(dir, 'net.sock');
-    const server = await spawnServer('net', sockPath, options);
-    const sock = net.connect(sockPath);
-    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
-    const calls = new Calls();
-    const parser = new FrameParser((f) => {
-      const kind = f![0];
-      const id = f!.readUInt32LE(1);
-      // Copied: a user's client hands out buffers it does not share with the parser.
-      if (kind === Kind.Reply) calls.reply(id, Buffer.from(f!.subarray(5)));
-      else if (kind === Kind.StreamChunk) calls.streams.get(id)?.push(Buffer.from(f!.subarray(5)));
-      else if (kind === Kind.StreamEnd) {
-        calls.streams.get(id)?.end();
-        calls.streams.delete(id);
-      }
-    }, true);
-    sock.on('data', (chunk: Buffer) => parser.push(chunk));
-    sock.on('close', () => calls.failAll(new Error('net: closed')));
-    sock.on('error', () => undefined);
-    const request = (kind: Kind, payload: Uint8Array): Promise<unknown> => {
-      const id = calls.id();
-      sock.write(netFrame(kind, id, payload));
-      return calls.call(id);
-    };
-    const client: PeerClient = {
-      echo: () => request(Kind.Echo, BYTES64),
-      sink: (b) => request(Kind.Sink, b),
-      stream: (n) => {
+    return socketPeer('net', options, async (sockPath) => {
+      const sock = net.connect(sockPath);
+      await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+      const calls = new Calls();
+      const parser = new FrameParser((f) => {
+        const kind = f![0];
+        const id = f!.readUInt32LE(1);
+        // Copied: a user's client hands out buffers it does not share with the parser.
+        if (kind === Kind.Reply) calls.reply(id, Buffer.from(f!.subarray(5)));
+        else if (kind === Kind.StreamChunk) calls.streams.get(id)?.push(Buffer.from(f!.subarray(5)));
+        else if (kind === Kind.StreamEnd) {
+          calls.streams.get(id)?.end();
+          calls.streams.delete(id);
+        }
+      }, true);
+      sock.on('data', (chunk: Buffer) => parser.push(chunk));
+      sock.on('close', () => calls.failAll(new Error('net: closed')));
+      sock.on('error', () => undefined);
+      const request = (kind: Kind, payload: Uint8Array): Promise<unknown> => {
         const id = calls.id();
-        const q = new ChunkQueue();
-        calls.streams.set(id, q);
-        sock.write(netFrame(Kind.Stream, id, u32(n)));
-        return q;
-      },
-      close: async () => void sock.end(),
-    };
-    return {
-      client,
-      serverPid: server.proc.pid!,
-      async stop() {
-        sock.destroy();
-        await server.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
+        sock.write(netFrame(kind, id, payload));
+        return calls.call(id);
+      };
+      const client: PeerClient = {
+        echo: () => request(Kind.Echo, BYTES64),
+        sink: (b) => request(Kind.Sink, b),
+        stream: (n) => {
+          const id = calls.id();
+          const q = new ChunkQueue();
+          calls.streams.set(id, q);
+          sock.write(netFrame(Kind.Stream, id, u32(n)));
+          return q;
+        },
+        close: async () => void sock.end(),
+      };
+      return { client, disconnect: () => sock.destroy() };
+    });
   },
 };
 
@@ -328,57 +316,48 @@ const childProcessPeer: PeerDef = {
 const zeromqPeer: PeerDef = {
   id: 'zeromq',
   label: 'zeromq 6 (ipc://, dealer/router)',
-  async start() {
+  async start(options) {
     const zmq = await import('zeromq');
-    const dir = freshDir();
-    const sockPath = path.join(dir, 'zmq.sock');
-    const server = await spawnServer('zeromq', sockPath);
-    const dealer = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
-    dealer.connect(`ipc://${sockPath}`);
-    const calls = new Calls();
-    void (async () => {
-      for await (const [idb, a, b] of dealer) {
-        const id = idb.readUInt32LE(0);
-        if (b === undefined) calls.reply(id, a);
-        else if (a[0] === Kind.StreamChunk) calls.streams.get(id)?.push(b);
-        else {
-          calls.streams.get(id)?.end();
-          calls.streams.delete(id);
+    return socketPeer('zeromq', options, async (sockPath) => {
+      const dealer = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+      dealer.connect(`ipc://${sockPath}`);
+      const calls = new Calls();
+      void (async () => {
+        for await (const [idb, a, b] of dealer) {
+          const id = idb.readUInt32LE(0);
+          if (b === undefined) calls.reply(id, a);
+          else if (a[0] === Kind.StreamChunk) calls.streams.get(id)?.push(b);
+          else {
+            calls.streams.get(id)?.end();
+            calls.streams.delete(id);
+          }
         }
-      }
-    })().catch((e: Error) => calls.failAll(e));
-    // zeromq.js allows one send in progress per socket: queue sends, as its users must.
-    let tail: Promise<void> = Promise.resolve();
-    const send = (parts: Buffer[]): void => {
-      tail = tail.then(() => dealer.send(parts)).catch((e: Error) => calls.failAll(e));
-    };
-    const request = (kind: Kind, payload: Buffer): Promise<unknown> => {
-      const id = calls.id();
-      const p = calls.call(id);
-      send([u32(id), Buffer.from([kind]), payload]);
-      return p;
-    };
-    const client: PeerClient = {
-      echo: () => request(Kind.Echo, BYTES64),
-      sink: (b) => request(Kind.Sink, b),
-      stream: (n) => {
+      })().catch((e: Error) => calls.failAll(e));
+      // zeromq.js allows one send in progress per socket: queue sends, as its users must.
+      let tail: Promise<void> = Promise.resolve();
+      const send = (parts: Buffer[]): void => {
+        tail = tail.then(() => dealer.send(parts)).catch((e: Error) => calls.failAll(e));
+      };
+      const request = (kind: Kind, payload: Buffer): Promise<unknown> => {
         const id = calls.id();
-        const q = new ChunkQueue();
-        calls.streams.set(id, q);
-        send([u32(id), Buffer.from([Kind.Stream]), u32(n)]);
-        return q;
-      },
-      close: async () => dealer.close(),
-    };
-    return {
-      client,
-      serverPid: server.proc.pid!,
-      async stop() {
-        dealer.close();
-        await server.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
+        const p = calls.call(id);
+        send([u32(id), Buffer.from([kind]), payload]);
+        return p;
+      };
+      const client: PeerClient = {
+        echo: () => request(Kind.Echo, BYTES64),
+        sink: (b) => request(Kind.Sink, b),
+        stream: (n) => {
+          const id = calls.id();
+          const q = new ChunkQueue();
+          calls.streams.set(id, q);
+          send([u32(id), Buffer.from([Kind.Stream]), u32(n)]);
+          return q;
+        },
+        close: async () => dealer.close(),
+      };
+      return { client, disconnect: () => dealer.close() };
+    });
   },
 };
 
@@ -387,36 +366,27 @@ const zeromqPeer: PeerDef = {
 const grpcPeer: PeerDef = {
   id: 'grpc',
   label: '@grpc/grpc-js over a Unix socket',
-  async start() {
+  async start(options) {
     const g = await import('@grpc/grpc-js');
     const { GRPC_SERVICE } = await import('./grpc-service');
-    const dir = freshDir();
-    const sockPath = path.join(dir, 'grpc.sock');
-    const server = await spawnServer('grpc', sockPath);
-    const Ctor = g.makeGenericClientConstructor(GRPC_SERVICE, 'Bench');
-    const c = new Ctor(`unix:${sockPath}`, g.credentials.createInsecure()) as unknown as {
-      echo(b: Buffer, cb: (e: Error | null, r?: Buffer) => void): void;
-      sink(b: Buffer, cb: (e: Error | null, r?: Buffer) => void): void;
-      stream(b: Buffer): AsyncIterable<Buffer>;
-      close(): void;
-    };
-    const unary = (m: 'echo' | 'sink', b: Buffer): Promise<unknown> =>
-      new Promise((resolve, reject) => c[m](b, (e, r) => (e ? reject(e) : resolve(r))));
-    const client: PeerClient = {
-      echo: () => unary('echo', BYTES64),
-      sink: (b) => unary('sink', b),
-      stream: (n) => c.stream(u32(n)),
-      close: async () => c.close(),
-    };
-    return {
-      client,
-      serverPid: server.proc.pid!,
-      async stop() {
-        c.close();
-        await server.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return socketPeer('grpc', options, async (sockPath) => {
+      const Ctor = g.makeGenericClientConstructor(GRPC_SERVICE, 'Bench');
+      const c = new Ctor(`unix:${sockPath}`, g.credentials.createInsecure()) as unknown as {
+        echo(b: Buffer, cb: (e: Error | null, r?: Buffer) => void): void;
+        sink(b: Buffer, cb: (e: Error | null, r?: Buffer) => void): void;
+        stream(b: Buffer): AsyncIterable<Buffer>;
+        close(): void;
+      };
+      const unary = (m: 'echo' | 'sink', b: Buffer): Promise<unknown> =>
+        new Promise((resolve, reject) => c[m](b, (e, r) => (e ? reject(e) : resolve(r))));
+      const client: PeerClient = {
+        echo: () => unary('echo', BYTES64),
+        sink: (b) => unary('sink', b),
+        stream: (n) => c.stream(u32(n)),
+        close: async () => c.close(),
+      };
+      return { client, disconnect: () => c.close() };
+    });
   },
 };
 
@@ -425,48 +395,44 @@ const grpcPeer: PeerDef = {
 const jsonrpcPeer: PeerDef = {
   id: 'jsonrpc',
   label: 'vscode-jsonrpc over a Unix socket',
-  async start() {
+  async start(options) {
     const rpc = loadJsonRpc();
-    const dir = freshDir();
-    const sockPath = path.join(dir, 'rpc.sock');
-    const server = await spawnServer('jsonrpc', sockPath);
-    const sock = net.connect(sockPath);
-    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
-    const conn = rpc.createMessageConnection(new rpc.SocketMessageReader(sock), new rpc.SocketMessageWriter(sock));
-    const streams = new Map<number, ChunkQueue>();
-    let nextStream = 1;
-    conn.onNotification('chunk', (p: { id: number; d: string }) => streams.get(p.id)?.push(p.d));
-    conn.listen();
-    const client: PeerClient = {
-      echo: () => conn.sendRequest('echo', JSON64),
-      // JSON-RPC carries text: a user sends bytes as base64.
-      sink: (b) => conn.sendRequest('sink', { b64: b.toString('base64') }),
-      stream: (n) => {
-        const id = nextStream++;
-        const q = new ChunkQueue();
-        streams.set(id, q);
-        // Notifications sent before the reply arrive before it (one ordered socket).
-        conn.sendRequest('stream', { n, id }).then(
-          () => {
-            streams.delete(id);
-            q.end();
-          },
-          (e: Error) => q.end(e),
-        );
-        return q;
-      },
-      close: async () => conn.dispose(),
-    };
-    return {
-      client,
-      serverPid: server.proc.pid!,
-      async stop() {
-        conn.dispose();
-        sock.destroy();
-        await server.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return socketPeer('jsonrpc', options, async (sockPath) => {
+      const sock = net.connect(sockPath);
+      await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+      const conn = rpc.createMessageConnection(new rpc.SocketMessageReader(sock), new rpc.SocketMessageWriter(sock));
+      const streams = new Map<number, ChunkQueue>();
+      let nextStream = 1;
+      conn.onNotification('chunk', (p: { id: number; d: string }) => streams.get(p.id)?.push(p.d));
+      conn.listen();
+      const client: PeerClient = {
+        echo: () => conn.sendRequest('echo', JSON64),
+        // JSON-RPC carries text: a user sends bytes as base64.
+        sink: (b) => conn.sendRequest('sink', { b64: b.toString('base64') }),
+        stream: (n) => {
+          const id = nextStream++;
+          const q = new ChunkQueue();
+          streams.set(id, q);
+          // Notifications sent before the reply arrive before it (one ordered socket).
+          conn.sendRequest('stream', { n, id }).then(
+            () => {
+              streams.delete(id);
+              q.end();
+            },
+            (e: Error) => q.end(e),
+          );
+          return q;
+        },
+        close: async () => conn.dispose(),
+      };
+      return {
+        client,
+        disconnect: () => {
+          conn.dispose();
+          sock.destroy();
+        },
+      };
+    });
   },
 };
 

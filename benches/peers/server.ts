@@ -9,7 +9,7 @@ import net from 'node:net';
 import pino from 'pino';
 import { IpcServer } from '../../src';
 import { FrameParser } from '../lib/frames';
-import { DELTA_BYTES, DELTA_JSON, DELTA_TEXT, Kind } from './workload';
+import { DELTA_BYTES, DELTA_JSON, DELTA_TEXT, Kind, netFrame, u32 } from './workload';
 import { loadJsonRpc } from './jsonrpc';
 
 type Starter = (path: string) => Promise<() => Promise<void>>;
@@ -34,22 +34,6 @@ function lapce(idle?: 'sleep'): Starter {
   };
 }
 
-/** Frame: u32 length of the rest, u8 kind, u32 id, payload. */
-function frame(kind: Kind, id: number, payload: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(9 + payload.length);
-  b.writeUInt32LE(5 + payload.length, 0);
-  b[4] = kind;
-  b.writeUInt32LE(id, 5);
-  b.set(payload, 9);
-  return b;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(n, 0);
-  return b;
-}
-
 /** `net` over a Unix socket, length-prefixed frames, one `write()` per frame. */
 const netServer: Starter = async (socketPath) => {
   const server = net.createServer((sock) => {
@@ -58,8 +42,8 @@ const netServer: Starter = async (socketPath) => {
       const kind = f![0];
       const id = f!.readUInt32LE(1);
       const payload = f!.subarray(5);
-      if (kind === Kind.Echo) sock.write(frame(Kind.Reply, id, payload));
-      else if (kind === Kind.Sink) sock.write(frame(Kind.Reply, id, u32(payload.length)));
+      if (kind === Kind.Echo) sock.write(netFrame(Kind.Reply, id, payload));
+      else if (kind === Kind.Sink) sock.write(netFrame(Kind.Reply, id, u32(payload.length)));
       else if (kind === Kind.Stream) void netStream(sock, id, payload.readUInt32LE(0));
     }, true);
     sock.on('data', (chunk: Buffer) => parser.push(chunk));
@@ -71,9 +55,9 @@ const netServer: Starter = async (socketPath) => {
 
 async function netStream(sock: net.Socket, id: number, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    if (!sock.write(frame(Kind.StreamChunk, id, DELTA_BYTES))) await new Promise((r) => sock.once('drain', r));
+    if (!sock.write(netFrame(Kind.StreamChunk, id, DELTA_BYTES))) await new Promise((r) => sock.once('drain', r));
   }
-  sock.write(frame(Kind.StreamEnd, id, u32(n)));
+  sock.write(netFrame(Kind.StreamEnd, id, u32(n)));
 }
 
 /** child_process IPC (advanced serialization): this process was forked by the client. */

@@ -36,3 +36,20 @@ export const enum Kind {
   StreamEnd = 5,
   Reply = 6,
 }
+
+/** A `net` frame: u32 length of the rest, u8 kind, u32 id, payload. */
+export function netFrame(kind: Kind, id: number, payload: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(9 + payload.length);
+  b.writeUInt32LE(5 + payload.length, 0);
+  b[4] = kind;
+  b.writeUInt32LE(id, 5);
+  b.set(payload, 9);
+  return b;
+}
+
+/** A little-endian u32 (chunk counts, byte counts and ids of the hand-written framings). */
+export function u32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32LE(n, 0);
+  return b;
+}
