@@ -25,7 +25,6 @@ export interface PeerClient {
   sink(payload: Buffer): Promise<unknown>;
   /** A stream of `n` chat-delta chunks. */
   stream(n: number): AsyncIterable<unknown>;
-  close(): Promise<void>;
 }
 
 /** A running server process with a connected client. */
@@ -211,7 +210,6 @@ function lapcePeer(id: string, label: string, json: boolean, sleep = false): Pee
           echo: () => c.request('echo', payload),
           sink: (b) => c.request('sink', b),
           stream: (n) => c.stream('stream', { n, json }),
-          close: async () => c.close(),
         };
         return { client, disconnect: () => c.close() };
       });
@@ -258,7 +256,6 @@ const netPeer: PeerDef = {
           sock.write(netFrame(Kind.Stream, id, u32(n)));
           return q;
         },
-        close: async () => void sock.end(),
       };
       return { client, disconnect: () => sock.destroy() };
     });
@@ -305,7 +302,6 @@ const childProcessPeer: PeerDef = {
         child.send({ k: Kind.Stream, i, p: n });
         return q;
       },
-      close: async () => undefined,
     };
     return { client, serverPid: child.pid!, stop: () => endProcess(child, () => child.disconnect()) };
   },
@@ -354,7 +350,6 @@ const zeromqPeer: PeerDef = {
           send([u32(id), Buffer.from([Kind.Stream]), u32(n)]);
           return q;
         },
-        close: async () => dealer.close(),
       };
       return { client, disconnect: () => dealer.close() };
     });
@@ -383,7 +378,6 @@ const grpcPeer: PeerDef = {
         echo: () => unary('echo', BYTES64),
         sink: (b) => unary('sink', b),
         stream: (n) => c.stream(u32(n)),
-        close: async () => c.close(),
       };
       return { client, disconnect: () => c.close() };
     });
@@ -423,7 +417,6 @@ const jsonrpcPeer: PeerDef = {
           );
           return q;
         },
-        close: async () => conn.dispose(),
       };
       return {
         client,
