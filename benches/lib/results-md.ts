@@ -41,6 +41,8 @@ function peersSection(d: PeersData, command: string): string[] {
     'Round trips: sequential `await client.request()` of 64 B. Pipelined: 64 concurrent loops of `await client.request()`.',
     'Streams: `for await` over 50,000 chat-delta chunks (48 B). Large: 4 in flight, client → server, acknowledged.',
     'CPU: µs of CPU per message, client process / server process (user+sys, from `process.cpuUsage()` and `/proc/<pid>/stat`).',
+    'On a 2-vCPU machine shared with other work, whether a polling lapce-ai-ipc client and its server run on one CPU or two',
+    'decides its round trip from round to round (the steps in its CDF); the sleep table below pins them to show both cases.',
     '',
     '| transport | round trip p50 / p99 / p99.9 µs | pipelined req/s | CPU/req µs (client / server) | stream chunks/s (min) | CPU/chunk µs | 64 KiB msg/s, GB/s | 1 MiB msg/s, GB/s |',
     '|---|---|---|---|---|---|---|---|',
