@@ -80,6 +80,8 @@ interface Sample {
   rate: number;
   count: number;
   cpu: CpuReport;
+  /** Server counter increments during the measurement, per message (lapce-ai-ipc only). */
+  perMsgCounters?: Record<string, number>;
 }
 
 // ---- measurements -----------------------------------------------------------------------
@@ -117,12 +119,15 @@ async function loops(pid: number, depth: number, budgetMs: number, call: () => P
 }
 
 async function stream(pid: number, c: PeerClient, chunks: number): Promise<Sample> {
+  const before = await c.counters?.();
   const a = markCpu(pid);
   let n = 0;
   for await (const _ of c.stream(chunks)) n++;
   const cpu = cpuSince(a, pid);
   if (n !== chunks) throw new Error(`stream delivered ${n} of ${chunks} chunks`);
-  return { rate: n / (cpu.wallMs / 1000), count: n, cpu };
+  const after = await c.counters?.();
+  const perMsgCounters = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] - before[k]) / n])) : undefined;
+  return { rate: n / (cpu.wallMs / 1000), count: n, cpu, perMsgCounters };
 }
 
 // ---- per-peer results -------------------------------------------------------------------
@@ -150,6 +155,8 @@ export interface PeersData {
     cdf: Array<[number, number]>;
     pipe: Stat & PerMsg;
     stream: Stat & PerMsg & { reps: number };
+    /** Each stream: chunks/s and the server's counters per chunk (lapce-ai-ipc), to explain a slow one. */
+    streamRuns: Array<{ rate: number; counters?: Record<string, number> }>;
     large: Record<string, Stat & PerMsg & { gbps: Stat }>;
     /** CPU of the median round (shown in the table's CPU column). */
     medianCpu: { pipe: CpuReport; stream: CpuReport };
@@ -382,6 +389,7 @@ function summarize(plan: Plan, results: PeerResult[], sleep: SleepResult[], rust
       cdf: cdf(r.rttSamples),
       pipe: { ...stat(r.pipe.map((x) => x.rate)), ...perMsg(r.pipe) },
       stream: { ...stat(r.stream.map((x) => x.rate)), ...perMsg(r.stream), reps: r.stream.length },
+      streamRuns: r.stream.map((x) => ({ rate: x.rate, counters: x.perMsgCounters })),
       large: Object.fromEntries(
         LARGE_SIZES.map((size) => {
           const xs = r.large[sizeKey(size)];

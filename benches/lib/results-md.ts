@@ -57,6 +57,24 @@ function peersSection(d: PeersData, command: string): string[] {
         `| ${n(l64.median)}, ${l64.gbps.median.toFixed(2)} (${l64.gbps.min.toFixed(2)}) | ${n(l1m.median)}, ${l1m.gbps.median.toFixed(2)} (${l1m.gbps.min.toFixed(2)}) |`,
     );
   }
+  lines.push(
+    '',
+    'Every lapce-ai-ipc stream of the run, slowest first, with the server counters per chunk (from `$metrics`):',
+    'a stream that collapses shows whether it paid doorbells (the client slept), wake-ups (the server slept) or a full ring.',
+    '',
+    '| peer | chunks/s | doorbells rung / chunk | doorbells suppressed / chunk | server wake-ups / chunk | ring-full waits / chunk |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const p of d.peers) {
+    if (!p.streamRuns?.some((r) => r.counters)) continue;
+    for (const r of [...p.streamRuns].sort((a, b) => a.rate - b.rate)) {
+      const c = r.counters ?? {};
+      const f = (k: string): string => (Number.isFinite(c[k]) ? c[k].toFixed(3) : '–');
+      lines.push(
+        `| ${p.label} | ${n(r.rate)} | ${f('doorbellsRung')} | ${f('doorbellsSuppressed')} | ${f('wakeups')} | ${f('ringFullWaits')} |`,
+      );
+    }
+  }
   if ('skipped' in d.rust) lines.push('', `Rust client: ${d.rust.skipped}.`);
   else lines.push('', `Rust client (lapce_ai_client, against the lapce-ai-ipc bytes server): \`${JSON.stringify(d.rust)}\`.`);
   lines.push(

@@ -25,6 +25,23 @@ export interface PeerClient {
   sink(payload: Buffer): Promise<unknown>;
   /** A stream of `n` chat-delta chunks. */
   stream(n: number): AsyncIterable<unknown>;
+  /** The server's transport counters (lapce-ai-ipc only: doorbells rung, wake-ups, ring-full waits). */
+  counters?(): Promise<Record<string, number>>;
+}
+
+/** The server counters read around lapce-ai-ipc measurements (from `$metrics`, summed over labels). */
+export const COUNTERS = {
+  doorbellsRung: 'lapce_ipc_doorbells_rung_total',
+  doorbellsSuppressed: 'lapce_ipc_doorbells_suppressed_total',
+  wakeups: 'lapce_ipc_wakeups_total',
+  ringFullWaits: 'lapce_ipc_ring_full_waits_total',
+} as const;
+
+async function serverCounters(c: IpcClient): Promise<Record<string, number>> {
+  const m = (await c.serverMetrics('json')) as Array<{ name: string; values: Array<{ value: number }> }>;
+  return Object.fromEntries(
+    Object.entries(COUNTERS).map(([k, name]) => [k, m.find((x) => x.name === name)?.values.reduce((a, v) => a + v.value, 0) ?? NaN]),
+  );
 }
 
 /** A running server process with a connected client. */
@@ -210,6 +227,7 @@ function lapcePeer(id: string, label: string, json: boolean, sleep = false): Pee
           echo: () => c.request('echo', payload),
           sink: (b) => c.request('sink', b),
           stream: (n) => c.stream('stream', { n, json }),
+          counters: () => serverCounters(c),
         };
         return { client, disconnect: () => c.close() };
       });
