@@ -232,14 +232,14 @@ function sortedPool(rounds: Float64Array[]): Float64Array {
 const RUST_EXAMPLE = path.join(ROOT, 'crates', 'lapce_ai_client', 'examples', 'bench.rs');
 
 /**
- * Runs the Rust client's bench example against this suite's lapce-ai-ipc server, if the crate
- * has one. The example (rust-client's, `crates/lapce_ai_client/examples/bench.rs`) takes
- * `--socket PATH [--quick]`, calls `echo` (64 B bytes) and the stream `count` (`{count, size}`,
- * served by `peers/server.ts`), and prints one JSON object: `rtt_64b_us.{p50,p99}`,
- * `pipelined_requests_per_s` (one thread, 256 in flight), `stream_chunks_per_s` (64 B chunks),
- * `handshake_us.{p50,p99}`. Returns those figures flattened, or why the row is missing.
+ * Runs the Rust client's bench example (`crates/lapce_ai_client/examples/bench.rs`, by
+ * rust-client) against this suite's lapce-ai-ipc bytes server, if the crate has one. Contract:
+ * `--socket PATH --rtt N --pipelined N --depth 64 --stream-chunks N --reps R`, methods `echo`
+ * (64 B bytes) and `stream` (`{n, json: false}`); the last stdout line is one JSON object with
+ * `rtt_p50_us`, `rtt_p99_us`, `rtt_p999_us`, `pipelined_rps`, `stream_chunks_per_s`,
+ * `handshake_p50_us` (medians over reps). Returns those figures, or why the row is missing.
  */
-function rustRow(socketPath: string, quick: boolean, log: (m: string) => void): Record<string, number> | { skipped: string } {
+function rustRow(socketPath: string, plan: Plan, quick: boolean, log: (m: string) => void): Record<string, number> | { skipped: string } {
   if (!fs.existsSync(RUST_EXAMPLE)) {
     const msg = `Rust client row skipped: ${path.relative(ROOT, RUST_EXAMPLE)} does not exist (the lapce_ai_client crate is not built)`;
     console.log(msg);
@@ -257,25 +257,12 @@ function rustRow(socketPath: string, quick: boolean, log: (m: string) => void): 
   try {
     log('building the Rust client bench (cargo build --release -p lapce_ai_client --example bench)');
     execFileSync('cargo', ['build', '--release', '-q', '-p', 'lapce_ai_client', '--example', 'bench'], { cwd: ROOT, stdio: 'inherit' });
-    const out = execFileSync(bin, ['--socket', socketPath, ...(quick ? ['--quick'] : [])], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
-    const j = JSON.parse(out.slice(out.indexOf('{'))) as {
-      rtt_64b_us?: { p50?: number; p99?: number };
-      pipelined_requests_per_s?: number;
-      stream_chunks_per_s?: number;
-      handshake_us?: { p50?: number; p99?: number };
-    };
-    const flat: Record<string, number | undefined> = {
-      rtt_p50_us: j.rtt_64b_us?.p50,
-      rtt_p99_us: j.rtt_64b_us?.p99,
-      pipelined_rps: j.pipelined_requests_per_s,
-      stream_chunks_per_s: j.stream_chunks_per_s,
-      handshake_p50_us: j.handshake_us?.p50,
-    };
-    const figures = Object.fromEntries(Object.entries(flat).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+    const args = ['--socket', socketPath, '--rtt', String(plan.rttN), '--pipelined', String(plan.rttN * 10), '--depth', String(DEPTH)];
+    args.push('--stream-chunks', String(STREAM_CHUNKS), '--reps', String(plan.rounds));
+    const out = execFileSync(bin, args, { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+    const j = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+    const keys = ['rtt_p50_us', 'rtt_p99_us', 'rtt_p999_us', 'pipelined_rps', 'stream_chunks_per_s', 'handshake_p50_us'];
+    const figures = Object.fromEntries(keys.filter((k) => typeof j[k] === 'number').map((k) => [k, j[k] as number]));
     if (Object.keys(figures).length === 0) throw new Error(`no figures in its output: ${out.slice(0, 200)}`);
     return figures;
   } catch (e) {
@@ -333,7 +320,7 @@ async function run(ctx: BenchContext): Promise<Row[]> {
     }
     for (const x of handles) x.res.rttSamples = Array.from(sortedPool(x.rtts));
     const lapceBytes = handles.find((x) => x.def.id === 'lapce.bytes');
-    rust = rustRow(lapceBytes!.h.socketPath!, ctx.quick, ctx.log);
+    rust = rustRow(lapceBytes!.h.socketPath!, plan, ctx.quick, ctx.log);
   } finally {
     for (const { h } of handles) await h.stop().catch(() => undefined);
   }
@@ -516,8 +503,16 @@ function rows(d: PeersData): Row[] {
     };
     push('rtt_p50_us', 'Rust client (lapce_ai_client): 64 B round trip p50', 'µs', 'lower', 1, 'peers.net.rtt.p50');
     push('rtt_p99_us', 'Rust client: 64 B round trip p99', 'µs', 'lower', 1, 'peers.net.rtt.p99');
-    push('pipelined_rps', 'Rust client: requests/s, one thread, 256 in flight', 'M req/s', 'higher', 1e-6, 'peers.net.pipe');
-    push('stream_chunks_per_s', 'Rust client: stream chunks/s (64 B chunks)', 'M chunks/s', 'higher', 1e-6, 'peers.net.stream');
+    push('rtt_p999_us', 'Rust client: 64 B round trip p99.9', 'µs', 'lower');
+    push('pipelined_rps', `Rust client: requests/s, ${DEPTH} in flight`, 'M req/s', 'higher', 1e-6, 'peers.net.pipe');
+    push(
+      'stream_chunks_per_s',
+      `Rust client: stream of ${STREAM_CHUNKS / 1000}k chat deltas, chunks/s`,
+      'M chunks/s',
+      'higher',
+      1e-6,
+      'peers.net.stream',
+    );
     push('handshake_p50_us', 'Rust client: handshake (connect to READY) p50', 'µs', 'lower');
   }
   out.push({

@@ -24,11 +24,6 @@ function lapce(idle?: 'sleep'): Starter {
       const chunk = p.json ? DELTA_JSON : DELTA_BYTES;
       for (let i = 0; i < p.n; i++) yield chunk;
     });
-    // The stream the Rust client's bench example reads (crates/lapce_ai_client/examples/bench.rs).
-    server.handleStream('count', async function* (p: { count: number; size: number }) {
-      const chunk = Buffer.alloc(p.size, 7);
-      for (let i = 0; i < p.count; i++) yield chunk;
-    });
     await server.listen();
     return () => server.close({ deadlineMs: 500 });
   };
