@@ -75,7 +75,7 @@ function peersSection(d: PeersData, command: string): string[] {
       );
     }
   }
-  if ('skipped' in d.rust) lines.push('', `Rust client: ${d.rust.skipped}.`);
+  if ('skipped' in d.rust) lines.push('', `${d.rust.skipped}.`);
   else lines.push('', `Rust client (lapce_ai_client, against the lapce-ai-ipc bytes server): \`${JSON.stringify(d.rust)}\`.`);
   lines.push(
     '',
