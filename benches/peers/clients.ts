@@ -205,6 +205,37 @@ class Calls {
     p.resolve(v);
   }
 
+  /** Routes one incoming message of the hand-written framings (net, child_process, zeromq). */
+  route(kind: Kind, id: number, payload: unknown): void {
+    if (kind === Kind.Reply) this.reply(id, payload);
+    else if (kind === Kind.StreamChunk) this.streams.get(id)?.push(payload);
+    else if (kind === Kind.StreamEnd) {
+      this.streams.get(id)?.end();
+      this.streams.delete(id);
+    }
+  }
+
+  /** The client of a transport that sends `(kind, id, payload)` messages with `send`. */
+  client<P>(send: (kind: Kind, id: number, payload: P) => void, bytes: (b: Buffer) => P, count: (n: number) => P): PeerClient {
+    const request = (kind: Kind, payload: P): Promise<unknown> => {
+      const id = this.id();
+      const reply = this.call(id);
+      send(kind, id, payload);
+      return reply;
+    };
+    return {
+      echo: () => request(Kind.Echo, bytes(BYTES64)),
+      sink: (b) => request(Kind.Sink, bytes(b)),
+      stream: (n) => {
+        const id = this.id();
+        const q = new ChunkQueue();
+        this.streams.set(id, q);
+        send(Kind.Stream, id, count(n));
+        return q;
+      },
+    };
+  }
+
   failAll(e: Error): void {
     for (const p of this.pending.values()) p.reject(e);
     for (const q of this.streams.values()) q.end(e);
@@ -245,36 +276,16 @@ const netPeer: PeerDef = {
       const sock = net.connect(sockPath);
       await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
       const calls = new Calls();
-      const parser = new FrameParser((f) => {
-        const kind = f![0];
-        const id = f!.readUInt32LE(1);
-        // Copied: a user's client hands out buffers it does not share with the parser.
-        if (kind === Kind.Reply) calls.reply(id, Buffer.from(f!.subarray(5)));
-        else if (kind === Kind.StreamChunk) calls.streams.get(id)?.push(Buffer.from(f!.subarray(5)));
-        else if (kind === Kind.StreamEnd) {
-          calls.streams.get(id)?.end();
-          calls.streams.delete(id);
-        }
-      }, true);
+      // Copied: a user's client hands out buffers it does not share with the parser.
+      const parser = new FrameParser((f) => calls.route(f![0], f!.readUInt32LE(1), Buffer.from(f!.subarray(5))), true);
       sock.on('data', (chunk: Buffer) => parser.push(chunk));
       sock.on('close', () => calls.failAll(new Error('net: closed')));
       sock.on('error', () => undefined);
-      const request = (kind: Kind, payload: Uint8Array): Promise<unknown> => {
-        const id = calls.id();
-        sock.write(netFrame(kind, id, payload));
-        return calls.call(id);
-      };
-      const client: PeerClient = {
-        echo: () => request(Kind.Echo, BYTES64),
-        sink: (b) => request(Kind.Sink, b),
-        stream: (n) => {
-          const id = calls.id();
-          const q = new ChunkQueue();
-          calls.streams.set(id, q);
-          sock.write(netFrame(Kind.Stream, id, u32(n)));
-          return q;
-        },
-      };
+      const client = calls.client<Uint8Array>(
+        (kind, id, p) => sock.write(netFrame(kind, id, p)),
+        (b) => b,
+        u32,
+      );
       return { client, disconnect: () => sock.destroy() };
     });
   },
@@ -296,31 +307,13 @@ const childProcessPeer: PeerDef = {
       child.once('exit', (code) => reject(new Error(`child_process server exited with ${code}`)));
     });
     const calls = new Calls();
-    child.on('message', (m: { k: Kind; i: number; p: unknown }) => {
-      if (m.k === Kind.Reply) calls.reply(m.i, m.p);
-      else if (m.k === Kind.StreamChunk) calls.streams.get(m.i)?.push(m.p);
-      else if (m.k === Kind.StreamEnd) {
-        calls.streams.get(m.i)?.end();
-        calls.streams.delete(m.i);
-      }
-    });
+    child.on('message', (m: { k: Kind; i: number; p: unknown }) => calls.route(m.k, m.i, m.p));
     child.on('exit', () => calls.failAll(new Error('child_process: exited')));
-    const request = (k: Kind, p: unknown): Promise<unknown> => {
-      const i = calls.id();
-      child.send({ k, i, p });
-      return calls.call(i);
-    };
-    const client: PeerClient = {
-      echo: () => request(Kind.Echo, BYTES64),
-      sink: (b) => request(Kind.Sink, b),
-      stream: (n) => {
-        const i = calls.id();
-        const q = new ChunkQueue();
-        calls.streams.set(i, q);
-        child.send({ k: Kind.Stream, i, p: n });
-        return q;
-      },
-    };
+    const client = calls.client<unknown>(
+      (k, i, p) => child.send({ k, i, p }),
+      (b) => b,
+      (n) => n,
+    );
     return { client, serverPid: child.pid!, stop: () => endProcess(child, () => child.disconnect()) };
   },
 };
@@ -337,38 +330,18 @@ const zeromqPeer: PeerDef = {
       dealer.connect(`ipc://${sockPath}`);
       const calls = new Calls();
       void (async () => {
-        for await (const [idb, a, b] of dealer) {
-          const id = idb.readUInt32LE(0);
-          if (b === undefined) calls.reply(id, a);
-          else if (a[0] === Kind.StreamChunk) calls.streams.get(id)?.push(b);
-          else {
-            calls.streams.get(id)?.end();
-            calls.streams.delete(id);
-          }
-        }
+        // Replies are [id, payload]; stream frames [id, kind, payload].
+        for await (const [idb, a, b] of dealer) calls.route(b === undefined ? Kind.Reply : a[0], idb.readUInt32LE(0), b ?? a);
       })().catch((e: Error) => calls.failAll(e));
       // zeromq.js allows one send in progress per socket: queue sends, as its users must.
       let tail: Promise<void> = Promise.resolve();
-      const send = (parts: Buffer[]): void => {
-        tail = tail.then(() => dealer.send(parts)).catch((e: Error) => calls.failAll(e));
-      };
-      const request = (kind: Kind, payload: Buffer): Promise<unknown> => {
-        const id = calls.id();
-        const p = calls.call(id);
-        send([u32(id), Buffer.from([kind]), payload]);
-        return p;
-      };
-      const client: PeerClient = {
-        echo: () => request(Kind.Echo, BYTES64),
-        sink: (b) => request(Kind.Sink, b),
-        stream: (n) => {
-          const id = calls.id();
-          const q = new ChunkQueue();
-          calls.streams.set(id, q);
-          send([u32(id), Buffer.from([Kind.Stream]), u32(n)]);
-          return q;
+      const client = calls.client<Buffer>(
+        (kind, id, payload) => {
+          tail = tail.then(() => dealer.send([u32(id), Buffer.from([kind]), payload])).catch((e: Error) => calls.failAll(e));
         },
-      };
+        (b) => b,
+        u32,
+      );
       return { client, disconnect: () => dealer.close() };
     });
   },
