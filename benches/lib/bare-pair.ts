@@ -424,7 +424,7 @@ export async function connectToParent(): Promise<ChildSide> {
     link.once('close', () => reject(new Error('control link closed before init')));
   });
   const fds = init.channel ? link.takeFds() : null;
-  if (init.channel && (!fds || fds.count !== 4)) throw new Error(`expected 4 fds with init, got ${fds?.count ?? 0}`);
+  if (init.channel && (!fds || fds.count !== 3)) throw new Error(`expected 3 fds with init, got ${fds?.count ?? 0}`);
   return {
     link,
     channelOptions: (init.channel as ChannelOptions | null) ?? null,
