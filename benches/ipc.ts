@@ -21,7 +21,7 @@ import path from 'node:path';
 import { IpcClient } from '../src/ipc/client';
 import type { IpcServerOptions } from '../src/ipc/server';
 import { spawnBarePair } from './lib/bare-pair';
-import { JsonChild } from './lib/ipc-proc';
+import { cpuSince, JsonChild, markCpu, procCpuMicros } from './lib/ipc-proc';
 import { channelPingPong } from './lib/pingpong';
 import { type BenchContext, type CpuReport, formatTable, percentile, type Row, type Suite } from './lib/report';
 
@@ -60,23 +60,6 @@ async function withServer<T>(
   }
 }
 
-interface CpuMark {
-  parent: NodeJS.CpuUsage;
-  child: number;
-  t: number;
-}
-
-const mark = (child: { cpuMicros(): number }): CpuMark => ({ parent: process.cpuUsage(), child: child.cpuMicros(), t: performance.now() });
-
-function cpuSince(a: CpuMark, child: { cpuMicros(): number }): CpuReport {
-  const b = mark(child);
-  return {
-    parentMs: (b.parent.user + b.parent.system - a.parent.user - a.parent.system) / 1000,
-    childMs: (b.child - a.child) / 1000,
-    wallMs: b.t - a.t,
-  };
-}
-
 interface Latency {
   p50: number;
   p99: number;
@@ -101,7 +84,7 @@ async function handshakes(server: JsonChild, socketPath: string, n: number, warm
     return dt;
   };
   for (let i = 0; i < warm; i++) await once();
-  const a = mark(server);
+  const a = markCpu(server);
   const samples = new Float64Array(n);
   for (let i = 0; i < n; i++) samples[i] = await once();
   const cpu = cpuSince(a, server);
@@ -118,7 +101,7 @@ async function handshakes(server: JsonChild, socketPath: string, n: number, warm
 /** Sequential request round trips. */
 async function requestRtt(server: JsonChild, client: IpcClient, payload: unknown, n: number, warm: number): Promise<Latency> {
   for (let i = 0; i < warm; i++) await client.request('echo', payload);
-  const a = mark(server);
+  const a = markCpu(server);
   const samples = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -150,7 +133,7 @@ async function pipelined(
       for (let i = 0; i < Math.min(depth, count); i++) one();
     });
   await run(Math.max(1000, n / 10));
-  const a = mark(server);
+  const a = markCpu(server);
   const t0 = performance.now();
   await run(n);
   const ms = performance.now() - t0;
@@ -165,14 +148,14 @@ async function bare(
   depth: number,
 ): Promise<{ rtt: Latency; pipe: { rate: number; cpu: CpuReport } }> {
   const p = await spawnBarePair(BARE_CHILD, { stdio: 'inherit' });
-  const child = { cpuMicros: () => childCpuMicros(p.child.pid!) };
+  const child = { cpuMicros: () => procCpuMicros(p.child.pid!) };
   try {
     await p.link.request({ type: 'pong' });
     const ch = p.channel!;
     const msg = new Uint8Array(64);
     const pingPong = (count: number): Promise<Float64Array> => channelPingPong(ch, count, msg);
     await pingPong(warm);
-    let a = mark(child);
+    let a = markCpu(child);
     const rtt = summarize(await pingPong(n), cpuSince(a, child));
     // Pipelined: `depth` messages in flight, each echo answered by one more send.
     const pipe = (count: number): Promise<void> =>
@@ -191,7 +174,7 @@ async function bare(
         for (; sent < Math.min(depth, count); sent++) ch.send(msg).catch(reject);
       });
     await pipe(Math.max(1000, pipeN / 10));
-    a = mark(child);
+    a = markCpu(child);
     const t0 = performance.now();
     await pipe(pipeN);
     const ms = performance.now() - t0;
@@ -199,12 +182,6 @@ async function bare(
   } finally {
     await p.close();
   }
-}
-
-function childCpuMicros(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
 }
 
 /** Server VmRSS before and after `conns` idle connections from `procs` client processes. */

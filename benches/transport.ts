@@ -6,15 +6,14 @@
  * Every row carries the CPU time (user+sys) both processes spent during the measurement, since
  * polling trades CPU for latency.
  */
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { type BarePair, socketPath, spawnBarePair } from './lib/bare-pair';
 import { type BenchContext, type CpuReport, percentile, type Row, type Suite } from './lib/report';
 import { FrameParser } from './lib/frames';
+import { canPin, pin, type Placement, unpin } from './lib/placement';
 import { channelPingPong } from './lib/pingpong';
 import type { ChannelOptions } from '../src/transport/channel';
 
@@ -49,27 +48,6 @@ function cpuBetween(a: CpuSnap, b: CpuSnap): CpuReport {
 
 // ---- CPU placement ----------------------------------------------------------------------
 
-/** Where the two processes run: anywhere (the scheduler decides), or pinned. */
-export type Placement = 'free' | 'same-cpu' | 'cross-cpu';
-
-/** Whether pinning works here (`taskset` present, at least two CPUs). */
-export function canPin(): boolean {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'pipe' });
-    return os.cpus().length >= 2;
-  } catch {
-    return false;
-  }
-}
-
-/** Pins every thread of `pid` to `cpu`; returns the previous mask (hex). */
-function pin(pid: number, cpu: number): string {
-  const out = execFileSync('taskset', ['-p', String(pid)], { encoding: 'utf8' });
-  const mask = out.trim().split(/\s+/).pop()!;
-  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'pipe' });
-  return mask;
-}
-
 /** Spawns the bench child (optionally pinned), runs `f`, and always closes the pair. */
 async function withChild<T>(
   options: Parameters<typeof spawnBarePair>[1],
@@ -87,7 +65,7 @@ async function withChild<T>(
       await p.close();
     }
   } finally {
-    if (restore) execFileSync('taskset', ['-a', '-p', restore, String(process.pid)], { stdio: 'pipe' });
+    if (restore) unpin(process.pid, restore);
   }
 }
 

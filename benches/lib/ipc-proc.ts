@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import readline from 'node:readline';
+import type { CpuReport } from './report';
 
 export class JsonChild extends EventEmitter {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -85,11 +86,7 @@ export class JsonChild extends EventEmitter {
 
   /** user+sys CPU of the child so far, µs (from /proc, so it costs the child nothing). */
   cpuMicros(): number {
-    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat (indices 11 and 12 after the comm field).
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return (ticks * 1e6) / CLOCK_TICKS;
+    return procCpuMicros(this.pid);
   }
 
   /** VmRSS of the child, kB. */
@@ -104,6 +101,40 @@ export class JsonChild extends EventEmitter {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** user+sys CPU of process `pid` (all its threads) so far, µs, from /proc/<pid>/stat. */
+export function procCpuMicros(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat (indices 11 and 12 after the comm field).
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / CLOCK_TICKS;
+}
+
+/** Something whose CPU time can be read: a {@link JsonChild}, or `{ cpuMicros: () => procCpuMicros(pid) }`. */
+export interface CpuSource {
+  cpuMicros(): number;
+}
+
+/** CPU of this process and of a child, and the time, at the start of a measurement. */
+export interface CpuMark {
+  parent: NodeJS.CpuUsage;
+  child: number;
+  t: number;
+}
+
+/** Marks the start of a measurement. */
+export const markCpu = (child: CpuSource): CpuMark => ({ parent: process.cpuUsage(), child: child.cpuMicros(), t: performance.now() });
+
+/** CPU both processes spent, and the wall time, since `a`. */
+export function cpuSince(a: CpuMark, child: CpuSource): CpuReport {
+  const b = markCpu(child);
+  return {
+    parentMs: (b.parent.user + b.parent.system - a.parent.user - a.parent.system) / 1000,
+    childMs: (b.child - a.child) / 1000,
+    wallMs: b.t - a.t,
+  };
 }
 
 /** Clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on Linux). */

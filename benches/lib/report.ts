@@ -36,6 +36,8 @@ export interface BenchContext {
   quick: boolean;
   /** Progress output (stderr), so the table on stdout stays clean. */
   log: (msg: string) => void;
+  /** Stores data beside the suite's rows in results.json (`suites.<name>.data`), e.g. for plots. */
+  attach?: (data: unknown) => void;
 }
 
 /** A benchmark suite: a module that can be registered in `benches/run.ts`. */
