@@ -139,12 +139,6 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
       serverPid: process.pid,
     };
     conn.send(encodeWelcome(welcome), fds);
-    try {
-      channel = new Channel(fds, 'server', { ...p.channel, capacity: p.ringCapacity, maxMessage: p.maxMessage });
-    } catch (e) {
-      throw new HandshakeError(RejectReason.Internal, `server cannot open the channel: ${(e as Error).message}`, { cause: e });
-    }
-    fds = undefined; // the channel owns them now
     const reply = await conn.next(remaining(), timeoutError(p.timeoutMs));
     if (reply.type === ControlType.Reject) {
       const r = decodeReject(reply.body);
@@ -158,6 +152,16 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
         RejectReason.Malformed,
         `READY names slot ${ready.slot} generation ${ready.generation}, WELCOME gave slot ${slot.slot} generation ${slot.generation}`,
       );
+    }
+    // Opened only now: a new channel polls its rings for a while, which before READY would
+    // only take CPU from the client finishing its side. Nothing the client sends before READY
+    // is lost: the channel looks at its ring once when it opens.
+    try {
+      const taken = fds;
+      fds = undefined; // the channel owns them now (it closes them if it fails)
+      channel = new Channel(taken, 'server', { ...p.channel, capacity: p.ringCapacity, maxMessage: p.maxMessage });
+    } catch (e) {
+      throw new HandshakeError(RejectReason.Internal, `server cannot open the channel: ${(e as Error).message}`, { cause: e });
     }
     conn.markEstablished();
     return { hello, uid: cred.uid, slot: slot.slot, generation: slot.generation, channel };
