@@ -19,18 +19,35 @@
 export { attachChatBackend, createChatBackend, CHAT_METHOD, PROVIDERS_METHOD } from './backend';
 export type { ChatBackend, ChatBackendOptions, ProvidersReply } from './backend';
 export { ChatRouter } from './ai/router';
-export type { ChatRouterOptions, ChatOptions } from './ai/router';
-export { ChatError } from './ai/types';
+export type { ChatRouterOptions, ChatOptions, Cooldown } from './ai/router';
+export { ChatError, CHAT_ERROR_CODES } from './ai/types';
 export type {
   ChatErrorCode,
   ChatErrorOptions,
   ChatEvent,
   ChatStartEvent,
   ChatDeltaEvent,
+  ChatReasoningEvent,
+  ChatToolCallStartEvent,
+  ChatToolCallDeltaEvent,
+  ChatToolCallEvent,
+  ChatProgressEvent,
   ChatFinishEvent,
+  ChatTiming,
   ChatRequest,
+  ChatMessage,
+  ContentPart,
+  TextPart,
+  ImagePart,
+  ToolCallInput,
+  ToolSpec,
+  ToolChoice,
+  ReasoningOptions,
   ChatUsage,
+  FailedAttempt,
 } from './ai/types';
+export { describeFallback, errorLine } from './ai/report';
+export type { ErrorLine } from './ai/report';
 export { loadConfig, listProviders, ConfigError, BUILTIN_PROVIDER_NAMES } from './ai/config';
 export type {
   ConfigInput,
@@ -40,6 +57,7 @@ export type {
   ResolvedConfig,
   ResolvedProvider,
   RetryPolicy,
+  CooldownPolicy,
   Timeouts,
 } from './ai/config';
 export { METRIC_NAMES as CHAT_METRIC_NAMES } from './ai/metrics';

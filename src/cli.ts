@@ -6,7 +6,5 @@
 import { main } from './cli/program';
 
 export { main };
-// TODO(merge): remove once __test__/chat/ipc.test.ts imports from './cli/metrics-summary' (requested).
-export { summarizeMetrics } from './cli/metrics-summary';
 
 if (require.main === module) void main();

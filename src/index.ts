@@ -13,16 +13,21 @@
  */
 import native = require('./native');
 
-export { IpcError } from './errors';
-export type { IpcErrorCode, IpcErrorOptions } from './errors';
+export { IpcError, HandshakeError, ERROR_CODES } from './errors';
+export type { IpcErrorCode, IpcErrorOptions, ErrorCodeInfo, KnownErrorCode, IpcErrorJSON } from './errors';
+export { RejectReason } from './protocol/reject';
+export type { RejectReasonName } from './protocol/reject';
+export { IPC_METRIC_NAMES } from './ipc/metrics';
+export type { ChannelTuning } from './ipc/options';
+export type { StreamWindow } from './defaults';
 export { IpcServer } from './ipc/server';
 export type { IpcServerOptions, CloseOptions } from './ipc/server';
 export { IpcClient } from './ipc/client';
-export type { IpcClientOptions, CallOptions, ReconnectOptions } from './ipc/client';
-export type { HandlerContext, PeerInfo, RequestHandler, StreamHandler } from './ipc/session';
+export type { IpcClientOptions, CallOptions, ReconnectOptions, StreamOptions } from './ipc/client';
+export type { HandlerContext, HandlerOptions, PayloadKind, PeerInfo, RequestHandler, StreamHandler } from './ipc/session';
 export { defaultSocketPath, controlPath } from './ipc/paths';
-export { Channel, channelPair } from './transport/channel';
-export type { ChannelOptions, ChannelStats, MessageHandler } from './transport/channel';
+export { Channel, channelPair, createReassemblyBudget } from './transport/channel';
+export type { ChannelOptions, ChannelStats, MessageHandler, ReassemblyBudget } from './transport/channel';
 export type { IdleMode, Pollable } from './transport/idle';
 export type { Payload } from './protocol/frame';
 export type { Welcome } from './protocol/control';

@@ -8,7 +8,7 @@
 import test from 'ava';
 import { echoReply, METRIC_NAMES, type ChatEvent } from '../../src/ai';
 import { CHAT_METHOD, PROVIDERS_METHOD, type ProvidersReply } from '../../src/backend';
-import { summarizeMetrics } from '../../src/cli';
+import { summarizeMetrics } from '../../src/cli/metrics-summary';
 import { IpcError } from '../../src/errors';
 import { DEFAULT_CHUNKS, DEFAULT_USAGE } from '../ai/mocks/harness';
 import { AWS, MOCK_PROVIDER_NAMES } from '../ai/helpers';

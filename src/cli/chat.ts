@@ -3,34 +3,19 @@
  * @packageDocumentation
  */
 import { readFileSync } from 'node:fs';
+import { describeFallback, errorLine } from '../ai/report';
 import type { ChatEvent } from '../ai/types';
 import { CHAT_METHOD } from '../backend';
 import type { IpcClient } from '../ipc/client';
 import { connect } from './connect';
 import { CliError } from './errors';
-import { errorJson } from './format';
 import { NAME, resolveSocket } from './settings';
 
-/**
- * Event fields the text mode reports on stderr that the base event types here do not declare yet.
- * TODO(merge): chat's ChatStartEvent.fallbackFrom / ChatToolCallEvent and `describeFallback`
- * (src/ai/report.ts) say the same; use them.
- */
-interface ReportedFields {
-  type: string;
-  provider?: string;
-  model?: string;
-  fallbackFrom?: Array<{ provider: string; model: string; code: string }>;
-  id?: string;
-  name?: string;
-  arguments?: string;
-}
-
 /** The stderr line for a text-mode event, if it has one: a fallback that answered, a tool call the CLI cannot run. */
-export function stderrLine(ev: ReportedFields): string | undefined {
-  if (ev.type === 'start' && ev.fallbackFrom?.length) {
-    const failed = ev.fallbackFrom.map((f) => `${f.provider}/${f.model} failed (${f.code})`).join(', then ');
-    return `${NAME}: fallback: ${failed}; answered by ${ev.provider}/${ev.model}`;
+export function stderrLine(ev: ChatEvent): string | undefined {
+  if (ev.type === 'start') {
+    const fallback = describeFallback(ev);
+    return fallback === undefined ? undefined : `${NAME}: ${fallback}`;
   }
   if (ev.type === 'tool-call') return `${NAME}: tool call ${ev.name} ${ev.arguments} (id ${ev.id})`;
   return undefined;
@@ -46,42 +31,13 @@ export interface ChatCliOptions {
   json?: boolean;
 }
 
-/**
- * The line `chat --json` prints when the chat fails (after any events that did arrive): the
- * error's wire form, flat, with the provider details a chat error carries.
- * TODO(merge): chat's `errorLine` (src/ai/report.ts, branch chat) builds this same shape; use it.
- */
-export interface ChatErrorEvent {
-  type: 'error';
-  code: string;
-  message: string;
-  retryable: boolean;
-  provider?: string;
-  httpStatus?: number;
-  retryAfterMs?: number;
-}
-
-function errorEvent(e: unknown): ChatErrorEvent {
-  const { code, message, retryable, details } = errorJson(e);
-  const d = (details ?? {}) as { provider?: unknown; httpStatus?: unknown; retryAfterMs?: unknown };
-  return {
-    type: 'error',
-    code,
-    message,
-    retryable,
-    ...(typeof d.provider === 'string' ? { provider: d.provider } : {}),
-    ...(typeof d.httpStatus === 'number' ? { httpStatus: d.httpStatus } : {}),
-    ...(typeof d.retryAfterMs === 'number' ? { retryAfterMs: d.retryAfterMs } : {}),
-  };
-}
-
 /** Send one prompt; with `--json` every event (and a final error event on failure) is a JSON line. */
 export async function chat(promptWords: string[], opts: ChatCliOptions): Promise<void> {
   try {
     await run(promptWords, opts);
   } catch (e) {
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify(errorEvent(e))}\n`);
+      process.stdout.write(`${JSON.stringify(errorLine(e))}\n`);
     }
     throw e;
   }
@@ -110,7 +66,7 @@ async function run(promptWords: string[], opts: ChatCliOptions): Promise<void> {
         process.stdout.write(ev.text);
         midLine = !ev.text.endsWith('\n');
       } else {
-        const line = stderrLine(ev as ReportedFields);
+        const line = stderrLine(ev);
         if (line !== undefined) process.stderr.write(`${line}\n`);
       }
     }

@@ -4,19 +4,9 @@
  * @packageDocumentation
  */
 import { METRIC_NAMES } from '../ai/metrics';
+import { IPC_METRIC_NAMES } from '../ipc/metrics';
 import { NAME } from './settings';
 import { bytes, codes, table } from './format';
-
-// TODO(merge): replace by `import { IPC_METRIC_NAMES } from '../ipc/metrics'` once core-ipc exports
-// the names ServerMetrics registers (requested in /work/team/requests.md); this copy must match them.
-const IPC_METRIC_NAMES = {
-  connectionsActive: 'lapce_ipc_connections_active',
-  connectionsTotal: 'lapce_ipc_connections_total',
-  streamsActive: 'lapce_ipc_streams_active',
-  messages: 'lapce_ipc_messages_total',
-  bytes: 'lapce_ipc_bytes_total',
-  errors: 'lapce_ipc_errors_total',
-} as const;
 
 /** prom-client's JSON form of one metric. */
 interface MetricJson {
