@@ -29,9 +29,20 @@ test('the schema describes the config file: its sections, strict objects, the co
     Object.keys(s.properties)
       .filter((k) => k !== '$schema')
       .sort(),
-    ['default', 'fallback', 'providers', 'retry', 'timeouts'],
+    ['contextFallback', 'cooldown', 'default', 'fallback', 'providers', 'retry', 'timeouts'],
   );
-  t.deepEqual(Object.keys(s.properties.providers.properties!).sort(), ['anthropic', 'compatible', 'gemini', 'ollama', 'openai']);
+  t.deepEqual(Object.keys(s.properties.providers.properties!).sort(), [
+    'anthropic',
+    'azure',
+    'bedrock',
+    'compatible',
+    'gemini',
+    'ollama',
+    'openai',
+    'openrouter',
+    'vertex',
+    'xai',
+  ]);
 });
 
 test('examples/config.json is a valid config', (t) => {
