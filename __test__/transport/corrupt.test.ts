@@ -261,3 +261,35 @@ test('an onFailing hook whose own send hits the corrupt ring keeps the first rea
   t.regex(err?.message ?? '', /peer: head/, 'the incoming-ring failure, not the hook send that failed after it');
   t.deepEqual(sent, [false]);
 });
+
+test('a peer moving head back to the value the reader cached ends the channel, it does not spin (review R9)', async (t) => {
+  const [server, client] = channelPair({ capacity: 4096, idle: 'adaptive' });
+  t.teardown(() => {
+    server.close();
+    client.close();
+  });
+  server.onMessage(() => undefined);
+  // Force the race in one process: between the JS load of `head` and the native poll, the peer
+  // publishes one more record; after the poll it stores `head` back to what JS loaded.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const be = (server as any).backend;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const peerCtl: Int32Array = (client as any).backend.writer.ctl;
+  const realPoll = be.ep.poll.bind(be.ep);
+  let cached = -1;
+  be.ep.poll = (desc: Int32Array): number => {
+    const first = cached < 0;
+    if (first) {
+      cached = be.lastHead;
+      client.trySend(Buffer.from('racing'));
+    }
+    const n = realPoll(desc);
+    if (first) Atomics.store(peerCtl, OFF_HEAD / 4, cached);
+    return n;
+  };
+  const whenClosed = closed(server);
+  client.trySend(Buffer.from('first'));
+  const err = await within(whenClosed, 5000, 'the reader to close');
+  t.true(cached > 0, 'the race was forced');
+  t.is(err?.code, 'RING_CORRUPT');
+});

@@ -6,16 +6,21 @@
 import native = require('../native');
 import type { NativeFds } from '../../index';
 
+/** How long after a failed refill (the fd limit) the pool tries again, ms. */
+const POOL_RETRY_MS = 250;
+
 /**
  * At most `size` sets of one ring capacity. {@link take} hands one out (or makes one at once
  * when the pool is empty) and schedules the refill for a later event-loop turn, off the
  * handshake's path; {@link close} frees every set it still holds. A refill that fails (the
- * process is at its fd limit) just leaves the pool short: the next handshake then makes its
- * own set, and its failure is that handshake's REJECT 9, as without a pool.
+ * process is at its fd limit) leaves the pool short and is tried again a little later;
+ * meanwhile a handshake makes its own set, and its failure is that handshake's REJECT 9, as
+ * without a pool.
  */
 export class ChannelFdPool {
   private readonly ready: NativeFds[] = [];
   private refill: NodeJS.Immediate | null = null;
+  private retry: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
@@ -30,6 +35,14 @@ export class ChannelFdPool {
       try {
         fds = native.createChannelFds(this.capacity);
       } catch {
+        // Out of fds, most likely: try again later, so the pool is whole again once they are free.
+        if (this.retry === null) {
+          this.retry = setTimeout(() => {
+            this.retry = null;
+            this.fill();
+          }, POOL_RETRY_MS);
+          this.retry.unref();
+        }
         return;
       }
       this.ready.push(fds);
@@ -53,7 +66,9 @@ export class ChannelFdPool {
   close(): void {
     this.closed = true;
     if (this.refill) clearImmediate(this.refill);
+    if (this.retry) clearTimeout(this.retry);
     this.refill = null;
+    this.retry = null;
     for (const fds of this.ready.splice(0)) fds.close();
   }
 }

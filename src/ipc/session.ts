@@ -229,12 +229,16 @@ export class Session {
     // EOF), these run in a microtask and end the session: nothing can slip between.
     conn.onClose((err) => this.end(err ? `control connection failed: ${err.message}` : 'client closed the control socket', { err }));
     conn.onFrame((f) => this.onControl(f));
-    channel.onClose((err) =>
+    const channelEnded = (err: IpcError | undefined): void =>
       this.end(err ? `channel failed: ${err.message}` : 'client closed the channel', {
         err,
         wire: err && err.code !== 'CHANNEL_CLOSED' ? err : undefined,
-      }),
-    );
+      });
+    // A failure the channel found itself (a corrupt incoming ring, a message too large, the
+    // reassembly budget used up) ends the session while the outgoing ring still works, so the
+    // client reads why (the id-0 ERROR) before the `closed` word.
+    channel.onFailing(channelEnded);
+    channel.onClose(channelEnded);
     channel.onDrain(() => this.drainedSome());
     // Fairness (PLAN §9) is the channel's: it delivers a bounded batch per event-loop turn.
     channel.onMessage((msg) => this.onData(msg));

@@ -142,7 +142,13 @@ export class ZeroCopyBackend implements Backend {
   prepareSleep(reading: boolean, remaining: number): boolean {
     this.release();
     // SYNC(consumer-sleep), PROTOCOL §3.5 step 4 (the announcement is made in Rust).
-    if (reading && !this.ep.prepareSleep(0)) return false;
+    if (reading && !this.ep.prepareSleep(0)) {
+      // The native consumer saw `head` differ from what it read. That may be a peer moving
+      // `head` back to the value JS cached: force the next drain to poll, so the native side
+      // validates it (RING_CORRUPT) instead of the channel spinning for ever (review R9).
+      this.lastHead = -1;
+      return false;
+    }
     if (remaining >= 0 && !this.waitForSpace(remaining)) {
       if (reading) this.ep.woke();
       return false;

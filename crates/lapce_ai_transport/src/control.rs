@@ -101,7 +101,8 @@ impl ControlListener {
                     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
                         return Err(Error::AddressInUse(format!("{} (exists and is not a socket)", path.display())));
                     }
-                    if ControlStream::connect(path).is_ok() {
+                    // A full accept queue (EAGAIN) also means someone listens.
+                    if matches!(ControlStream::connect(path), Ok(_) | Err(Error::AcceptQueueFull(_))) {
                         return Err(Error::AddressInUse(path.display().to_string()));
                     }
                     // Nobody listens: a dead server's leftover. Remove it and try once more.
@@ -164,15 +165,21 @@ pub struct ControlStream {
 }
 
 impl ControlStream {
-    /// Connects to a server's control socket. Fails at once when nobody listens.
+    /// Connects to a server's control socket without ever blocking: fails at once when nobody
+    /// listens, and with [`Error::AcceptQueueFull`] when the listener's accept queue is full (a
+    /// blocking connect would sleep with no timeout there; the caller retries with a timer).
     pub fn connect(path: &Path) -> Result<Self> {
         let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
-        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-            .map_err(|e| Error::io("socket", e))?;
-        rustix::net::connect(&fd, &addr).map_err(|e| Error::io("connect", e))?;
-        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl", e))?;
-        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK).map_err(|e| Error::io("fcntl", e))?;
-        Ok(ControlStream { fd })
+        let fd = unix_socket()?;
+        loop {
+            // An AF_UNIX connect either completes at once or fails; it never returns EINPROGRESS.
+            match rustix::net::connect(&fd, &addr) {
+                Ok(()) => return Ok(ControlStream { fd }),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Err(Error::AcceptQueueFull(path.display().to_string())),
+                Err(e) => return Err(Error::io("connect", e)),
+            }
+        }
     }
 
     /// A connected pair, for tests and for parents handing one end to a child process.
@@ -329,6 +336,40 @@ mod tests {
         assert_eq!(c.peer_cred().unwrap().pid as u32, std::process::id());
         l.unlink();
         assert!(!path.exists());
+    }
+
+    /// A listener with a full accept queue (listen(0), never accepting), as a wedged server.
+    fn wedged_listener(path: &Path) -> OwnedFd {
+        let fd = unix_socket().unwrap();
+        rustix::net::bind(&fd, &SocketAddrUnix::new(path).unwrap()).unwrap();
+        rustix::net::listen(&fd, 0).unwrap();
+        fd
+    }
+
+    #[test]
+    fn connect_to_a_full_accept_queue_fails_at_once_and_bind_treats_it_as_live() {
+        let path = temp_path("full-queue");
+        let _l = wedged_listener(&path);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        // In a thread, so that a blocking connect shows up as a timeout rather than a hung test.
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let r = loop {
+                match ControlStream::connect(&p) {
+                    Ok(s) if held.len() < 8 => held.push(s),
+                    Ok(_) => break Err("the queue never filled".to_string()),
+                    Err(e) => break Ok(e),
+                }
+            };
+            let bind = ControlListener::bind(&p).map(|_| ()).map_err(|e| e.code());
+            let _ = tx.send((r.map(|e| e.code()), bind));
+            drop(held);
+        });
+        let (connect, bind) = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("connect blocked");
+        assert_eq!(connect, Ok("ACCEPT_QUEUE_FULL"));
+        assert_eq!(bind, Err("ADDRESS_IN_USE"), "a listener with a full queue is live, not stale");
+        assert!(path.exists(), "and its socket file is not removed");
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub enum Error {
     /// The channel was closed.
     #[error("channel closed")]
     Closed,
+    /// A non-blocking connect found the listener's accept queue full (`EAGAIN`): something
+    /// listens on the path but is not accepting now. Retry later (with a timer, never by
+    /// blocking).
+    #[error("{0}: the server's accept queue is full (connect: EAGAIN, os error 11)")]
+    AcceptQueueFull(String),
 }
 
 /// Result alias for this crate.
@@ -62,6 +67,7 @@ impl Error {
             Error::AddressInUse(_) => "ADDRESS_IN_USE",
             Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             Error::Closed => "CHANNEL_CLOSED",
+            Error::AcceptQueueFull(_) => "ACCEPT_QUEUE_FULL",
         }
     }
 }

@@ -572,7 +572,8 @@ impl Consumer {
     /// Hands back the buffer of an [`Next::Assembled`] message once its contents were copied
     /// out, to be reused for the next one. Buffers larger than four rings are dropped instead,
     /// so one huge message does not pin memory for the life of the connection.
-    /// The spare is charged to the budget; when the budget has no room, it is dropped.
+    /// The spare is charged to the budget; when the budget has no room, it is dropped, and it is
+    /// given back when the consumer goes idle ([`Consumer::prepare_sleep`]).
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
         if self.spare.is_none() && buf.capacity() <= 4 * self.capacity && self.budget.acquire(buf.capacity()).is_ok() {
             buf.clear();
@@ -607,6 +608,11 @@ impl Consumer {
         if head != self.read || self.is_closed() {
             flag.store(0, Ordering::Relaxed);
             return false;
+        }
+        // Idle: give the spare buffer's share of the shared reassembly budget back, so idle
+        // connections cannot hold it all (review R1). Busy ones never get here and keep it warm.
+        if self.spare.take().is_some() {
+            self.budget.release(std::mem::take(&mut self.charged.1));
         }
         true
     }
@@ -815,6 +821,26 @@ mod tests {
         assert!(budget.used() > 0, "a kept spare buffer is charged");
         drop(c3);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn idle_consumers_give_their_spare_back_to_the_budget() {
+        // Review R1: with the budget room for two messages, three connections that each
+        // reassemble one message and then go idle must all succeed.
+        let budget = Budget::new(25_000);
+        let mut keep = Vec::new();
+        for i in 0..3 {
+            let (mut p, mut c, m) = ring(4096, 1 << 20);
+            c.set_budget(budget.clone()).unwrap();
+            let msg = vec![i as u8; 10_000];
+            let got = push_through(&mut p, &mut c, &msg).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            assert_eq!(got, msg);
+            c.recycle(got);
+            c.release();
+            assert!(c.prepare_sleep(), "nothing waiting");
+            assert_eq!(budget.used(), 0, "an idle consumer holds no budget");
+            keep.push((p, c, m));
+        }
     }
 
     #[test]
