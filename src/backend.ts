@@ -41,7 +41,15 @@ export interface ProvidersReply {
   /** Every configured provider; `hasKey` tells whether a key is set, the key itself never leaves. */
   providers: ProviderInfo[];
   /** Providers new chats skip for now, with when that ends (epoch ms) and the error that started it. */
-  cooldowns?: Record<string, { until: number; code: string }>;
+  cooldowns?: Record<
+    string,
+    {
+      /** When the cooldown ends, epoch milliseconds. */
+      until: number;
+      /** The chat error code that started it (`RATE_LIMITED`, `OVERLOADED`, `SERVER_ERROR`). */
+      code: string;
+    }
+  >;
 }
 
 /** Options of {@link createChatBackend}. */
@@ -61,6 +69,10 @@ export interface ChatBackendOptions {
 
 /** A chat backend: the router plus the two handlers, ready to register. */
 export interface ChatBackend {
+  /**
+   * The router behind both handlers: use it for what the IPC methods do not expose, e.g.
+   * `route(model)` to preview routing or `activeCooldowns()`.
+   */
   readonly router: ChatRouter;
   /** Stream handler of `chat`: yields the router's events for one request. */
   chat(payload: unknown, ctx: Pick<HandlerContext, 'signal'>): AsyncGenerator<ChatEvent, void, undefined>;

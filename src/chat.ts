@@ -20,6 +20,7 @@ export { attachChatBackend, createChatBackend, CHAT_METHOD, PROVIDERS_METHOD } f
 export type { ChatBackend, ChatBackendOptions, ProvidersReply } from './backend';
 export { ChatRouter } from './ai/router';
 export type { ChatRouterOptions, ChatOptions, Cooldown } from './ai/router';
+export type { Route } from './ai/routing';
 export { ChatError, CHAT_ERROR_CODES } from './ai/types';
 export type {
   ChatErrorCode,

@@ -44,6 +44,7 @@ const ModelsFields = {
 
 /** `providers.gemini`, `providers.openai`, `providers.anthropic`. */
 const CloudProviderSchema = z.strictObject({
+  /** The provider's API key (env `GEMINI_API_KEY`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `XAI_API_KEY`); never logged or listed. */
   apiKey: z.string().min(1).optional(),
   /** API root including its version segment, e.g. `https://api.openai.com/v1`. */
   baseURL: Url.optional(),
@@ -68,12 +69,16 @@ const AzureSchema = z.strictObject({
 
 /** `providers.bedrock`: Amazon Bedrock (ConverseStream, SigV4). */
 const BedrockSchema = z.strictObject({
+  /** AWS region, e.g. `eu-west-1` (env `AWS_REGION`, `AWS_DEFAULT_REGION`; default `us-east-1`). */
   region: z
     .string()
     .regex(/^[a-z0-9-]+$/)
     .optional(),
+  /** SigV4 access key id (env `AWS_ACCESS_KEY_ID`); with `secretAccessKey`, overrides the profile. */
   accessKeyId: z.string().min(1).optional(),
+  /** SigV4 secret key (env `AWS_SECRET_ACCESS_KEY`); a secret, never logged or listed. */
   secretAccessKey: z.string().min(1).optional(),
+  /** Session token of temporary credentials (env `AWS_SESSION_TOKEN`); a secret. */
   sessionToken: z.string().min(1).optional(),
   /** Profile of `~/.aws/credentials` used when no keys are given (default `AWS_PROFILE` or `default`). */
   profile: z.string().min(1).optional(),
@@ -86,7 +91,9 @@ const BedrockSchema = z.strictObject({
 
 /** `providers.vertex`: Google Vertex AI (Gemini models). */
 const VertexSchema = z.strictObject({
+  /** Google Cloud project id (env `GOOGLE_VERTEX_PROJECT`); not needed in express mode (`apiKey`). */
   project: z.string().min(1).optional(),
+  /** Vertex region, e.g. `europe-west4` (env `GOOGLE_VERTEX_LOCATION`; default `us-central1`). */
   location: z.string().min(1).optional(),
   /** Service-account JSON file; without it, application default credentials. */
   credentialsFile: z.string().min(1).optional(),
@@ -99,7 +106,9 @@ const VertexSchema = z.strictObject({
 
 /** `providers.openrouter`. */
 const OpenRouterSchema = z.strictObject({
+  /** OpenRouter API key (env `OPENROUTER_API_KEY`); never logged or listed. */
   apiKey: z.string().min(1).optional(),
+  /** API root, default `https://openrouter.ai/api/v1` (env `OPENROUTER_BASE_URL`). */
   baseURL: Url.optional(),
   /** Default OpenRouter provider-routing preferences (`provider` of its API), e.g. `{"order": ["groq"]}`. */
   routing: z.record(z.string(), z.unknown()).optional(),
@@ -117,9 +126,11 @@ const OllamaSchema = z.strictObject({
 const CompatibleSchema = z.strictObject({
   /** API root such that `{baseURL}/chat/completions` is the chat endpoint. */
   baseURL: Url,
+  /** Sent as `Authorization: Bearer …`; leave out for local servers that need none. */
   apiKey: z.string().min(1).optional(),
-  /** Whether the server's models accept images and tools (default true). */
+  /** Whether the server's models accept images (default true); `false` fails image requests early with `BAD_REQUEST`. */
   images: z.boolean().optional(),
+  /** Whether the server's models accept tools (default true); `false` fails tool requests early with `BAD_REQUEST`. */
   tools: z.boolean().optional(),
   ...ModelsFields,
 });
@@ -155,24 +166,44 @@ const ProviderName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'provider names
  * - `timeouts.*`: milliseconds; 0 disables that timeout.
  */
 export const ConfigFileSchema = z.strictObject({
+  /** Provider used when a request names no model, or a model no rule routes; default `echo` when nothing else is configured. */
   default: ProviderName.optional(),
+  /**
+   * Providers tried in order, each with its default model, when the chosen one fails with a
+   * retryable error before its first token (after its own retries).
+   */
   fallback: z.array(ProviderName).optional(),
+  /** The providers, by built-in name; listing one configures it even without a key (e.g. a proxy that adds it). */
   providers: z
     .strictObject({
+      /** Google Gemini API (generativelanguage.googleapis.com). */
       gemini: CloudProviderSchema.optional(),
+      /** OpenAI API. */
       openai: CloudProviderSchema.optional(),
+      /** Anthropic Messages API. */
       anthropic: CloudProviderSchema.optional(),
+      /** Azure OpenAI; configured only by its own settings or `AZURE_*` variables. */
       azure: AzureSchema.optional(),
+      /** Amazon Bedrock; generic AWS credentials in the environment do not configure it on their own. */
       bedrock: BedrockSchema.optional(),
+      /** Google Vertex AI; generic Google credentials in the environment do not configure it on their own. */
       vertex: VertexSchema.optional(),
+      /** xAI (Grok) API. */
       xai: CloudProviderSchema.optional(),
+      /** OpenRouter, one key for many vendors' models. */
       openrouter: OpenRouterSchema.optional(),
+      /** A local or remote Ollama server (env `OLLAMA_HOST`). */
       ollama: OllamaSchema.optional(),
+      /**
+       * OpenAI-compatible servers (llama.cpp, vLLM, LM Studio, …) by a name of your choice, which
+       * requests then use as `name/model`; a built-in provider's name is rejected.
+       */
       compatible: z.record(ProviderName, CompatibleSchema).optional(),
     })
     .optional(),
   /** Where a chat goes when its model's context is too short for the conversation. */
   contextFallback: RouteString.optional(),
+  /** Per-provider circuit breaker after 429/5xx, see {@link CooldownPolicy}. */
   cooldown: z
     .strictObject({
       /** How long a provider that answered 429/5xx is skipped when it gave no retry-after; 0 = no cooldowns. */
@@ -181,42 +212,92 @@ export const ConfigFileSchema = z.strictObject({
       maxMs: Ms.optional(),
     })
     .optional(),
+  /** Retries of one provider before falling back, see {@link RetryPolicy}. */
   retry: z
     .strictObject({
+      /** Tries per provider, the first included, 1 to 10 (1 = no retry; default 3). */
       maxAttempts: z.number().int().min(1).max(10).optional(),
+      /** Backoff base in ms (default 500): try n waits a random time up to `baseDelayMs·2^(n-1)`. */
       baseDelayMs: Ms.optional(),
+      /** Cap on any wait in ms, a provider's retry-after included (default 20000). */
       maxDelayMs: Ms.optional(),
     })
     .optional(),
+  /** Stream timeouts in milliseconds, 0 disabling one, see {@link Timeouts}. */
   timeouts: z
     .strictObject({
+      /** Until the provider's first event of any kind (default 60000). */
       firstChunkMs: Ms.optional(),
+      /** Longest silence between two provider events (default 30000). */
       betweenChunksMs: Ms.optional(),
+      /** The whole chat, across retries and fallbacks (default 600000). */
       totalMs: Ms.optional(),
+      /** A `progress` event after this long with nothing else to show (default 5000). */
       progressMs: Ms.optional(),
     })
     .optional(),
 });
 
-/** The config file / overrides shape (all optional). */
+/**
+ * The JSON config file, and `overrides`: every field optional, unknown fields rejected by name.
+ * Each field is described on its property below; [CONFIG.md](./CONFIG.md) has a full example, the
+ * environment variables and the precedence (`overrides` > environment > file > defaults).
+ * @interface
+ */
 export type ConfigInput = z.infer<typeof ConfigFileSchema>;
 
 /** One provider as the router will use it. Secrets: `apiKey` and `bedrock.secretAccessKey`/`sessionToken`. */
 export interface ResolvedProvider {
+  /** Name requests use (`name/model`): the built-in name, or the `compatible` entry's key. */
   name: string;
+  /** Which client talks to it; several names can share a kind (every `compatible` entry). */
   kind: ProviderKind;
   /** API root (cloud and compatible) or server root (ollama); undefined for echo. */
   baseURL?: string;
+  /** A secret: keep it out of logs and replies ({@link listProviders} reports only `hasKey`). */
   apiKey?: string;
+  /** Models configured for it, possibly empty (any model id is still accepted as `name/model`). */
   models: string[];
+  /** Model used when a request names only the provider: `defaultModel`, else the first of `models`, else a built-in default. */
   defaultModel?: string;
-  /** Whether the provider accepts images and tools; absent = yes. */
+  /** Whether the provider accepts images; absent = yes. */
   images?: boolean;
+  /** Whether the provider accepts tools; absent = yes. */
   tools?: boolean;
-  azure?: { resourceName?: string; apiVersion: string };
-  bedrock?: { region: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string; profile?: string };
-  vertex?: { project?: string; location: string; credentialsFile?: string };
-  openrouter?: { routing?: Record<string, unknown> };
+  /** Azure OpenAI settings (`kind` `azure` only). */
+  azure?: {
+    /** Resource whose `https://{resourceName}.openai.azure.com/openai` is the root, unless `baseURL` is set. */
+    resourceName?: string;
+    /** `api-version` query parameter sent with every request. */
+    apiVersion: string;
+  };
+  /** Amazon Bedrock settings (`kind` `bedrock` only). */
+  bedrock?: {
+    /** AWS region of the runtime endpoint. */
+    region: string;
+    /** SigV4 access key id; with `secretAccessKey`, used instead of the profile. */
+    accessKeyId?: string;
+    /** A secret, like `apiKey`. */
+    secretAccessKey?: string;
+    /** A secret: the session token of temporary credentials. */
+    sessionToken?: string;
+    /** Profile of `~/.aws/credentials` read when no keys are given. */
+    profile?: string;
+  };
+  /** Google Vertex AI settings (`kind` `vertex` only). */
+  vertex?: {
+    /** Google Cloud project id; absent in express mode (`apiKey`). */
+    project?: string;
+    /** Vertex region. */
+    location: string;
+    /** Service-account JSON file; absent = application default credentials. */
+    credentialsFile?: string;
+  };
+  /** OpenRouter settings (`kind` `openrouter` only). */
+  openrouter?: {
+    /** Default provider-routing preferences, sent as OpenRouter's `provider` field with every request. */
+    routing?: Record<string, unknown>;
+  };
 }
 
 /** Per-provider cooldown (circuit breaker) after 429/5xx. */
@@ -257,8 +338,11 @@ export interface ResolvedConfig {
   fallback: string[];
   /** Configured providers by name; always includes `echo`. */
   providers: Record<string, ResolvedProvider>;
+  /** Retries of one provider before the next is tried. */
   retry: RetryPolicy;
+  /** Stream deadlines of each try and of the whole chat. */
   timeouts: Timeouts;
+  /** How long a provider answering 429/5xx is skipped by new chats. */
   cooldown: CooldownPolicy;
   /** `provider/model` for a chat whose conversation is too long for its model. */
   contextFallback?: string;
@@ -303,7 +387,7 @@ export class ConfigError extends IpcError {
 
 /** Options of {@link loadConfig}. */
 export interface LoadConfigOptions {
-  /** Path of a JSON config file ({@link ConfigFileSchema}). */
+  /** Path of a JSON config file, shaped as {@link ConfigInput}; a missing or invalid one throws {@link ConfigError}. */
   file?: string;
   /** Environment to read keys and endpoints from; defaults to `process.env`. */
   env?: NodeJS.ProcessEnv;
@@ -562,17 +646,25 @@ function stripSlash(url: string): string {
 
 /** What {@link listProviders} tells about a provider: never the key itself. */
 export interface ProviderInfo {
+  /** Name requests use (`name/model`). */
   name: string;
+  /** Which client talks to it. */
   kind: ProviderKind;
+  /** Endpoint it is reached at, so a user can tell a proxy or local server from the vendor's API. */
   baseURL?: string;
+  /** Whether an API key (or Bedrock secret key) is set; the key itself is never reported. */
   hasKey: boolean;
+  /** Model used when a request names only this provider. */
   defaultModel?: string;
+  /** Models configured for it, for a model picker; possibly empty. */
   models: string[];
+  /** Whether it serves requests that name no model. */
   isDefault: boolean;
   /** Position in the fallback chain, if it is in it. */
   fallbackIndex?: number;
   /** When a cooldown is running (see `ChatRouter.listProviders`): epoch ms it ends, and why. */
   cooldownUntil?: number;
+  /** The chat error code that started the running cooldown. */
   cooldownCode?: string;
 }
 

@@ -26,15 +26,30 @@ export interface ChatMetrics {
   cooldownSources: Set<() => Record<string, number>>;
 }
 
-/** Metric names, for dashboards and tests. */
+/**
+ * Prometheus names of the chat metrics, for dashboards, alerts and tests. They appear in the
+ * registry passed to the router (the IPC server's, with `attachChatBackend`), so one `$metrics`
+ * scrape shows the transport and the providers.
+ */
 export const METRIC_NAMES = {
+  /** Counter, label `provider`: tries sent, each retry and fallback counted. */
   requests: 'lapce_ai_provider_requests_total',
+  /** Counter, labels `provider`, `code` (a {@link ChatErrorCode}): failed tries. */
   errors: 'lapce_ai_provider_errors_total',
+  /** Counter, labels `provider`, `direction` (`in`, `out`, `reasoning`, `cached`): tokens the providers reported. */
   tokens: 'lapce_ai_provider_tokens_total',
+  /** Histogram, label `provider`: seconds from sending a try to its first reply text, what a user waits for. */
   firstToken: 'lapce_ai_provider_first_token_seconds',
+  /**
+   * Histogram, label `provider`: seconds from sending a try to the provider's first event of any
+   * kind; far below `firstToken` means the model is reasoning or calling tools before it writes.
+   */
   firstEvent: 'lapce_ai_provider_first_event_seconds',
+  /** Counter, labels `from`, `to`, `code`: chats handed from one provider to the next, and why. */
   fallbacks: 'lapce_ai_provider_fallbacks_total',
+  /** Counter, labels `provider`, `code`: cooldowns started after 429/5xx. */
   cooldowns: 'lapce_ai_provider_cooldowns_total',
+  /** Gauge, label `provider`: seconds left in its cooldown; new chats skip it while above 0. */
   cooldownSeconds: 'lapce_ai_provider_cooldown_seconds',
 } as const;
 

@@ -20,12 +20,19 @@ export function describeFallback(start: ChatStartEvent): string | undefined {
 
 /** One JSON line for a failed chat in `--json` mode, beside the event lines. */
 export interface ErrorLine {
+  /** Tells this line apart from the chat's event lines, whose `type` is the event's. */
   type: 'error';
+  /** A chat error code (`RATE_LIMITED`, …) or an IPC one (`CONNECTION_LOST`, …) when the transport failed. */
   code: string;
+  /** The error message, safe to show: keys scrubbed, no prompt. */
   message: string;
+  /** Whether sending the same request again may succeed. */
   retryable: boolean;
+  /** Configured name of the provider that failed, when one did. */
   provider?: string;
+  /** The provider's HTTP status, when it sent one. */
   httpStatus?: number;
+  /** How long the provider asked to wait before a retry, in milliseconds. */
   retryAfterMs?: number;
 }
 

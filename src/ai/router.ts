@@ -48,7 +48,9 @@ export interface ChatOptions {
 
 /** A provider that is being skipped by new chats, until when, and why. */
 export interface Cooldown {
+  /** When the cooldown ends, epoch milliseconds (`Date.now()` clock); the provider is tried again after it. */
   until: number;
+  /** The error that started it: `RATE_LIMITED`, `OVERLOADED` or `SERVER_ERROR`. */
   code: ChatErrorCode;
 }
 

@@ -9,7 +9,9 @@ import { ChatError } from './types';
 
 /** A provider name and the model id to send it. */
 export interface Route {
+  /** Configured name of the provider (a built-in name or a `compatible` entry's key). */
   provider: string;
+  /** Model id as the provider expects it, without the `provider/` prefix. */
   model: string;
 }
 

@@ -144,14 +144,22 @@ export const ChatRequestSchema = z.preprocess(withoutNulls, ChatRequestObject);
 
 /** A text part of a user message. */
 export interface TextPart {
+  /** Discriminator of {@link ContentPart}. */
   type: 'text';
+  /** The text; parts of one message are joined without a separator. */
   text: string;
 }
 
 /** An image part of a user message: base64 data (no `data:` prefix) and its media type. */
 export interface ImagePart {
+  /** Discriminator of {@link ContentPart}. */
   type: 'image';
+  /** `image/png`, `image/jpeg`, `image/gif` or `image/webp`: the types every image-capable provider accepts. */
   mediaType: (typeof IMAGE_MEDIA_TYPES)[number];
+  /**
+   * The image bytes in base64, without a `data:` URL prefix, at most 20 MiB of base64
+   * (about 15 MB of image). Sent to a provider that does not take images, the chat fails with `BAD_REQUEST`.
+   */
   data: string;
 }
 
@@ -160,7 +168,9 @@ export type ContentPart = TextPart | ImagePart;
 
 /** A tool call of an earlier assistant turn, as the editor sends it back. */
 export interface ToolCallInput {
+  /** The id the model gave the call (`tool-call` event `id`); the `tool` message answering it repeats it. */
   id: string;
+  /** Name of the tool called, one of the request's `tools`. */
   name: string;
   /** JSON text (as streamed) or the parsed object. */
   arguments: string | Record<string, unknown>;
@@ -168,22 +178,76 @@ export interface ToolCallInput {
 
 /** One message of a conversation, as the editor sends it. */
 export type ChatMessage =
-  | { role: 'system'; content: string }
-  | { role: 'user'; content: string | ContentPart[] }
-  | { role: 'assistant'; content?: string; toolCalls?: ToolCallInput[] }
-  | { role: 'tool'; toolCallId: string; name: string; content: string };
+  | {
+      /** An instruction; every system message (and the request's `system`) is folded into one, up front. */
+      role: 'system';
+      /** The instruction text. */
+      content: string;
+    }
+  | {
+      /** What the person wrote. */
+      role: 'user';
+      /** Plain text, or text and image parts (at least one). */
+      content: string | ContentPart[];
+    }
+  | {
+      /** An earlier reply of the model, sent back as conversation history. */
+      role: 'assistant';
+      /** The reply text; may be absent when the turn was only tool calls. */
+      content?: string;
+      /** The tool calls the model made in that turn (at most 128), each answered by a later `tool` message. */
+      toolCalls?: ToolCallInput[];
+    }
+  | {
+      /** The result of running a tool the model called. */
+      role: 'tool';
+      /** The `id` of the assistant's tool call this answers. */
+      toolCallId: string;
+      /** The tool's name; Gemini and Ollama match results to calls by name, not id. */
+      name: string;
+      /** The tool's output as text (serialise structured results to JSON yourself). */
+      content: string;
+    };
 
-/** A chat request, as the editor sends it and as validation returns it (see {@link ChatRequestSchema}). */
+/**
+ * A chat request, as the editor sends it and as validation returns it. Validation is strict: an
+ * unknown field is rejected by name (a typo fails loudly), and `null` for an optional field is
+ * the same as leaving it out. A payload that fails it ends the chat with `BAD_REQUEST` before
+ * anything is sent to a provider.
+ */
 export interface ChatRequest {
+  /**
+   * Where to send the chat: `provider/model` (e.g. `openai/gpt-4o-mini`, `echo/any`), a bare
+   * model id routed by its family (`gemini-*`, `gpt-*`, `o1`…, `claude-*`, `grok-*`, a `name:tag`
+   * for Ollama), a bare provider name (its default model), or absent for the configured default.
+   * A provider that is not configured fails the chat with `UNKNOWN_PROVIDER`.
+   */
   model?: string;
+  /**
+   * Up to 8 more models, in the same forms as `model`, tried in order when the previous one fails
+   * with a retryable error before its first token, before the configured fallback chain (like
+   * OpenRouter's `models`). Once text has streamed a chat never switches provider, so the
+   * editor never shows a reply spliced from two models.
+   */
   models?: string[];
+  /** The conversation, oldest first; at least one user or assistant message. */
   messages: ChatMessage[];
+  /** A system instruction, placed before any system messages of `messages`. */
   system?: string;
+  /** Sampling temperature, 0 to 2; absent = the provider's default. */
   temperature?: number;
+  /** Cap on the reply's tokens; a reply cut by it finishes with `finishReason` `length`. */
   maxTokens?: number;
+  /** Functions the model may call (at most 128); calls arrive as `tool-call-*` events. */
   tools?: ToolSpec[];
+  /** Whether and which tool the model must call; absent = `auto`. */
   toolChoice?: ToolChoice;
+  /** Reasoning ("thinking") controls, mapped to each provider's own parameter. */
   reasoning?: ReasoningOptions;
+  /**
+   * Passed as-is to the AI SDK provider under its key, for settings this API does not model,
+   * e.g. `{"openrouter": {"provider": {"order": ["groq"]}}}`. Not validated here: the provider decides.
+   */
   providerOptions?: Record<string, Record<string, unknown>>;
 }
 
@@ -192,16 +256,29 @@ const _schemaMatchesType = (parsed: z.output<typeof ChatRequestObject>): ChatReq
 void _schemaMatchesType;
 /** A tool definition: name, description, JSON Schema of the arguments object. */
 export interface ToolSpec {
+  /** 1 to 64 letters, digits, `_` or `-`, the subset every provider accepts. */
   name: string;
+  /** What the tool does and when to use it; the model reads this to decide whether to call it. */
   description?: string;
+  /** JSON Schema of the arguments; its `type`, when given, must be `object`. */
   parameters: Record<string, unknown>;
 }
 /** Which tool the model may or must call: `auto`, `none`, `required`, or the named one. */
-export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+export type ToolChoice =
+  | 'auto'
+  | 'none'
+  | 'required'
+  | {
+      /** The tool the model must call, one of the request's `tools`. */
+      name: string;
+    };
 /** Reasoning controls (absent = the provider's default). */
 export interface ReasoningOptions {
+  /** `false` turns reasoning off where the provider allows it; `true` asks for it on models that make it optional. */
   enabled?: boolean;
+  /** Effort level for providers that take one (OpenAI, Azure, xAI, OpenRouter). */
   effort?: 'low' | 'medium' | 'high';
+  /** Token budget for thinking (Anthropic, Gemini, Bedrock); Anthropic requires at least 1024. */
   budgetTokens?: number;
 }
 /** A tool call of an earlier assistant turn, arguments as parsed JSON. */
@@ -235,17 +312,25 @@ export interface NormalizedChatRequest extends Pick<
  * `cachedInputTokens` is part of `inputTokens`.
  */
 export interface ChatUsage {
+  /** Prompt tokens, the whole conversation included. */
   inputTokens?: number;
+  /** Reply tokens, reasoning included. */
   outputTokens?: number;
+  /** The part of `outputTokens` spent on reasoning. */
   reasoningTokens?: number;
+  /** The part of `inputTokens` served from the provider's prompt cache (usually billed lower). */
   cachedInputTokens?: number;
 }
 
 /** A provider that failed before the one that answered, as `start` reports it. */
 export interface FailedAttempt {
+  /** Provider that failed. */
   provider: string;
+  /** Model it was asked for. */
   model: string;
+  /** Why it failed (its last try's error). */
   code: ChatErrorCode;
+  /** The error message, safe to show: keys scrubbed, no prompt. */
   message: string;
 }
 
@@ -255,42 +340,59 @@ export interface FailedAttempt {
  * choice answered).
  */
 export interface ChatStartEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'start';
+  /** Configured name of the provider answering. */
   provider: string;
+  /** Model id sent to that provider. */
   model: string;
+  /** Providers that failed before this one, in the order tried; absent when the first choice answered. */
   fallbackFrom?: FailedAttempt[];
 }
 
 /** A piece of the reply text. */
 export interface ChatDeltaEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'delta';
+  /** The next piece of text; append it to the previous pieces. */
   text: string;
 }
 
 /** A piece of the model's reasoning ("thinking"); never part of the reply text. */
 export interface ChatReasoningEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'reasoning';
+  /** The next piece of reasoning text, as the provider exposes it (some send only a summary). */
   text: string;
 }
 
 /** The model started a tool call. */
 export interface ChatToolCallStartEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'tool-call-start';
+  /** Id of the call; its `tool-call-delta` and `tool-call` events carry the same id. */
   id: string;
+  /** Name of the tool being called. */
   name: string;
 }
 
 /** More of a tool call's arguments (JSON text; concatenated they are the arguments). */
 export interface ChatToolCallDeltaEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'tool-call-delta';
+  /** Id of the call these arguments belong to; several calls may stream interleaved. */
   id: string;
+  /** The next piece of the arguments' JSON text; not valid JSON on its own. */
   argumentsDelta: string;
 }
 
 /** A complete tool call: run the tool, then send its result as a `tool` message. */
 export interface ChatToolCallEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'tool-call';
+  /** Id of the call; send it back as `toolCallId` of the `tool` message with the result. */
   id: string;
+  /** Name of the tool to run. */
   name: string;
   /** Arguments as JSON text. */
   arguments: string;
@@ -303,14 +405,19 @@ export interface ChatToolCallEvent {
  * - `retrying`: a try failed; the next starts after `delayMs` (or another provider next).
  */
 export interface ChatProgressEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'progress';
+  /** What the chat is doing, see above. */
   state: 'waiting' | 'working' | 'retrying';
+  /** Provider being waited for, or (`retrying`) the one that failed. */
   provider: string;
   /** Milliseconds since the chat started. */
   elapsedMs: number;
   /** `retrying` only: the try that failed, its error code, the wait before the next. */
   attempt?: number;
+  /** `retrying` only: the error code of the try that failed. */
   code?: ChatErrorCode;
+  /** `retrying` only: milliseconds before the next try (absent when the next provider is tried at once). */
   delayMs?: number;
 }
 
@@ -320,6 +427,7 @@ export interface ChatTiming {
   firstEventMs?: number;
   /** The first reply text (absent for a reply of only tool calls). */
   firstTextMs?: number;
+  /** From the answering try's start to the end of its stream. */
   totalMs: number;
 }
 
@@ -330,10 +438,15 @@ export interface ChatTiming {
  * Anthropic `msg_…`, Gemini `responseId`, Bedrock request id), when it sent one.
  */
 export interface ChatFinishEvent {
+  /** Discriminator of {@link ChatEvent}. */
   type: 'finish';
+  /** Why the model stopped, see above; `length` means `maxTokens` or the model's limit cut the reply. */
   finishReason: string;
+  /** Token counts the provider reported; empty when it reported none. */
   usage: ChatUsage;
+  /** The provider's id of the response, for its logs and support requests. */
   responseId?: string;
+  /** When the first event and first text arrived; added by the router, absent from a provider's own event. */
   timing?: ChatTiming;
 }
 
@@ -355,20 +468,47 @@ export type ChatEvent =
 export type ProviderEvent =
   ChatDeltaEvent | ChatReasoningEvent | ChatToolCallStartEvent | ChatToolCallDeltaEvent | ChatToolCallEvent | ChatFinishEvent;
 
-/** Every kind of failure a chat can end with, UPPER_SNAKE on the wire like every IPC code. */
+/**
+ * Every kind of failure a chat can end with, UPPER_SNAKE on the wire like every IPC code. Each
+ * value is a one-line meaning for people (CLI help, logs); the code itself is what a client
+ * branches on, with `retryable` (on the error) telling whether sending the request again may help.
+ */
 export const CHAT_ERROR_CODES = {
+  /** Not retryable: fix the request. The message names every invalid field (zod path). */
   BAD_REQUEST: 'the request is invalid, or asks for something the provider cannot do (e.g. images)',
+  /** Not retryable: set or fix the provider's key (HTTP 401/402/403, billing errors). */
   AUTH: 'the provider refused the credentials (401/403, bad key, no key)',
+  /**
+   * Retryable after `retryAfterMs` (the router already waited and retried); not retryable when
+   * the account is out of quota (OpenAI `insufficient_quota`). Starts a cooldown of the provider.
+   */
   RATE_LIMITED: 'the provider asked us to slow down (429, 409); retryable unless out of quota',
+  /** Retryable, usually after a short wait; starts a cooldown of the provider. */
   OVERLOADED: 'the provider is overloaded (503, 529)',
+  /** Retryable, except HTTP 501 (the provider does not implement the call); starts a cooldown. */
   SERVER_ERROR: 'the provider failed (5xx, in-stream server error)',
+  /**
+   * Not retryable as is: shorten the conversation or pick a model with a longer context. The
+   * router first tries the configured `contextFallback`, if any.
+   */
   CONTEXT_LENGTH: 'the conversation is longer than the model accepts',
+  /** Retryable: one of the configured {@link Timeouts} ran out (or the provider answered 408). */
   TIMEOUT: 'no first event, no next event, or no complete reply in time',
+  /** Retryable: the connection closed mid-stream, so any text already shown is incomplete. */
   TRUNCATED: 'the stream ended before its terminal frame',
+  /** Retryable: DNS, refused or reset connection, TLS; the message carries the system error code. */
   NETWORK: 'the provider could not be reached',
+  /** Not retryable: the client cancelled the stream or disconnected, or the server is shutting down. */
   CANCELLED: 'the caller cancelled',
+  /** Not retryable: configure the provider or fix the `model` prefix. */
   UNKNOWN_PROVIDER: 'the model names a provider that is not configured',
+  /**
+   * Not retryable: no configured candidate can serve the request (e.g. the provider has no default
+   * model and the request named none). When every candidate is only cooling down, the chat fails
+   * instead with the cooldown's own code (`RATE_LIMITED`, …), retryable.
+   */
   NO_PROVIDER: 'no provider could serve the request',
+  /** Not retryable: the provider's reply was malformed (not JSON, an over-long line, a nameless tool call). */
   PROVIDER_ERROR: 'the provider sent something we could not use',
 } as const;
 
@@ -377,11 +517,15 @@ export type ChatErrorCode = keyof typeof CHAT_ERROR_CODES;
 
 /** Options of {@link ChatError} besides code and message. */
 export interface ChatErrorOptions {
+  /** Whether the same request may succeed if sent again (default false); the router retries and falls back only on these. */
   retryable?: boolean;
+  /** Configured name of the provider that failed, when one did. */
   provider?: string;
+  /** The provider's HTTP status, when the failure came with one. */
   httpStatus?: number;
   /** How long the provider asked us to wait before retrying. */
   retryAfterMs?: number;
+  /** The underlying error, kept for logs; never sent on the wire. */
   cause?: unknown;
 }
 
@@ -392,8 +536,11 @@ export interface ChatErrorOptions {
  */
 export class ChatError extends IpcError {
   declare readonly code: ChatErrorCode;
+  /** Configured name of the provider that failed; absent for errors before any provider was tried (e.g. `BAD_REQUEST`). */
   readonly provider?: string;
+  /** The provider's HTTP status, when the failure came with one. */
   readonly httpStatus?: number;
+  /** How long the provider asked us to wait (its `retry-after`), in milliseconds; wait at least this before retrying. */
   readonly retryAfterMs?: number;
 
   constructor(code: ChatErrorCode, message: string, opts: ChatErrorOptions = {}) {
