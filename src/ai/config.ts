@@ -166,6 +166,8 @@ const ProviderName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'provider names
  * - `timeouts.*`: milliseconds; 0 disables that timeout.
  */
 export const ConfigFileSchema = z.strictObject({
+  /** Where an editor finds the file's JSON Schema (`docs/config.schema.json` of the package); ignored by the backend. */
+  $schema: z.string().optional(),
   /** Provider used when a request names no model, or a model no rule routes; default `echo` when nothing else is configured. */
   default: ProviderName.optional(),
   /**
