@@ -34,6 +34,10 @@ export const ERROR_CODES = Object.freeze({
   MESSAGE_TOO_LARGE: { meaning: 'a message exceeds the negotiated max_message (counting the whole frame)', retryable: false },
   PROTOCOL_ERROR: { meaning: 'the peer sent a malformed or unexpected frame; the session ended', retryable: false },
   HANDSHAKE_REJECTED: { meaning: 'the handshake was refused; details.reason names why', retryable: false },
+  PEER_NOT_TRUSTED: {
+    meaning: "the server's SO_PEERCRED uid is not one the client trusts (its own, or IpcClientOptions.serverUids); nothing was sent",
+    retryable: false,
+  },
   HANDSHAKE_TIMEOUT: { meaning: 'the handshake did not complete in time', retryable: true },
   ADDRESS_IN_USE: { meaning: 'a live server already listens on the socket path', retryable: false },
   UNKNOWN_METHOD: { meaning: 'no handler is registered for the method (or it is a stream/request mismatch)', retryable: false },

@@ -37,7 +37,7 @@ import { BoundedFifo } from '../util/fifo';
 import type { ControlFrame } from './control-connection';
 import { ControlConnection } from './control-connection';
 import { clientHandshake } from './handshake';
-import { channelTuningOption, intOption, stringOption, streamWindowOption } from './options';
+import { channelTuningOption, intOption, stringOption, streamWindowOption, uidsOption } from './options';
 import type { ChannelTuning } from './options';
 import { defaultSocketPath, resolveSocketPath } from './paths';
 
@@ -75,6 +75,12 @@ export interface IpcClientOptions {
    * {@link StreamOptions.window}.
    */
   streamWindow?: Partial<StreamWindow>;
+  /**
+   * Uids the server may run as, checked on the control socket's SO_PEERCRED before HELLO is
+   * sent; any other server is refused with PEER_NOT_TRUSTED. Default: only this process's own
+   * uid (`process.getuid()`). The list replaces the default, so include your own uid to keep it.
+   */
+  serverUids?: readonly number[];
 }
 
 /**
@@ -227,6 +233,7 @@ export class IpcClient extends EventEmitter {
   private readonly handshakeTimeoutMs: number;
   private readonly channelTuning: ChannelTuning;
   private readonly streamWindow: StreamWindow;
+  private readonly serverUids: readonly number[];
   /** The control socket's path. */
   readonly controlPath: string;
 
@@ -241,6 +248,7 @@ export class IpcClient extends EventEmitter {
     this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1);
     this.channelTuning = channelTuningOption('channel', options.channel);
     this.streamWindow = streamWindowOption('streamWindow', options.streamWindow, DEFAULT_STREAM_WINDOW);
+    this.serverUids = uidsOption('serverUids', options.serverUids, [process.getuid?.() ?? 0]);
     const r = options.reconnect;
     if (r !== undefined && typeof r !== 'boolean' && (typeof r !== 'object' || r === null)) {
       throw new IpcError('INVALID_ARGUMENT', 'option reconnect must be a boolean or an object');
@@ -294,6 +302,7 @@ export class IpcClient extends EventEmitter {
       name: this.name,
       timeoutMs: this.handshakeTimeoutMs,
       channel: this.channelTuning,
+      serverUids: this.serverUids,
     });
     const c: Connection = { conn, channel, welcome, goingAway: false };
     if (this.isClosed) {

@@ -187,6 +187,8 @@ export interface ClientHandshakeParams {
   name: string;
   timeoutMs: number;
   channel: ChannelOptions;
+  /** Uids the server may run as; checked on SO_PEERCRED before anything is sent. Default: our own uid. */
+  serverUids?: readonly number[];
 }
 
 /** What a successful client-side handshake yields. */
@@ -201,6 +203,16 @@ export async function clientHandshake(conn: ControlConnection, p: ClientHandshak
   let fds: NativeFds | null = null;
   let ourDecision = true;
   try {
+    // A squatter of the socket directory (another local user) must not even see our HELLO, so
+    // the server's uid is checked first; on a mismatch nothing is sent (no REJECT either).
+    const { uid } = conn.peerCredentials();
+    const trusted = p.serverUids ?? [process.getuid?.() ?? 0];
+    if (!trusted.includes(uid)) {
+      ourDecision = false;
+      throw new IpcError('PEER_NOT_TRUSTED', `the server runs as uid ${uid}, which this client does not trust`, {
+        details: { reason: 'server_uid_mismatch', uid, trusted: [...trusted] },
+      });
+    }
     conn.send(
       encodeHello({
         magic: HELLO_MAGIC,
