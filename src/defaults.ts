@@ -54,6 +54,11 @@ export const CHANNEL_FD_POOL_SIZE = 2;
 export const ACCEPT_BACKOFF_MS = 100;
 /** Longest pause of the accept loop, ms. */
 export const ACCEPT_BACKOFF_MAX_MS = 2000;
+/**
+ * Connections the server accepts in one event-loop turn; the rest wait for the next turn, so a
+ * connect flood cannot starve sessions and timers (review R5).
+ */
+export const ACCEPTS_PER_TURN = 64;
 
 // ───────────────────────────── control socket ─────────────────────────────
 
