@@ -15,6 +15,12 @@ export const MIN_RING_CAPACITY = 4 << 10;
 export const MAX_RING_CAPACITY = 1 << 30;
 /** Largest message (whole data frame) either side may send, bytes. Server and channel agree. */
 export const DEFAULT_MAX_MESSAGE = 16 << 20;
+/**
+ * A client's own cap on incoming messages, bytes (the smaller of it and WELCOME's max_message
+ * applies), so a server announcing up to 4 GiB cannot make the client reassemble that much.
+ * Same as the Rust client.
+ */
+export const DEFAULT_MAX_INCOMING_MESSAGE = 64 << 20;
 /** Largest `maxMessage` an option may ask for: WELCOME carries it as a u32. */
 export const MAX_MAX_MESSAGE = 0xffff_ffff;
 

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_INCOMING_MESSAGE,
   DEFAULT_RECONNECT_INITIAL_DELAY_MS,
   DEFAULT_RECONNECT_MAX_DELAY_MS,
   DEFAULT_STREAM_WINDOW,
@@ -37,7 +38,7 @@ import { BoundedFifo } from '../util/fifo';
 import type { ControlFrame } from './control-connection';
 import { ControlConnection } from './control-connection';
 import { clientHandshake } from './handshake';
-import { channelTuningOption, intOption, stringOption, streamWindowOption, uidsOption } from './options';
+import { channelTuningOption, intOption, maxMessageOption, stringOption, streamWindowOption, uidsOption } from './options';
 import type { ChannelTuning } from './options';
 import { defaultSocketPath, resolveSocketPath } from './paths';
 
@@ -81,6 +82,12 @@ export interface IpcClientOptions {
    * uid (`process.getuid()`). The list replaces the default, so include your own uid to keep it.
    */
   serverUids?: readonly number[];
+  /**
+   * Largest message this client accepts from the server, bytes (whole data frame); the smaller
+   * of it and the server's announced max_message applies. Default 64 MiB. The channel has one
+   * limit for both directions, so it also caps what this client sends.
+   */
+  maxIncomingMessage?: number;
 }
 
 /**
@@ -148,6 +155,8 @@ class StreamCall {
   readonly queue: BoundedFifo<{ value: unknown; size: number }>;
   private consumedChunks = 0;
   private consumedBytes = 0;
+  /** Payload bytes the server may still send: granted minus received (may go below 0 by one chunk). */
+  private byteCredit: number;
   ended = false;
   failure: IpcError | undefined;
   waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | null = null;
@@ -159,11 +168,17 @@ class StreamCall {
     private readonly grant: (chunks: number, bytes: number) => void,
   ) {
     this.queue = new BoundedFifo(window.chunks);
+    this.byteCredit = window.bytes;
   }
 
-  /** A chunk arrived; false when it overruns the window (the server broke the protocol). */
+  /**
+   * A chunk arrived; false when it overruns the window (the server broke the protocol): more
+   * chunks than granted, or a chunk sent while no byte credit was left (PROTOCOL.md §5 allows
+   * only the one chunk that crosses zero).
+   */
   push(value: unknown, size: number): boolean {
-    if (!this.queue.push({ value, size })) return false;
+    if (this.byteCredit < 1 || !this.queue.push({ value, size })) return false;
+    this.byteCredit -= size;
     this.wake();
     return true;
   }
@@ -174,7 +189,9 @@ class StreamCall {
     this.consumedChunks++;
     this.consumedBytes += size;
     if (this.consumedChunks * 2 >= this.window.chunks || this.consumedBytes * 2 >= this.window.bytes) {
-      this.grant(this.consumedChunks, Math.max(1, this.consumedBytes));
+      const bytes = Math.max(1, this.consumedBytes);
+      this.byteCredit += bytes;
+      this.grant(this.consumedChunks, bytes);
       this.consumedChunks = 0;
       this.consumedBytes = 0;
     }
@@ -234,6 +251,7 @@ export class IpcClient extends EventEmitter {
   private readonly channelTuning: ChannelTuning;
   private readonly streamWindow: StreamWindow;
   private readonly serverUids: readonly number[];
+  private readonly maxIncomingMessage: number;
   /** The control socket's path. */
   readonly controlPath: string;
 
@@ -248,6 +266,7 @@ export class IpcClient extends EventEmitter {
     this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1);
     this.channelTuning = channelTuningOption('channel', options.channel);
     this.streamWindow = streamWindowOption('streamWindow', options.streamWindow, DEFAULT_STREAM_WINDOW);
+    this.maxIncomingMessage = maxMessageOption('maxIncomingMessage', options.maxIncomingMessage, DEFAULT_MAX_INCOMING_MESSAGE);
     this.serverUids = uidsOption('serverUids', options.serverUids, [process.getuid?.() ?? 0]);
     const r = options.reconnect;
     if (r !== undefined && typeof r !== 'boolean' && (typeof r !== 'object' || r === null)) {
@@ -303,6 +322,7 @@ export class IpcClient extends EventEmitter {
       timeoutMs: this.handshakeTimeoutMs,
       channel: this.channelTuning,
       serverUids: this.serverUids,
+      maxIncomingMessage: this.maxIncomingMessage,
     });
     const c: Connection = { conn, channel, welcome, goingAway: false };
     if (this.isClosed) {
@@ -482,7 +502,13 @@ export class IpcClient extends EventEmitter {
             return;
           }
           if (!call.push(value, msg.length - FRAME_HEADER)) {
-            this.lost(c, new IpcError('PROTOCOL_ERROR', `server overran the window of stream ${frame.id} (${call.window.chunks} chunks)`));
+            this.lost(
+              c,
+              new IpcError(
+                'PROTOCOL_ERROR',
+                `server overran the window of stream ${frame.id} (${call.window.chunks} chunks, ${call.window.bytes} bytes)`,
+              ),
+            );
           }
         } else {
           this.calls.delete(frame.id);

@@ -17,7 +17,7 @@
  */
 import native = require('../native');
 import type { NativeFds } from '../../index';
-import { WELCOME_FDS } from '../defaults';
+import { DEFAULT_MAX_INCOMING_MESSAGE, WELCOME_FDS } from '../defaults';
 import { HandshakeError, IpcError } from '../errors';
 import {
   ControlType,
@@ -187,6 +187,8 @@ export interface ClientHandshakeParams {
   name: string;
   timeoutMs: number;
   channel: ChannelOptions;
+  /** The client's own cap on incoming messages; the channel uses the smaller of it and WELCOME's. */
+  maxIncomingMessage?: number;
   /** Uids the server may run as; checked on SO_PEERCRED before anything is sent. Default: our own uid. */
   serverUids?: readonly number[];
 }
@@ -249,7 +251,8 @@ export async function clientHandshake(conn: ControlConnection, p: ClientHandshak
       // stream socket as doorbell) before mapping.
       const taken = fds;
       fds = null;
-      channel = new Channel(taken, 'client', { ...p.channel, capacity: welcome.capacity, maxMessage: welcome.maxMessage });
+      const maxMessage = Math.min(welcome.maxMessage, p.maxIncomingMessage ?? DEFAULT_MAX_INCOMING_MESSAGE);
+      channel = new Channel(taken, 'client', { ...p.channel, capacity: welcome.capacity, maxMessage });
     } catch (e) {
       throw new HandshakeError(RejectReason.ClientRejected, `server's channel is unusable: ${(e as Error).message}`, { cause: e });
     }
