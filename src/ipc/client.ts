@@ -115,6 +115,11 @@ class PendingRequest {
   readonly kind = 'request';
   /** Made only for calls with a timeout or signal. */
   cleanups: Array<() => void> | null = null;
+  /**
+   * Set while the REQUEST waits in the channel's send queue: `withdraw` takes it out if none of
+   * it is in the ring yet; `left` resolves true once it went out whole, false if it never did.
+   */
+  queuedSend: { withdraw: () => void; left: Promise<boolean> } | null = null;
   private settled = false;
 
   constructor(
@@ -559,8 +564,19 @@ export class IpcClient extends EventEmitter {
   }
 
   private cancel(c: Connection, id: number): void {
-    if (!this.calls.delete(id)) return;
-    this.cancelOnServer(c, id);
+    const call = this.calls.get(id);
+    if (!call) return;
+    this.calls.delete(id);
+    const queued = call.kind === 'request' ? call.queuedSend : null;
+    if (!queued) {
+      this.cancelOnServer(c, id);
+      return;
+    }
+    // Still in our send queue: take it back; only a REQUEST the server got needs a CANCEL.
+    queued.withdraw();
+    void queued.left.then((left) => {
+      if (left) this.cancelOnServer(c, id);
+    });
   }
 
   /**
@@ -612,9 +628,22 @@ export class IpcClient extends EventEmitter {
         return;
       }
       if (!sent) {
-        c.channel.send(Buffer.from(frame)).catch((e: IpcError) => {
-          if (this.calls.delete(id)) call.reject(e);
-        });
+        const withdrawal = new AbortController();
+        const left = c.channel.send(Buffer.from(frame), { signal: withdrawal.signal }).then(
+          () => {
+            call.queuedSend = null;
+            return true;
+          },
+          (e: IpcError) => {
+            call.queuedSend = null;
+            if (this.calls.get(id) === call) {
+              this.calls.delete(id);
+              call.reject(e);
+            }
+            return false;
+          },
+        );
+        call.queuedSend = { withdraw: () => withdrawal.abort(), left };
       }
     });
   }
