@@ -9,6 +9,8 @@ import path from 'node:path';
 import test from 'ava';
 import { IpcError } from '../../src/errors';
 import { IpcClient } from '../../src/ipc/client';
+import type { ControlConnection } from '../../src/ipc/control-connection';
+import { encodeGoAway } from '../../src/protocol/control';
 import { controlPath, defaultSocketPath } from '../../src/ipc/paths';
 import { IpcServer } from '../../src/ipc/server';
 import {
@@ -364,3 +366,18 @@ test.serial(
     t.deepEqual(unhandled, []);
   },
 );
+
+test('review R15: a second GOAWAY from the server is a protocol error that ends the session, not another event', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  const client = await connect(t, socketPath);
+  t.is(await client.request('echo', 1), 1);
+  const session = [...(server as unknown as { sessions: Set<{ conn: ControlConnection }> }).sessions][0];
+  let goaways = 0;
+  client.on('goaway', () => goaways++);
+  const disconnected = new Promise<IpcError>((r) => client.once('disconnect', r));
+  // A hostile server: GOAWAY after GOAWAY.
+  for (let i = 0; i < 50; i++) session.conn.trySend(encodeGoAway({ deadlineMs: 60_000, message: `bye ${i}` }));
+  const err = await within(disconnected, 5000, 'the client to drop the session');
+  t.is(err.code, 'PROTOCOL_ERROR');
+  t.is(goaways, 1);
+});

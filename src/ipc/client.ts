@@ -395,6 +395,11 @@ export class IpcClient extends EventEmitter {
       this.lost(c, e instanceof IpcError ? e : new IpcError('PROTOCOL_ERROR', String(e)));
       return;
     }
+    // An honest server sends one GOAWAY per session; a flood of them must not become a flood of events.
+    if (c.goingAway) {
+      this.lost(c, new IpcError('PROTOCOL_ERROR', 'server sent a second GOAWAY'));
+      return;
+    }
     c.goingAway = true;
     this.emit('goaway', message);
   }
