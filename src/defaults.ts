@@ -21,6 +21,12 @@ export const DEFAULT_MAX_MESSAGE = 16 << 20;
  * Same as the Rust client.
  */
 export const DEFAULT_MAX_INCOMING_MESSAGE = 64 << 20;
+/**
+ * A client's queued sends (waiting for room in the ring) are bounded at this many ring
+ * capacities; past it a call fails locally with SEND_QUEUE_FULL. Same factor as the server's
+ * backlog bound (PLAN §8). A send into an empty queue is always taken, whatever its size.
+ */
+export const CLIENT_QUEUED_RINGS = 4;
 /** Largest `maxMessage` an option may ask for: WELCOME carries it as a u32. */
 export const MAX_MAX_MESSAGE = 0xffff_ffff;
 

@@ -47,6 +47,10 @@ export const ERROR_CODES = Object.freeze({
   TIMEOUT: { meaning: 'the call did not finish within its timeout', retryable: true },
   TOO_MANY_STREAMS: { meaning: 'the connection has max_streams streams open already', retryable: true },
   TOO_MANY_REQUESTS: { meaning: 'the connection has maxInFlight calls in flight already', retryable: true },
+  SEND_QUEUE_FULL: {
+    meaning: "the client's queue of sends waiting for ring space is full (the server is not reading); retry later",
+    retryable: true,
+  },
   GOING_AWAY: { meaning: 'the server is shutting down (after GOAWAY, or at its deadline)', retryable: true },
   RESOURCE_EXHAUSTED: { meaning: 'a server-wide budget (reassembly memory) is used up; the session ended', retryable: true },
   IO: { meaning: 'an operating-system call failed', retryable: true },

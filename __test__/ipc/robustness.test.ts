@@ -119,7 +119,7 @@ test('review R16: requests that time out while queued behind a stopped server ar
     }
     return p;
   };
-  const n = 40;
+  const n = 24; // 7 or so fill the ring, the rest stay under the queue bound (4 x 64 KiB)
   const frameBytes = 8 << 10;
   process.kill(server.pid, 'SIGSTOP');
   try {
@@ -144,4 +144,37 @@ test('review R16: requests that time out while queued behind a stopped server ar
   );
   t.is(withdrawn + requestsLeft, n);
   t.is(cancels, requestsLeft, `a CANCEL for each of the ${requestsLeft} requests the server got, none for the ${withdrawn} withdrawn`);
+});
+
+test('review R16: the client bounds its queued sends (4 ring capacities); past it a call fails at once with retryable SEND_QUEUE_FULL', async (t) => {
+  const socketPath = sockPath(t);
+  const server = await spawnServer(t, { socketPath, ringCapacity: 64 << 10 });
+  const client = await connect(t, socketPath);
+  t.is(await client.request('echo', 1), 1);
+  const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
+  const limit = 4 * (64 << 10);
+  const n = 60;
+  process.kill(server.pid, 'SIGSTOP');
+  let calls: Array<Promise<unknown>>;
+  let maxQueued = 0;
+  try {
+    calls = Array.from({ length: n }, () => {
+      const p = client.request('echo', Buffer.alloc(8 << 10, 2));
+      maxQueued = Math.max(maxQueued, channel.queuedBytes);
+      return p;
+    });
+    t.true(maxQueued <= limit, `queued ${maxQueued} bytes, limit ${limit}`);
+  } finally {
+    process.kill(server.pid, 'SIGCONT');
+  }
+  const results = await Promise.allSettled(calls);
+  const refused = results.filter((r) => r.status === 'rejected');
+  t.true(refused.length > 0, 'some calls were refused locally');
+  for (const r of refused) {
+    const e = (r as PromiseRejectedResult).reason as IpcError;
+    t.is(e.code, 'SEND_QUEUE_FULL');
+    t.true(e.retryable);
+  }
+  t.is(results.filter((r) => r.status === 'fulfilled').length + refused.length, n);
+  t.is(await client.request('echo', 'after'), 'after');
 });

@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  CLIENT_QUEUED_RINGS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_INCOMING_MESSAGE,
   DEFAULT_RECONNECT_INITIAL_DELAY_MS,
@@ -633,6 +634,18 @@ export class IpcClient extends EventEmitter {
         return;
       }
       if (!sent) {
+        // A server that stops reading must not make our queue grow without bound.
+        const limit = CLIENT_QUEUED_RINGS * c.welcome.capacity;
+        const queued = c.channel.queuedBytes;
+        if (queued > 0 && queued + frame.length > limit) {
+          this.calls.delete(id);
+          call.reject(
+            new IpcError('SEND_QUEUE_FULL', `${queued} bytes already wait for the server to read (limit ${limit})`, {
+              details: { queuedBytes: queued, limit },
+            }),
+          );
+          return;
+        }
         const withdrawal = new AbortController();
         const left = c.channel.send(Buffer.from(frame), { signal: withdrawal.signal }).then(
           () => {
