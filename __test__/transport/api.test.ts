@@ -237,13 +237,15 @@ test('a queued send can be withdrawn by its signal until a byte of it is in the 
   const before = a.queuedBytes;
   started.abort();
   queued.abort(new Error('timed out'));
-  const err = await t.throwsAsync<IpcError>(withdrawn);
+  const err = await t.throwsAsync<IpcError>(within(withdrawn, 2000, 'the withdrawn send to settle'));
   t.is(err?.code, 'CANCELLED');
   t.deepEqual(err?.details, { withdrawn: true });
   t.is(a.queuedBytes, before - 500, 'the withdrawn bytes left the queue');
   const aborted = new AbortController();
   aborted.abort();
-  await t.throwsAsync(a.send(makeMessage(4, 10), { signal: aborted.signal }), { message: /withdrawn/ });
+  await t.throwsAsync(within(a.send(makeMessage(4, 10), { signal: aborted.signal }), 2000, 'the aborted send to settle'), {
+    message: /withdrawn/,
+  });
   // Now b reads: everything but the withdrawn messages arrives, whole and in order.
   const got: Uint8Array[] = [];
   const done = deferred();
