@@ -178,3 +178,47 @@ test('review R16: the client bounds its queued sends (4 ring capacities); past i
   t.is(results.filter((r) => r.status === 'fulfilled').length + refused.length, n);
   t.is(await client.request('echo', 'after'), 'after');
 });
+
+test('review R16: a stream aborted while its STREAM_OPEN waits in the send queue is withdrawn, with no CANCEL', async (t) => {
+  const socketPath = sockPath(t);
+  const server = await spawnServer(t, { socketPath, ringCapacity: 64 << 10 });
+  const client = await connect(t, socketPath);
+  t.is(await client.request('echo', 1), 1);
+  const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
+  let cancels = 0;
+  const trySend = channel.trySend.bind(channel);
+  const send = channel.send.bind(channel);
+  channel.trySend = (data) => {
+    const ok = trySend(data);
+    if (ok && data[0] === FrameKind.Cancel) cancels++;
+    return ok;
+  };
+  channel.send = (data, options) => {
+    if (data[0] === FrameKind.Cancel) cancels++;
+    return send(data, options);
+  };
+  process.kill(server.pid, 'SIGSTOP');
+  let fillers: Array<Promise<unknown>> = [];
+  try {
+    // Fill the ring and put one request in the queue, so the stream's open has to wait.
+    for (let i = 0; i < 12 && channel.queuedBytes === 0; i++) fillers.push(client.request('echo', Buffer.alloc(8 << 10, 3)));
+    t.true(channel.queuedBytes > 0, 'the ring is full');
+    const before = channel.queuedBytes;
+    const ac = new AbortController();
+    const it = client.stream('ticker', { count: 3 }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const first = it.next();
+    await waitFor(() => channel.queuedBytes > before, 'STREAM_OPEN to be queued');
+    ac.abort();
+    const err = (await t.throwsAsync(first)) as IpcError;
+    t.is(err.code, 'CANCELLED');
+    await new Promise((r) => setImmediate(r));
+    t.is(channel.queuedBytes, before, 'STREAM_OPEN and its credit left the queue');
+    t.is(cancels, 0, 'no CANCEL for a stream the server never saw');
+  } finally {
+    process.kill(server.pid, 'SIGCONT');
+  }
+  await Promise.all(fillers);
+  t.is(await client.request('echo', 'after'), 'after');
+  t.is(cancels, 0);
+  fillers = [];
+});

@@ -167,6 +167,8 @@ class StreamCall {
   failure: IpcError | undefined;
   waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | null = null;
   onFinish: (() => void) | null = null;
+  /** Set while STREAM_OPEN waits in the send queue (see {@link PendingRequest.queuedSend}). */
+  queuedSend: { withdraw: () => void; left: Promise<boolean> } | null = null;
 
   constructor(
     readonly id: number,
@@ -573,7 +575,7 @@ export class IpcClient extends EventEmitter {
     const call = this.calls.get(id);
     if (!call) return;
     this.calls.delete(id);
-    const queued = call.kind === 'request' ? call.queuedSend : null;
+    const queued = call.queuedSend;
     if (!queued) {
       this.cancelOnServer(c, id);
       return;
@@ -730,8 +732,31 @@ export class IpcClient extends EventEmitter {
       this.calls.set(id, s);
       options.signal?.addEventListener('abort', onAbort, { once: true });
       // STREAM_OPEN and the initial window go out together (PLAN §3: the window starts at 0).
-      this.sendQuiet(c, open);
-      this.sendQuiet(c, encodeCredit(id, window.chunks, window.bytes));
+      const credit = encodeCredit(id, window.chunks, window.bytes);
+      let openSent: boolean;
+      try {
+        openSent = c.channel.trySend(open);
+      } catch {
+        return; // the channel is failing: losing the connection ends this stream
+      }
+      if (openSent) {
+        this.sendQuiet(c, credit);
+        return;
+      }
+      // Behind a full ring: withdrawable until it starts, like a request (and then no CANCEL).
+      const withdrawal = new AbortController();
+      const left = c.channel.send(open, { signal: withdrawal.signal }).then(
+        () => {
+          s.queuedSend = null;
+          return true;
+        },
+        () => {
+          s.queuedSend = null;
+          return false;
+        },
+      );
+      c.channel.send(credit, { signal: withdrawal.signal }).catch(() => undefined);
+      s.queuedSend = { withdraw: () => withdrawal.abort(), left };
     })().catch((e: unknown) => {
       if (call) this.calls.delete(id);
       early = e instanceof IpcError ? e : new IpcError('CONNECTION_LOST', (e as Error).message);
