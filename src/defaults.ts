@@ -22,11 +22,14 @@ export const DEFAULT_MAX_MESSAGE = 16 << 20;
  */
 export const DEFAULT_MAX_INCOMING_MESSAGE = 64 << 20;
 /**
- * A client's queued sends (waiting for room in the ring) are bounded at this many ring
- * capacities; past it a call fails locally with SEND_QUEUE_FULL. Same factor as the server's
- * backlog bound (PLAN §8). A send into an empty queue is always taken, whatever its size.
+ * A client's queued sends (waiting for room in the ring) are bounded at the larger of this
+ * many ring capacities and {@link DEFAULT_CLIENT_MAX_QUEUED_BYTES} (a burst of pipelined calls
+ * through a small ring stays legal); past it a call fails locally with SEND_QUEUE_FULL. A send
+ * into an empty queue is always taken, whatever its size. Option `maxQueuedBytes` overrides.
  */
 export const CLIENT_QUEUED_RINGS = 4;
+/** See {@link CLIENT_QUEUED_RINGS}. */
+export const DEFAULT_CLIENT_MAX_QUEUED_BYTES = 64 << 20;
 /** Largest `maxMessage` an option may ask for: WELCOME carries it as a u32. */
 export const MAX_MAX_MESSAGE = 0xffff_ffff;
 

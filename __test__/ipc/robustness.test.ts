@@ -119,7 +119,7 @@ test('review R16: requests that time out while queued behind a stopped server ar
     }
     return p;
   };
-  const n = 24; // 7 or so fill the ring, the rest stay under the queue bound (4 x 64 KiB)
+  const n = 40;
   const frameBytes = 8 << 10;
   process.kill(server.pid, 'SIGSTOP');
   try {
@@ -146,13 +146,13 @@ test('review R16: requests that time out while queued behind a stopped server ar
   t.is(cancels, requestsLeft, `a CANCEL for each of the ${requestsLeft} requests the server got, none for the ${withdrawn} withdrawn`);
 });
 
-test('review R16: the client bounds its queued sends (4 ring capacities); past it a call fails at once with retryable SEND_QUEUE_FULL', async (t) => {
+test('review R16: the client bounds its queued sends (maxQueuedBytes); past it a call fails at once with retryable SEND_QUEUE_FULL', async (t) => {
   const socketPath = sockPath(t);
   const server = await spawnServer(t, { socketPath, ringCapacity: 64 << 10 });
-  const client = await connect(t, socketPath);
+  const limit = 4 * (64 << 10);
+  const client = await connect(t, socketPath, { maxQueuedBytes: limit });
   t.is(await client.request('echo', 1), 1);
   const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
-  const limit = 4 * (64 << 10);
   const n = 60;
   process.kill(server.pid, 'SIGSTOP');
   let calls: Array<Promise<unknown>>;

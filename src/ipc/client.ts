@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import {
   CLIENT_QUEUED_RINGS,
+  DEFAULT_CLIENT_MAX_QUEUED_BYTES,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_INCOMING_MESSAGE,
   DEFAULT_RECONNECT_INITIAL_DELAY_MS,
@@ -89,6 +90,12 @@ export interface IpcClientOptions {
    * limit for both directions, so it also caps what this client sends.
    */
   maxIncomingMessage?: number;
+  /**
+   * Bytes of sends this client queues behind a full ring (a server that stopped reading)
+   * before further calls fail at once with the retryable SEND_QUEUE_FULL. Default: the larger
+   * of 4 ring capacities and 64 MiB.
+   */
+  maxQueuedBytes?: number;
 }
 
 /**
@@ -260,6 +267,7 @@ export class IpcClient extends EventEmitter {
   private readonly streamWindow: StreamWindow;
   private readonly serverUids: readonly number[];
   private readonly maxIncomingMessage: number;
+  private readonly maxQueuedBytes: number | undefined;
   /** The control socket's path. */
   readonly controlPath: string;
 
@@ -275,6 +283,8 @@ export class IpcClient extends EventEmitter {
     this.channelTuning = channelTuningOption('channel', options.channel);
     this.streamWindow = streamWindowOption('streamWindow', options.streamWindow, DEFAULT_STREAM_WINDOW);
     this.maxIncomingMessage = maxMessageOption('maxIncomingMessage', options.maxIncomingMessage, DEFAULT_MAX_INCOMING_MESSAGE);
+    this.maxQueuedBytes =
+      options.maxQueuedBytes === undefined ? undefined : intOption('maxQueuedBytes', options.maxQueuedBytes, 0, 1, Number.MAX_SAFE_INTEGER);
     this.serverUids = uidsOption('serverUids', options.serverUids, [process.getuid?.() ?? 0]);
     const r = options.reconnect;
     if (r !== undefined && typeof r !== 'boolean' && (typeof r !== 'object' || r === null)) {
@@ -637,7 +647,7 @@ export class IpcClient extends EventEmitter {
       }
       if (!sent) {
         // A server that stops reading must not make our queue grow without bound.
-        const limit = CLIENT_QUEUED_RINGS * c.welcome.capacity;
+        const limit = this.maxQueuedBytes ?? Math.max(CLIENT_QUEUED_RINGS * c.welcome.capacity, DEFAULT_CLIENT_MAX_QUEUED_BYTES);
         const queued = c.channel.queuedBytes;
         if (queued > 0 && queued + frame.length > limit) {
           this.calls.delete(id);
