@@ -3,6 +3,7 @@
  * server on a live path, a stale socket, socket permissions and the default path, graceful
  * shutdown, the idle timeout, and the per-connection stream limit.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -380,4 +381,19 @@ test('review R15: a second GOAWAY from the server is a protocol error that ends 
   const err = await within(disconnected, 5000, 'the client to drop the session');
   t.is(err.code, 'PROTOCOL_ERROR');
   t.is(goaways, 1);
+});
+
+test('the default socket path works for a uid with no passwd entry (docker run -u 54321)', (t) => {
+  // Needs root to switch uid (the test suite runs as root); os.userInfo() threw ENOENT here.
+  const env = { ...process.env };
+  delete env.XDG_RUNTIME_DIR;
+  delete env.LAPCE_AI_SOCKET;
+  const r = spawnSync(process.execPath, ['--import=tsx', path.join(__dirname, 'fixtures', 'default-path.ts')], {
+    uid: 54321,
+    gid: 54321,
+    env,
+    encoding: 'utf8',
+  });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), '/tmp/lapce-ai-54321/ai.sock');
 });
