@@ -15,6 +15,21 @@ export const MIN_RING_CAPACITY = 4 << 10;
 export const MAX_RING_CAPACITY = 1 << 30;
 /** Largest message (whole data frame) either side may send, bytes. Server and channel agree. */
 export const DEFAULT_MAX_MESSAGE = 16 << 20;
+/**
+ * A client's own cap on incoming messages, bytes (the smaller of it and WELCOME's max_message
+ * applies), so a server announcing up to 4 GiB cannot make the client reassemble that much.
+ * Same as the Rust client.
+ */
+export const DEFAULT_MAX_INCOMING_MESSAGE = 64 << 20;
+/**
+ * A client's queued sends (waiting for room in the ring) are bounded at the larger of this
+ * many ring capacities and {@link DEFAULT_CLIENT_MAX_QUEUED_BYTES} (a burst of pipelined calls
+ * through a small ring stays legal); past it a call fails locally with SEND_QUEUE_FULL. A send
+ * into an empty queue is always taken, whatever its size. Option `maxQueuedBytes` overrides.
+ */
+export const CLIENT_QUEUED_RINGS = 4;
+/** See {@link CLIENT_QUEUED_RINGS}. */
+export const DEFAULT_CLIENT_MAX_QUEUED_BYTES = 64 << 20;
 /** Largest `maxMessage` an option may ask for: WELCOME carries it as a u32. */
 export const MAX_MAX_MESSAGE = 0xffff_ffff;
 
@@ -54,6 +69,11 @@ export const CHANNEL_FD_POOL_SIZE = 2;
 export const ACCEPT_BACKOFF_MS = 100;
 /** Longest pause of the accept loop, ms. */
 export const ACCEPT_BACKOFF_MAX_MS = 2000;
+/**
+ * Connections the server accepts in one event-loop turn; the rest wait for the next turn, so a
+ * connect flood cannot starve sessions and timers (review R5).
+ */
+export const ACCEPTS_PER_TURN = 64;
 
 // ───────────────────────────── control socket ─────────────────────────────
 

@@ -34,6 +34,10 @@ export const ERROR_CODES = Object.freeze({
   MESSAGE_TOO_LARGE: { meaning: 'a message exceeds the negotiated max_message (counting the whole frame)', retryable: false },
   PROTOCOL_ERROR: { meaning: 'the peer sent a malformed or unexpected frame; the session ended', retryable: false },
   HANDSHAKE_REJECTED: { meaning: 'the handshake was refused; details.reason names why', retryable: false },
+  PEER_NOT_TRUSTED: {
+    meaning: "the server's SO_PEERCRED uid is not one the client trusts (its own, or IpcClientOptions.serverUids); nothing was sent",
+    retryable: false,
+  },
   HANDSHAKE_TIMEOUT: { meaning: 'the handshake did not complete in time', retryable: true },
   ADDRESS_IN_USE: { meaning: 'a live server already listens on the socket path', retryable: false },
   UNKNOWN_METHOD: { meaning: 'no handler is registered for the method (or it is a stream/request mismatch)', retryable: false },
@@ -43,6 +47,10 @@ export const ERROR_CODES = Object.freeze({
   TIMEOUT: { meaning: 'the call did not finish within its timeout', retryable: true },
   TOO_MANY_STREAMS: { meaning: 'the connection has max_streams streams open already', retryable: true },
   TOO_MANY_REQUESTS: { meaning: 'the connection has maxInFlight calls in flight already', retryable: true },
+  SEND_QUEUE_FULL: {
+    meaning: "the client's queue of sends waiting for ring space is full (the server is not reading); retry later",
+    retryable: true,
+  },
   GOING_AWAY: { meaning: 'the server is shutting down (after GOAWAY, or at its deadline)', retryable: true },
   RESOURCE_EXHAUSTED: { meaning: 'a server-wide budget (reassembly memory) is used up; the session ended', retryable: true },
   IO: { meaning: 'an operating-system call failed', retryable: true },

@@ -13,7 +13,8 @@ import { ControlConnection } from '../../src/ipc/control-connection';
 import { controlPath } from '../../src/ipc/paths';
 import { decodeReject } from '../../src/protocol/control';
 import { ControlType } from '../../src/protocol/control';
-import { connect, LineChild, SERVER_SCRIPT, sockPath, waitFor, within } from './helpers';
+import { ACCEPTS_PER_TURN } from '../../src/defaults';
+import { connect, LineChild, SERVER_SCRIPT, sockPath, startServer, waitFor, within } from './helpers';
 
 /** utime + stime of a process, in clock ticks (100 per second on Linux). */
 function cpuTicks(pid: number): number {
@@ -82,4 +83,45 @@ test('at the fd limit the server backs off instead of spinning, logs once, refus
     20_000,
   );
   t.pass();
+});
+
+test('review R5: a connect flood is accepted at most ACCEPTS_PER_TURN per loop turn, and other work runs between batches', async (t) => {
+  const { server, socketPath } = await startServer(t, { handshakeTimeoutMs: 60_000, maxConnections: 4096 });
+  const internals = server as unknown as { onAcceptable(): void; listener: { accept(): unknown } | null };
+  const perCallback: number[] = [];
+  let current = -1;
+  let acceptedWhenOtherWorkRan = -1;
+  const onAcceptable = internals.onAcceptable.bind(server);
+  internals.onAcceptable = () => {
+    const listener = internals.listener!;
+    const accept = listener.accept.bind(listener);
+    listener.accept = () => {
+      const s = accept();
+      if (s) perCallback[current]++;
+      return s;
+    };
+    current = perCallback.push(0) - 1;
+    // Other work queued on the loop by the first accept callback: it must run before the flood is done.
+    if (current === 0) setImmediate(() => (acceptedWhenOtherWorkRan = perCallback.reduce((a, b) => a + b, 0)));
+    try {
+      onAcceptable();
+    } finally {
+      listener.accept = accept;
+    }
+  };
+  // 300 connections queued in one synchronous burst (connect is non-blocking; the backlog is 4096).
+  const flood = 300;
+  const conns: ControlConnection[] = [];
+  for (let i = 0; i < flood; i++) conns.push(ControlConnection.connect(controlPath(socketPath)));
+  try {
+    await waitFor(() => perCallback.reduce((a, b) => a + b, 0) === flood, 'every flood connection to be accepted');
+    t.true(Math.max(...perCallback) <= ACCEPTS_PER_TURN, `at most ${ACCEPTS_PER_TURN} per callback: ${perCallback.join(',')}`);
+    t.true(perCallback.filter((n) => n > 0).length >= Math.ceil(flood / ACCEPTS_PER_TURN));
+    t.true(acceptedWhenOtherWorkRan >= 1 && acceptedWhenOtherWorkRan < flood, `other work ran after ${acceptedWhenOtherWorkRan} accepts`);
+    // An honest client still gets through after the flood.
+    const c = await connect(t, socketPath);
+    t.is(await c.request('echo', 'after'), 'after');
+  } finally {
+    for (const c of conns) c.close();
+  }
 });

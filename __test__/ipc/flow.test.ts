@@ -146,3 +146,47 @@ test('interleaved streams with small windows do not mix and all finish', async (
       Array.from({ length: 300 }, (_, i) => i),
     );
 });
+
+test('review R3: a server that sends past the byte window (beyond the one chunk allowed) ends the connection with PROTOCOL_ERROR', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  let sent = 0;
+  server.handleStream('overrun', async function* (_p: unknown, ctx: object) {
+    // A hostile server: its credit check counts chunks only and ignores the byte window.
+    Object.defineProperty(ctx, 'hasCredit', {
+      get(this: { chunks: number }) {
+        return this.chunks >= 1;
+      },
+    });
+    for (let i = 0; i < 20; i++) {
+      sent++;
+      yield Buffer.alloc(1000, i);
+    }
+  });
+  const client = await connect(t, socketPath);
+  const disconnected = new Promise<{ code: string; message: string }>((r) => client.once('disconnect', r));
+  // 4000 bytes of window at 1000 bytes a chunk: 4 chunks, the 5th arrives with no credit left.
+  const got: Buffer[] = [];
+  let failure: unknown;
+  try {
+    for await (const c of client.stream<Buffer>('overrun', null, { window: { chunks: 256, bytes: 4000 } })) got.push(c);
+  } catch (e) {
+    failure = e;
+  }
+  const err = await within(disconnected, 5000, 'the client to drop the connection');
+  t.is(err.code, 'PROTOCOL_ERROR');
+  t.regex(err.message, /4000 bytes/);
+  t.is((failure as { code?: string })?.code, 'PROTOCOL_ERROR');
+  t.true(got.length <= 4, `accepted ${got.length} chunks of a 4000-byte window (server sent ${sent})`);
+});
+
+test('review R3: the client caps incoming messages with its own maxIncomingMessage, not the server max_message', async (t) => {
+  const { server, socketPath } = await startServer(t, { maxMessage: 1 << 20 });
+  server.handle('big', () => Buffer.alloc(200 << 10, 7));
+  const roomy = await connect(t, socketPath);
+  t.is(((await roomy.request('big', null)) as Buffer).length, 200 << 10, 'the default cap (64 MiB) takes it');
+  const client = await connect(t, socketPath, { maxIncomingMessage: 64 << 10 });
+  t.is(client.session!.maxMessage, 1 << 20, "WELCOME's value is still what the server announced");
+  const err = (await t.throwsAsync(within(client.request('big', null), 5000, 'the oversized reply to fail'))) as { code?: string };
+  t.is(err.code, 'MESSAGE_TOO_LARGE');
+  t.is((await roomy.request('echo', 'still here')) as string, 'still here', 'other sessions are unaffected');
+});

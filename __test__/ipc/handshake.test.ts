@@ -14,6 +14,9 @@ import os from 'node:os';
 import test, { type ExecutionContext } from 'ava';
 import { IpcError } from '../../src/errors';
 import { IpcClient } from '../../src/ipc/client';
+import { ControlConnection } from '../../src/ipc/control-connection';
+import { clientHandshake } from '../../src/ipc/handshake';
+import { controlPath } from '../../src/ipc/paths';
 import type { IpcServer, IpcServerOptions } from '../../src/ipc/server';
 import { PROTOCOL_VERSION_MAX } from '../../src/protocol/control';
 import { captureLogger, connect, fdCount, ipcError, metricValue, mutatedHandshake, startServer, waitFor } from './helpers';
@@ -300,4 +303,36 @@ test.serial('the server keeps a bounded pool of ready channel fd sets, refills i
   await waitFor(() => fdCount() <= listening, `fds back to ${listening} with the pool full (now ${fdCount()})`);
   await server.close({ deadlineMs: 0 });
   await waitFor(() => fdCount() <= before, `every fd freed at close (${before} expected, now ${fdCount()})`);
+});
+
+test.serial('review R11: a client refuses a server whose SO_PEERCRED uid it does not trust, before sending anything', async (t) => {
+  // Tests run as one uid, so the mismatch is simulated by a trust list that excludes it.
+  const own = process.getuid?.() ?? 0;
+  const { server, socketPath } = await startServer(t);
+  const conn = ControlConnection.connect(controlPath(socketPath));
+  const sent: Buffer[] = [];
+  const send = conn.send.bind(conn);
+  const trySend = conn.trySend.bind(conn);
+  conn.send = (frame, fds) => {
+    sent.push(Buffer.from(frame));
+    return send(frame, fds);
+  };
+  conn.trySend = (frame) => {
+    sent.push(Buffer.from(frame));
+    return trySend(frame);
+  };
+  const err = await ipcError(t, clientHandshake(conn, { name: 'distrustful', timeoutMs: 5000, channel: {}, serverUids: [12345] }));
+  t.is(err.code, 'PEER_NOT_TRUSTED');
+  t.false(err.retryable);
+  t.deepEqual(err.details, { reason: 'server_uid_mismatch', uid: own, trusted: [12345] });
+  t.is(sent.length, 0, 'no HELLO (and no REJECT) reached the untrusted server');
+
+  // Through the public client: the same refusal; a list that names the server's uid connects.
+  const viaClient = await ipcError(t, IpcClient.connect(socketPath, { serverUids: [12345] }));
+  t.is(viaClient.code, 'PEER_NOT_TRUSTED');
+  const ok = await connect(t, socketPath, { serverUids: [12345, own] });
+  t.is(await ok.request('echo', 7), 7);
+  ok.close();
+  await waitFor(() => server.connections === 0, 'session to close');
+  t.is((await ipcError(t, IpcClient.connect(socketPath, { serverUids: [] }))).code, 'INVALID_ARGUMENT');
 });

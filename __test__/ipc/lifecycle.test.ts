@@ -3,12 +3,15 @@
  * server on a live path, a stale socket, socket permissions and the default path, graceful
  * shutdown, the idle timeout, and the per-connection stream limit.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { IpcError } from '../../src/errors';
 import { IpcClient } from '../../src/ipc/client';
+import type { ControlConnection } from '../../src/ipc/control-connection';
+import { encodeGoAway } from '../../src/protocol/control';
 import { controlPath, defaultSocketPath } from '../../src/ipc/paths';
 import { IpcServer } from '../../src/ipc/server';
 import {
@@ -364,3 +367,33 @@ test.serial(
     t.deepEqual(unhandled, []);
   },
 );
+
+test('review R15: a second GOAWAY from the server is a protocol error that ends the session, not another event', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  const client = await connect(t, socketPath);
+  t.is(await client.request('echo', 1), 1);
+  const session = [...(server as unknown as { sessions: Set<{ conn: ControlConnection }> }).sessions][0];
+  let goaways = 0;
+  client.on('goaway', () => goaways++);
+  const disconnected = new Promise<IpcError>((r) => client.once('disconnect', r));
+  // A hostile server: GOAWAY after GOAWAY.
+  for (let i = 0; i < 50; i++) session.conn.trySend(encodeGoAway({ deadlineMs: 60_000, message: `bye ${i}` }));
+  const err = await within(disconnected, 5000, 'the client to drop the session');
+  t.is(err.code, 'PROTOCOL_ERROR');
+  t.is(goaways, 1);
+});
+
+test('the default socket path works for a uid with no passwd entry (docker run -u 54321)', (t) => {
+  // Needs root to switch uid (the test suite runs as root); os.userInfo() threw ENOENT here.
+  const env = { ...process.env };
+  delete env.XDG_RUNTIME_DIR;
+  delete env.LAPCE_AI_SOCKET;
+  const r = spawnSync(process.execPath, ['--import=tsx', path.join(__dirname, 'fixtures', 'default-path.ts')], {
+    uid: 54321,
+    gid: 54321,
+    env,
+    encoding: 'utf8',
+  });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), '/tmp/lapce-ai-54321/ai.sock');
+});

@@ -8,7 +8,8 @@
 import test from 'ava';
 import { IpcError } from '../../src/errors';
 import { OFF_TAIL } from '../../src/transport/layout';
-import { connect, ipcError, mutatedHandshake, startServer, waitFor } from './helpers';
+import type { Channel } from '../../src/transport/channel';
+import { connect, ipcError, mutatedHandshake, sockPath, spawnServer, startServer, waitFor } from './helpers';
 import { encodeFrame, FrameKind } from '../../src/protocol/frame';
 
 test.serial('misbehaving handlers and a ring-corrupting peer never reach unhandledRejection; the server keeps serving', async (t) => {
@@ -86,4 +87,138 @@ test.serial('misbehaving handlers and a ring-corrupting peer never reach unhandl
   await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(seen, []);
   t.true(new IpcError('HANDLER_ERROR', 'x') instanceof Error);
+});
+
+test('review R16: requests that time out while queued behind a stopped server are withdrawn, and only requests that left get a CANCEL', async (t) => {
+  const socketPath = sockPath(t);
+  const server = await spawnServer(t, { socketPath, ringCapacity: 64 << 10 });
+  const client = await connect(t, socketPath);
+  t.is(await client.request('echo', 1), 1);
+  const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
+  let requestsLeft = 0;
+  let withdrawn = 0;
+  let cancels = 0;
+  const trySend = channel.trySend.bind(channel);
+  const send = channel.send.bind(channel);
+  channel.trySend = (data) => {
+    const ok = trySend(data);
+    if (ok && data[0] === FrameKind.Request) requestsLeft++;
+    if (ok && data[0] === FrameKind.Cancel) cancels++;
+    return ok;
+  };
+  channel.send = (data, options) => {
+    const p = send(data, options);
+    if (data[0] === FrameKind.Cancel) cancels++;
+    if (data[0] === FrameKind.Request) {
+      p.then(
+        () => requestsLeft++,
+        (e: IpcError) => {
+          if (e.details?.withdrawn) withdrawn++;
+        },
+      );
+    }
+    return p;
+  };
+  const n = 40;
+  const frameBytes = 8 << 10;
+  process.kill(server.pid, 'SIGSTOP');
+  try {
+    // The 64 KiB ring takes a few 8 KiB requests; the rest wait in the client's send queue.
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, () => client.request('echo', Buffer.alloc(frameBytes, 1), { timeout: 200 })),
+    );
+    t.true(results.every((r) => r.status === 'rejected' && (r.reason as IpcError).code === 'TIMEOUT'));
+    await new Promise((r) => setImmediate(r));
+    // At most the one request already part-way into the ring stays queued (it must go out whole).
+    t.true(channel.queuedBytes <= frameBytes + 64, `still queued: ${channel.queuedBytes} bytes`);
+    t.true(withdrawn > 0, 'queued requests were withdrawn');
+  } finally {
+    process.kill(server.pid, 'SIGCONT');
+  }
+  t.is(await client.request('echo', 'alive', { timeout: 10_000 }), 'alive');
+  requestsLeft--; // 'alive' itself
+  await waitFor(
+    () => channel.queuedBytes === 0 && withdrawn + requestsLeft === n,
+    `the partly written request to leave (${withdrawn} withdrawn, ${requestsLeft} left, ${channel.queuedBytes} queued)`,
+    3000,
+  );
+  t.is(withdrawn + requestsLeft, n);
+  t.is(cancels, requestsLeft, `a CANCEL for each of the ${requestsLeft} requests the server got, none for the ${withdrawn} withdrawn`);
+});
+
+test('review R16: the client bounds its queued sends (maxQueuedBytes); past it a call fails at once with retryable SEND_QUEUE_FULL', async (t) => {
+  const socketPath = sockPath(t);
+  const server = await spawnServer(t, { socketPath, ringCapacity: 64 << 10 });
+  const limit = 4 * (64 << 10);
+  const client = await connect(t, socketPath, { maxQueuedBytes: limit });
+  t.is(await client.request('echo', 1), 1);
+  const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
+  const n = 60;
+  process.kill(server.pid, 'SIGSTOP');
+  let calls: Array<Promise<unknown>>;
+  let maxQueued = 0;
+  try {
+    calls = Array.from({ length: n }, () => {
+      const p = client.request('echo', Buffer.alloc(8 << 10, 2));
+      maxQueued = Math.max(maxQueued, channel.queuedBytes);
+      return p;
+    });
+    t.true(maxQueued <= limit, `queued ${maxQueued} bytes, limit ${limit}`);
+  } finally {
+    process.kill(server.pid, 'SIGCONT');
+  }
+  const results = await Promise.allSettled(calls);
+  const refused = results.filter((r) => r.status === 'rejected');
+  t.true(refused.length > 0, 'some calls were refused locally');
+  for (const r of refused) {
+    const e = (r as PromiseRejectedResult).reason as IpcError;
+    t.is(e.code, 'SEND_QUEUE_FULL');
+    t.true(e.retryable);
+  }
+  t.is(results.filter((r) => r.status === 'fulfilled').length + refused.length, n);
+  t.is(await client.request('echo', 'after'), 'after');
+});
+
+test('review R16: a stream aborted while its STREAM_OPEN waits in the send queue is withdrawn, with no CANCEL', async (t) => {
+  const socketPath = sockPath(t);
+  const server = await spawnServer(t, { socketPath, ringCapacity: 64 << 10 });
+  const client = await connect(t, socketPath);
+  t.is(await client.request('echo', 1), 1);
+  const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
+  let cancels = 0;
+  const trySend = channel.trySend.bind(channel);
+  const send = channel.send.bind(channel);
+  channel.trySend = (data) => {
+    const ok = trySend(data);
+    if (ok && data[0] === FrameKind.Cancel) cancels++;
+    return ok;
+  };
+  channel.send = (data, options) => {
+    if (data[0] === FrameKind.Cancel) cancels++;
+    return send(data, options);
+  };
+  process.kill(server.pid, 'SIGSTOP');
+  let fillers: Array<Promise<unknown>> = [];
+  try {
+    // Fill the ring and put one request in the queue, so the stream's open has to wait.
+    for (let i = 0; i < 12 && channel.queuedBytes === 0; i++) fillers.push(client.request('echo', Buffer.alloc(8 << 10, 3)));
+    t.true(channel.queuedBytes > 0, 'the ring is full');
+    const before = channel.queuedBytes;
+    const ac = new AbortController();
+    const it = client.stream('ticker', { count: 3 }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const first = it.next();
+    await waitFor(() => channel.queuedBytes > before, 'STREAM_OPEN to be queued');
+    ac.abort();
+    const err = (await t.throwsAsync(first)) as IpcError;
+    t.is(err.code, 'CANCELLED');
+    await new Promise((r) => setImmediate(r));
+    t.is(channel.queuedBytes, before, 'STREAM_OPEN and its credit left the queue');
+    t.is(cancels, 0, 'no CANCEL for a stream the server never saw');
+  } finally {
+    process.kill(server.pid, 'SIGCONT');
+  }
+  await Promise.all(fillers);
+  t.is(await client.request('echo', 'after'), 'after');
+  t.is(cancels, 0);
+  fillers = [];
 });

@@ -217,3 +217,47 @@ test('cork/uncork: messages sent while corked become visible together, with one 
   const after = a.stats();
   t.true(after.doorbellsRung + after.doorbellsSuppressed - (before.doorbellsRung + before.doorbellsSuppressed) <= 1);
 });
+
+test('a queued send can be withdrawn by its signal until a byte of it is in the ring (review R16)', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  // b does not read yet: fill a's ring, then queue behind it.
+  const filler = makeMessage(0, 3000);
+  await a.send(filler);
+  // Larger than the ring, so part of it goes in at once: no longer withdrawable.
+  const started = new AbortController();
+  const big = makeMessage(1, 6000);
+  const bigSent = a.send(big, { signal: started.signal });
+  const queued = new AbortController();
+  const withdrawn = a.send(makeMessage(2, 500), { signal: queued.signal });
+  const kept = a.send(makeMessage(3, 400));
+  const before = a.queuedBytes;
+  started.abort();
+  queued.abort(new Error('timed out'));
+  const err = await t.throwsAsync<IpcError>(within(withdrawn, 2000, 'the withdrawn send to settle'));
+  t.is(err?.code, 'CANCELLED');
+  t.deepEqual(err?.details, { withdrawn: true });
+  t.is(a.queuedBytes, before - 500, 'the withdrawn bytes left the queue');
+  const aborted = new AbortController();
+  aborted.abort();
+  await t.throwsAsync(within(a.send(makeMessage(4, 10), { signal: aborted.signal }), 2000, 'the aborted send to settle'), {
+    message: /withdrawn/,
+  });
+  // Now b reads: everything but the withdrawn messages arrives, whole and in order.
+  const got: Uint8Array[] = [];
+  const done = deferred();
+  b.onMessage((m) => {
+    got.push(m.slice());
+    if (got.length === 3) done.resolve();
+  });
+  await within(Promise.all([bigSent, kept, done.promise]), 5000, 'the rest to arrive');
+  t.deepEqual(
+    got.map((m) => m.length),
+    [3000, 6000, 400],
+  );
+  t.deepEqual(got[1], big);
+  t.is(a.queuedBytes, 0);
+});

@@ -10,7 +10,10 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  CLIENT_QUEUED_RINGS,
+  DEFAULT_CLIENT_MAX_QUEUED_BYTES,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_INCOMING_MESSAGE,
   DEFAULT_RECONNECT_INITIAL_DELAY_MS,
   DEFAULT_RECONNECT_MAX_DELAY_MS,
   DEFAULT_STREAM_WINDOW,
@@ -37,7 +40,7 @@ import { BoundedFifo } from '../util/fifo';
 import type { ControlFrame } from './control-connection';
 import { ControlConnection } from './control-connection';
 import { clientHandshake } from './handshake';
-import { channelTuningOption, intOption, stringOption, streamWindowOption } from './options';
+import { channelTuningOption, intOption, maxMessageOption, stringOption, streamWindowOption, uidsOption } from './options';
 import type { ChannelTuning } from './options';
 import { defaultSocketPath, resolveSocketPath } from './paths';
 
@@ -75,6 +78,24 @@ export interface IpcClientOptions {
    * {@link StreamOptions.window}.
    */
   streamWindow?: Partial<StreamWindow>;
+  /**
+   * Uids the server may run as, checked on the control socket's SO_PEERCRED before HELLO is
+   * sent; any other server is refused with PEER_NOT_TRUSTED. Default: only this process's own
+   * uid (`process.getuid()`). The list replaces the default, so include your own uid to keep it.
+   */
+  serverUids?: readonly number[];
+  /**
+   * Largest message this client accepts from the server, bytes (whole data frame); the smaller
+   * of it and the server's announced max_message applies. Default 64 MiB. The channel has one
+   * limit for both directions, so it also caps what this client sends.
+   */
+  maxIncomingMessage?: number;
+  /**
+   * Bytes of sends this client queues behind a full ring (a server that stopped reading)
+   * before further calls fail at once with the retryable SEND_QUEUE_FULL. Default: the larger
+   * of 4 ring capacities and 64 MiB.
+   */
+  maxQueuedBytes?: number;
 }
 
 /**
@@ -102,6 +123,11 @@ class PendingRequest {
   readonly kind = 'request';
   /** Made only for calls with a timeout or signal. */
   cleanups: Array<() => void> | null = null;
+  /**
+   * Set while the REQUEST waits in the channel's send queue: `withdraw` takes it out if none of
+   * it is in the ring yet; `left` resolves true once it went out whole, false if it never did.
+   */
+  queuedSend: { withdraw: () => void; left: Promise<boolean> } | null = null;
   private settled = false;
 
   constructor(
@@ -142,10 +168,14 @@ class StreamCall {
   readonly queue: BoundedFifo<{ value: unknown; size: number }>;
   private consumedChunks = 0;
   private consumedBytes = 0;
+  /** Payload bytes the server may still send: granted minus received (may go below 0 by one chunk). */
+  private byteCredit: number;
   ended = false;
   failure: IpcError | undefined;
   waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | null = null;
   onFinish: (() => void) | null = null;
+  /** Set while STREAM_OPEN waits in the send queue (see {@link PendingRequest.queuedSend}). */
+  queuedSend: { withdraw: () => void; left: Promise<boolean> } | null = null;
 
   constructor(
     readonly id: number,
@@ -153,11 +183,17 @@ class StreamCall {
     private readonly grant: (chunks: number, bytes: number) => void,
   ) {
     this.queue = new BoundedFifo(window.chunks);
+    this.byteCredit = window.bytes;
   }
 
-  /** A chunk arrived; false when it overruns the window (the server broke the protocol). */
+  /**
+   * A chunk arrived; false when it overruns the window (the server broke the protocol): more
+   * chunks than granted, or a chunk sent while no byte credit was left (PROTOCOL.md §5 allows
+   * only the one chunk that crosses zero).
+   */
   push(value: unknown, size: number): boolean {
-    if (!this.queue.push({ value, size })) return false;
+    if (this.byteCredit < 1 || !this.queue.push({ value, size })) return false;
+    this.byteCredit -= size;
     this.wake();
     return true;
   }
@@ -168,7 +204,9 @@ class StreamCall {
     this.consumedChunks++;
     this.consumedBytes += size;
     if (this.consumedChunks * 2 >= this.window.chunks || this.consumedBytes * 2 >= this.window.bytes) {
-      this.grant(this.consumedChunks, Math.max(1, this.consumedBytes));
+      const bytes = Math.max(1, this.consumedBytes);
+      this.byteCredit += bytes;
+      this.grant(this.consumedChunks, bytes);
       this.consumedChunks = 0;
       this.consumedBytes = 0;
     }
@@ -227,6 +265,9 @@ export class IpcClient extends EventEmitter {
   private readonly handshakeTimeoutMs: number;
   private readonly channelTuning: ChannelTuning;
   private readonly streamWindow: StreamWindow;
+  private readonly serverUids: readonly number[];
+  private readonly maxIncomingMessage: number;
+  private readonly maxQueuedBytes: number | undefined;
   /** The control socket's path. */
   readonly controlPath: string;
 
@@ -241,6 +282,10 @@ export class IpcClient extends EventEmitter {
     this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1);
     this.channelTuning = channelTuningOption('channel', options.channel);
     this.streamWindow = streamWindowOption('streamWindow', options.streamWindow, DEFAULT_STREAM_WINDOW);
+    this.maxIncomingMessage = maxMessageOption('maxIncomingMessage', options.maxIncomingMessage, DEFAULT_MAX_INCOMING_MESSAGE);
+    this.maxQueuedBytes =
+      options.maxQueuedBytes === undefined ? undefined : intOption('maxQueuedBytes', options.maxQueuedBytes, 0, 1, Number.MAX_SAFE_INTEGER);
+    this.serverUids = uidsOption('serverUids', options.serverUids, [process.getuid?.() ?? 0]);
     const r = options.reconnect;
     if (r !== undefined && typeof r !== 'boolean' && (typeof r !== 'object' || r === null)) {
       throw new IpcError('INVALID_ARGUMENT', 'option reconnect must be a boolean or an object');
@@ -294,6 +339,8 @@ export class IpcClient extends EventEmitter {
       name: this.name,
       timeoutMs: this.handshakeTimeoutMs,
       channel: this.channelTuning,
+      serverUids: this.serverUids,
+      maxIncomingMessage: this.maxIncomingMessage,
     });
     const c: Connection = { conn, channel, welcome, goingAway: false };
     if (this.isClosed) {
@@ -359,6 +406,11 @@ export class IpcClient extends EventEmitter {
       message = decodeGoAway(f.body).message;
     } catch (e) {
       this.lost(c, e instanceof IpcError ? e : new IpcError('PROTOCOL_ERROR', String(e)));
+      return;
+    }
+    // An honest server sends one GOAWAY per session; a flood of them must not become a flood of events.
+    if (c.goingAway) {
+      this.lost(c, new IpcError('PROTOCOL_ERROR', 'server sent a second GOAWAY'));
       return;
     }
     c.goingAway = true;
@@ -473,7 +525,13 @@ export class IpcClient extends EventEmitter {
             return;
           }
           if (!call.push(value, msg.length - FRAME_HEADER)) {
-            this.lost(c, new IpcError('PROTOCOL_ERROR', `server overran the window of stream ${frame.id} (${call.window.chunks} chunks)`));
+            this.lost(
+              c,
+              new IpcError(
+                'PROTOCOL_ERROR',
+                `server overran the window of stream ${frame.id} (${call.window.chunks} chunks, ${call.window.bytes} bytes)`,
+              ),
+            );
           }
         } else {
           this.calls.delete(frame.id);
@@ -524,8 +582,19 @@ export class IpcClient extends EventEmitter {
   }
 
   private cancel(c: Connection, id: number): void {
-    if (!this.calls.delete(id)) return;
-    this.cancelOnServer(c, id);
+    const call = this.calls.get(id);
+    if (!call) return;
+    this.calls.delete(id);
+    const queued = call.queuedSend;
+    if (!queued) {
+      this.cancelOnServer(c, id);
+      return;
+    }
+    // Still in our send queue: take it back; only a REQUEST the server got needs a CANCEL.
+    queued.withdraw();
+    void queued.left.then((left) => {
+      if (left) this.cancelOnServer(c, id);
+    });
   }
 
   /**
@@ -577,9 +646,34 @@ export class IpcClient extends EventEmitter {
         return;
       }
       if (!sent) {
-        c.channel.send(Buffer.from(frame)).catch((e: IpcError) => {
-          if (this.calls.delete(id)) call.reject(e);
-        });
+        // A server that stops reading must not make our queue grow without bound.
+        const limit = this.maxQueuedBytes ?? Math.max(CLIENT_QUEUED_RINGS * c.welcome.capacity, DEFAULT_CLIENT_MAX_QUEUED_BYTES);
+        const queued = c.channel.queuedBytes;
+        if (queued > 0 && queued + frame.length > limit) {
+          this.calls.delete(id);
+          call.reject(
+            new IpcError('SEND_QUEUE_FULL', `${queued} bytes already wait for the server to read (limit ${limit})`, {
+              details: { queuedBytes: queued, limit },
+            }),
+          );
+          return;
+        }
+        const withdrawal = new AbortController();
+        const left = c.channel.send(Buffer.from(frame), { signal: withdrawal.signal }).then(
+          () => {
+            call.queuedSend = null;
+            return true;
+          },
+          (e: IpcError) => {
+            call.queuedSend = null;
+            if (this.calls.get(id) === call) {
+              this.calls.delete(id);
+              call.reject(e);
+            }
+            return false;
+          },
+        );
+        call.queuedSend = { withdraw: () => withdrawal.abort(), left };
       }
     });
   }
@@ -648,8 +742,31 @@ export class IpcClient extends EventEmitter {
       this.calls.set(id, s);
       options.signal?.addEventListener('abort', onAbort, { once: true });
       // STREAM_OPEN and the initial window go out together (PLAN §3: the window starts at 0).
-      this.sendQuiet(c, open);
-      this.sendQuiet(c, encodeCredit(id, window.chunks, window.bytes));
+      const credit = encodeCredit(id, window.chunks, window.bytes);
+      let openSent: boolean;
+      try {
+        openSent = c.channel.trySend(open);
+      } catch {
+        return; // the channel is failing: losing the connection ends this stream
+      }
+      if (openSent) {
+        this.sendQuiet(c, credit);
+        return;
+      }
+      // Behind a full ring: withdrawable until it starts, like a request (and then no CANCEL).
+      const withdrawal = new AbortController();
+      const left = c.channel.send(open, { signal: withdrawal.signal }).then(
+        () => {
+          s.queuedSend = null;
+          return true;
+        },
+        () => {
+          s.queuedSend = null;
+          return false;
+        },
+      );
+      c.channel.send(credit, { signal: withdrawal.signal }).catch(() => undefined);
+      s.queuedSend = { withdraw: () => withdrawal.abort(), left };
     })().catch((e: unknown) => {
       if (call) this.calls.delete(id);
       early = e instanceof IpcError ? e : new IpcError('CONNECTION_LOST', (e as Error).message);

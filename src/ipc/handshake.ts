@@ -17,7 +17,7 @@
  */
 import native = require('../native');
 import type { NativeFds } from '../../index';
-import { WELCOME_FDS } from '../defaults';
+import { DEFAULT_MAX_INCOMING_MESSAGE, WELCOME_FDS } from '../defaults';
 import { HandshakeError, IpcError } from '../errors';
 import {
   ControlType,
@@ -187,6 +187,10 @@ export interface ClientHandshakeParams {
   name: string;
   timeoutMs: number;
   channel: ChannelOptions;
+  /** The client's own cap on incoming messages; the channel uses the smaller of it and WELCOME's. */
+  maxIncomingMessage?: number;
+  /** Uids the server may run as; checked on SO_PEERCRED before anything is sent. Default: our own uid. */
+  serverUids?: readonly number[];
 }
 
 /** What a successful client-side handshake yields. */
@@ -201,6 +205,16 @@ export async function clientHandshake(conn: ControlConnection, p: ClientHandshak
   let fds: NativeFds | null = null;
   let ourDecision = true;
   try {
+    // A squatter of the socket directory (another local user) must not even see our HELLO, so
+    // the server's uid is checked first; on a mismatch nothing is sent (no REJECT either).
+    const { uid } = conn.peerCredentials();
+    const trusted = p.serverUids ?? [process.getuid?.() ?? 0];
+    if (!trusted.includes(uid)) {
+      ourDecision = false;
+      throw new IpcError('PEER_NOT_TRUSTED', `the server runs as uid ${uid}, which this client does not trust`, {
+        details: { reason: 'server_uid_mismatch', uid, trusted: [...trusted] },
+      });
+    }
     conn.send(
       encodeHello({
         magic: HELLO_MAGIC,
@@ -237,7 +251,8 @@ export async function clientHandshake(conn: ControlConnection, p: ClientHandshak
       // stream socket as doorbell) before mapping.
       const taken = fds;
       fds = null;
-      channel = new Channel(taken, 'client', { ...p.channel, capacity: welcome.capacity, maxMessage: welcome.maxMessage });
+      const maxMessage = Math.min(welcome.maxMessage, p.maxIncomingMessage ?? DEFAULT_MAX_INCOMING_MESSAGE);
+      channel = new Channel(taken, 'client', { ...p.channel, capacity: welcome.capacity, maxMessage });
     } catch (e) {
       throw new HandshakeError(RejectReason.ClientRejected, `server's channel is unusable: ${(e as Error).message}`, { cause: e });
     }

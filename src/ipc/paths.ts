@@ -3,7 +3,6 @@
  * @packageDocumentation
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { MAX_SOCKET_PATH_BYTES } from '../defaults';
 import { IpcError } from '../errors';
@@ -14,7 +13,7 @@ import { IpcError } from '../errors';
  * @category IPC
  */
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const uid = os.userInfo().uid;
+  const uid = ownUid();
   const runtime = env.XDG_RUNTIME_DIR;
   return runtime ? path.join(runtime, 'lapce-ai', 'ai.sock') : path.join('/tmp', `lapce-ai-${uid}`, 'ai.sock');
 }
@@ -75,6 +74,11 @@ export function ensureSocketDir(socketPath: string, strict: boolean): void {
   if (!strict) return;
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw new IpcError('INVALID_ARGUMENT', `${dir} is not a directory`);
-  if (st.uid !== os.userInfo().uid) throw new IpcError('INVALID_ARGUMENT', `${dir} belongs to uid ${st.uid}, not to us`);
+  if (st.uid !== ownUid()) throw new IpcError('INVALID_ARGUMENT', `${dir} belongs to uid ${st.uid}, not to us`);
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
+}
+
+/** This process's uid; unlike `os.userInfo()` it needs no passwd entry (`docker run -u 1234`). */
+function ownUid(): number {
+  return process.getuid?.() ?? 0;
 }

@@ -12,6 +12,7 @@ import type { NativeListener } from '../../index';
 import {
   ACCEPT_BACKOFF_MAX_MS,
   ACCEPT_BACKOFF_MS,
+  ACCEPTS_PER_TURN,
   CHANNEL_FD_POOL_SIZE,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -170,6 +171,8 @@ export class IpcServer {
   /** A spare fd, given up to accept (and refuse) a connection when the process is out of fds. */
   private reserveFd = -1;
   private acceptTrouble: { since: number; failures: number } | null = null;
+  /** Set while an accept batch was cut at ACCEPTS_PER_TURN and continues on the next turn. */
+  private acceptResume: NodeJS.Immediate | null = null;
   private acceptTimer: NodeJS.Timeout | null = null;
   /** The reassembly budget all of this server's sessions share (PLAN §10). */
   private readonly reassembly: ReassemblyBudget;
@@ -284,7 +287,17 @@ export class IpcServer {
   }
 
   private onAcceptable(): void {
-    for (;;) {
+    // A connect flood must not hold the loop: after a batch the rest waits for the next turn,
+    // after timers and every session's I/O have run (the immediate below takes it from there).
+    if (this.acceptResume) return;
+    for (let accepted = 0; ; accepted++) {
+      if (accepted === ACCEPTS_PER_TURN) {
+        this.acceptResume = setImmediate(() => {
+          this.acceptResume = null;
+          this.onAcceptable();
+        });
+        return;
+      }
       let stream;
       try {
         stream = this.listener?.accept();
@@ -525,6 +538,8 @@ export class IpcServer {
     this.listener = null;
     if (this.idleTimer) clearInterval(this.idleTimer);
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
+    if (this.acceptResume) clearImmediate(this.acceptResume);
+    this.acceptResume = null;
     if (this.reserveFd >= 0) {
       try {
         fs.closeSync(this.reserveFd);

@@ -559,8 +559,12 @@ export class Session {
 
   /** Sends GOAWAY on the control socket (shutdown). */
   goAway(deadlineMs: number, message: string): void {
+    // At most one per session: a client treats a second GOAWAY as a protocol error (review R15).
+    if (this.goAwaySent) return;
+    this.goAwaySent = true;
     this.conn.trySend(encodeGoAway({ deadlineMs, message }));
   }
+  private goAwaySent = false;
 
   /**
    * Ends the session: aborts calls, tells the client why (`wire`: ERROR id 0; `goAway`),
@@ -588,7 +592,7 @@ export class Session {
         /* the ring is unusable; the control socket's EOF tells the client */
       }
     }
-    if (options.goAway) this.conn.trySend(encodeGoAway({ deadlineMs: 0, message: options.goAway }));
+    if (options.goAway) this.goAway(0, options.goAway);
     // Inside a batch of incoming messages the channel publishes what we wrote only after the
     // batch: close a microtask later, so the id-0 ERROR is published before the `closed` word.
     if (told) queueMicrotask(() => this.release(reason, options.err));

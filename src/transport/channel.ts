@@ -133,6 +133,21 @@ interface PendingSend {
   reject: (e: Error) => void;
 }
 
+/** Options of {@link Channel.send}. */
+export interface SendOptions {
+  /**
+   * Withdraws the message while it waits in the send queue with no byte of it in the ring yet:
+   * the promise then rejects with `CANCELLED` (`details.withdrawn === true`) and the peer never
+   * sees any of it. Once part of it is in the ring it goes out whole (half a message cannot be
+   * taken back) and the promise resolves as usual. An already aborted signal sends nothing.
+   */
+  signal?: AbortSignal;
+}
+
+function withdrawnError(signal: AbortSignal): IpcError {
+  return new IpcError('CANCELLED', 'send withdrawn before any of it was written', { cause: signal.reason, details: { withdrawn: true } });
+}
+
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
@@ -274,10 +289,14 @@ export class Channel implements Pollable, Sink {
    * transient view (as passed to an {@link MessageHandler}) may be sent as is: it is copied if
    * it has to wait.
    * Messages larger than the ring travel in fragments and arrive whole.
+   * With `options.signal`, a send still waiting whole in the queue can be withdrawn (see
+   * {@link SendOptions.signal}), so calls that timed out do not pile up behind a stalled peer.
    */
-  send(data: Uint8Array): Promise<void> {
+  send(data: Uint8Array, options?: SendOptions): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
     if (data.length > this.maxMessage) return Promise.reject(this.tooLarge(data.length));
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(withdrawnError(signal));
     if (this.queue.length === 0) {
       let progress: number;
       try {
@@ -290,9 +309,9 @@ export class Channel implements Pollable, Sink {
         return RESOLVED;
       }
       this.counters.ringFullWaits++;
-      return this.enqueue(data, Math.max(progress, 0));
+      return this.enqueue(data, Math.max(progress, 0), signal);
     }
-    return this.enqueue(data, 0);
+    return this.enqueue(data, 0, signal);
   }
 
   /**
@@ -319,14 +338,27 @@ export class Channel implements Pollable, Sink {
     this.counters.bytesSent += bytes;
   }
 
-  private enqueue(data: Uint8Array, progress: number): Promise<void> {
+  private enqueue(data: Uint8Array, progress: number, signal: AbortSignal | undefined): Promise<void> {
     // A received message handed out as a transient view (ring memory, or a reassembly buffer)
     // changes under us once its handler returns, so such a view is copied if it must wait, as
     // when a handler echoes what it got. Other data is the caller's to keep unchanged until the
     // promise resolves: copying everything would cost large-message senders half their speed.
     const owned = TRANSIENT.has(data.buffer) ? Uint8Array.prototype.slice.call(data) : data;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ data: owned, progress, resolve, reject });
+      const item: PendingSend = { data: owned, progress, resolve, reject };
+      if (signal) {
+        const onAbort = (): void => this.withdraw(item, signal);
+        signal.addEventListener('abort', onAbort, { once: true });
+        item.resolve = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        item.reject = (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        };
+      }
+      this.queue.push(item);
       this.queued += owned.length - progress;
       if (this.queue.length === 1) {
         try {
@@ -339,6 +371,18 @@ export class Channel implements Pollable, Sink {
       }
       activate(this);
     });
+  }
+
+  /** Takes a queued send out if none of it is in the ring yet (see {@link SendOptions.signal}). */
+  private withdraw(item: PendingSend, signal: AbortSignal): void {
+    const i = this.queue.indexOf(item);
+    if (i < 0 || item.progress > 0) return;
+    this.queue.splice(i, 1);
+    this.queued -= item.data.length;
+    item.reject(withdrawnError(signal));
+    this.notifyDrain();
+    // The next queued send may fit where the withdrawn one did not.
+    if (i === 0 && this.queue.length > 0) activate(this);
   }
 
   /** Writes and publishes; returns the new progress, or -1 when nothing fit. */
@@ -354,14 +398,18 @@ export class Channel implements Pollable, Sink {
   private flushQueue(): boolean {
     const before = this.queued;
     const progressed = this.writeQueued();
-    if (this.queued < before && this.drainHandler) {
-      try {
-        this.drainHandler();
-      } catch (e) {
-        this.fail(new IpcError('HANDLER_ERROR', `drain handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
-      }
-    }
+    if (this.queued < before) this.notifyDrain();
     return progressed;
+  }
+
+  /** Tells the drain handler that {@link queuedBytes} went down. */
+  private notifyDrain(): void {
+    if (!this.drainHandler) return;
+    try {
+      this.drainHandler();
+    } catch (e) {
+      this.fail(new IpcError('HANDLER_ERROR', `drain handler threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+    }
   }
 
   private writeQueued(): boolean {
