@@ -63,6 +63,10 @@ pub struct ClientOptions {
     /// Largest message accepted from the server, bytes, whatever its `max_message` says (bounds
     /// the memory a server can make us reassemble). A larger one ends the connection.
     pub max_incoming_message: usize,
+    /// Uids the server may run as, checked with `SO_PEERCRED` before HELLO is sent, so that
+    /// another user who created the socket first never sees a prompt. Empty: this process's own
+    /// uid only (the default).
+    pub server_uids: Vec<u32>,
 }
 
 impl Default for ClientOptions {
@@ -75,6 +79,7 @@ impl Default for ClientOptions {
             spin: Duration::from_micros(100),
             reconnect: None,
             max_incoming_message: 64 << 20,
+            server_uids: Vec::new(),
         }
     }
 }
@@ -99,7 +104,13 @@ impl std::fmt::Debug for Client {
 }
 
 fn open(path: &Path, opts: &ClientOptions) -> Result<Arc<Conn>> {
-    let est = handshake(path, &opts.name, opts.handshake_timeout, opts.max_incoming_message)?;
+    let est = handshake(
+        path,
+        &opts.name,
+        opts.handshake_timeout,
+        opts.max_incoming_message,
+        &opts.server_uids,
+    )?;
     Conn::start(est, opts.spin)
 }
 

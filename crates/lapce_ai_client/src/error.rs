@@ -168,6 +168,15 @@ pub enum Error {
     /// This client was closed.
     #[error("client closed")]
     Closed,
+    /// The process listening on the socket runs as a user this client does not trust
+    /// (`docs/PROTOCOL.md` §1): nothing was sent to it.
+    #[error("the server at this socket runs as uid {uid}, not one of the trusted uids {trusted:?}")]
+    PeerNotTrusted {
+        /// The server's uid, from `SO_PEERCRED`.
+        uid: u32,
+        /// The uids the client trusts.
+        trusted: Vec<u32>,
+    },
 }
 
 /// Result alias of this crate.
@@ -190,6 +199,7 @@ impl Error {
             Error::BadPayload(_) => "BAD_PAYLOAD",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::Closed => "CHANNEL_CLOSED",
+            Error::PeerNotTrusted { .. } => "PEER_NOT_TRUSTED",
         }
     }
 

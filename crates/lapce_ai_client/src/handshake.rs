@@ -99,6 +99,22 @@ fn connect(ctl_path: &Path, deadline: Instant) -> Result<ControlStream> {
     ControlStream::from_fd(fd).map_err(Error::from)
 }
 
+/// Refuses a server that runs as a user we do not trust, before it is sent anything: without
+/// `XDG_RUNTIME_DIR` the socket lives in `/tmp`, where another user could have created it first.
+fn check_server_uid(ctl: &ControlStream, server_uids: &[u32]) -> Result<()> {
+    let uid = ctl.peer_cred()?.uid;
+    let trusted = if server_uids.is_empty() {
+        vec![rustix::process::getuid().as_raw()]
+    } else {
+        server_uids.to_vec()
+    };
+    if trusted.contains(&uid) {
+        Ok(())
+    } else {
+        Err(Error::PeerNotTrusted { uid, trusted })
+    }
+}
+
 /// Sends all of `bytes` on the (non-blocking) control socket.
 pub(crate) fn send_all(ctl: &ControlStream, bytes: &[u8], deadline: Instant) -> Result<()> {
     let mut sent = 0;
@@ -128,9 +144,11 @@ fn refuse(ctl: &ControlStream, reason: RejectReason, message: String, deadline: 
 /// Connects and runs the handshake.
 /// `max_incoming`: the largest message this client accepts, whatever the server's `max_message`
 /// says (a server announcing 4 GiB must not make us reassemble 4 GiB).
-pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration, max_incoming: usize) -> Result<Established> {
+/// `server_uids`: the uids the server may run as (empty: our own), checked before HELLO.
+pub(crate) fn handshake(path: &Path, name: &str, timeout: Duration, max_incoming: usize, server_uids: &[u32]) -> Result<Established> {
     let deadline = Instant::now() + timeout;
     let ctl = connect(&control_path(path), deadline)?;
+    check_server_uid(&ctl, server_uids)?;
     let hello = ControlFrame::Hello(Hello {
         magic: HELLO_MAGIC,
         min_version: PROTOCOL_VERSION,

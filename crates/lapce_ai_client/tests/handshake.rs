@@ -79,6 +79,28 @@ fn connect_maps_the_channel_and_reports_the_session() {
 }
 
 #[test]
+fn a_server_running_as_an_untrusted_uid_gets_nothing() {
+    let server = Server::fixture("ok", &[]);
+    let me = rustix::process::getuid().as_raw();
+    let other = if me == 12345 { 12346 } else { 12345 };
+    let untrusting = ClientOptions {
+        server_uids: vec![other],
+        ..ClientOptions::default()
+    };
+    match Client::connect(&server.socket, untrusting) {
+        Err(Error::PeerNotTrusted { uid, trusted }) => assert_eq!((uid, trusted), (me, vec![other])),
+        Err(e) => panic!("expected PeerNotTrusted, got {e}"),
+        Ok(_) => panic!("connected to a server whose uid is not trusted"),
+    }
+    // The same server is fine once its uid is trusted, and the refused attempt left no session.
+    let trusting = ClientOptions {
+        server_uids: vec![other, me],
+        ..ClientOptions::default()
+    };
+    Client::connect(&server.socket, trusting).unwrap().ping().unwrap();
+}
+
+#[test]
 fn welcome_carries_exactly_three_checked_fds() {
     let server = Server::fixture("fds", &[]);
     let (frame, fds, _ctl) = exchange(&server.socket, &hello(2, 2, std::process::id()));
