@@ -90,9 +90,13 @@ export interface IpcErrorOptions {
  * @category Errors
  */
 export interface IpcErrorJSON {
+  /** The stable UPPER_SNAKE code. */
   code: string;
+  /** What went wrong, for people. */
   message: string;
+  /** Whether trying again can succeed. */
   retryable: boolean;
+  /** Machine-readable detail (e.g. a reject reason, a provider's HTTP status). */
   details?: Record<string, unknown>;
 }
 
@@ -161,7 +165,7 @@ export class HandshakeError extends IpcError {
 
   /**
    * @param reasonCode a {@link RejectReason}
-   * @param retryable default: whether the reason is one worth retrying (timeout, server full, shutting down)
+   * @param options `retryable` defaults to whether the reason is one worth retrying (timeout, server full, shutting down)
    */
   constructor(reasonCode: number, message: string, options: Omit<IpcErrorOptions, 'details'> & { details?: Record<string, unknown> } = {}) {
     const reason = rejectName(reasonCode);

@@ -27,7 +27,7 @@ export type { IpcClientOptions, CallOptions, ReconnectOptions, StreamOptions } f
 export type { HandlerContext, HandlerOptions, PayloadKind, PeerInfo, RequestHandler, StreamHandler } from './ipc/session';
 export { defaultSocketPath, controlPath } from './ipc/paths';
 export { Channel, channelPair, createReassemblyBudget } from './transport/channel';
-export type { ChannelOptions, ChannelStats, MessageHandler, ReassemblyBudget } from './transport/channel';
+export type { ChannelOptions, ChannelStats, MessageHandler, ReassemblyBudget, SendOptions } from './transport/channel';
 export type { IdleMode, Pollable } from './transport/idle';
 export type { Payload } from './protocol/frame';
 export type { Welcome } from './protocol/control';

@@ -17,21 +17,37 @@ import { LabeledHistogram } from './request-histogram';
  * @category IPC
  */
 export const IPC_METRIC_NAMES = Object.freeze({
+  /** Gauge: sessions open now. */
   connectionsActive: 'lapce_ipc_connections_active',
+  /** Counter: sessions opened since start. */
   connectionsTotal: 'lapce_ipc_connections_total',
+  /** Counter: handshakes refused, by `reason`. */
   connectionsRejected: 'lapce_ipc_connections_rejected_total',
+  /** Counter: handshakes completed. */
   handshakes: 'lapce_ipc_handshakes_total',
+  /** Counter: handshakes failed, by `reason`. */
   handshakeFailures: 'lapce_ipc_handshake_failures_total',
+  /** Histogram: accept to READY. */
   handshakeSeconds: 'lapce_ipc_handshake_seconds',
+  /** Histogram: request latency, by `method`. */
   requestSeconds: 'lapce_ipc_request_seconds',
+  /** Gauge: streams in progress. */
   streamsActive: 'lapce_ipc_streams_active',
+  /** Histogram: stream open to first chunk, by `method`. */
   streamFirstChunkSeconds: 'lapce_ipc_stream_first_chunk_seconds',
+  /** Counter: ERROR frames sent, by `code`. */
   errors: 'lapce_ipc_errors_total',
+  /** Counter: ring messages, by `direction`. */
   messages: 'lapce_ipc_messages_total',
+  /** Counter: ring bytes, by `direction`. */
   bytes: 'lapce_ipc_bytes_total',
+  /** Counter: sends that found the ring full and waited. */
   ringFullWaits: 'lapce_ipc_ring_full_waits_total',
+  /** Counter: doorbells rung for a sleeping peer. */
   doorbellsRung: 'lapce_ipc_doorbells_rung_total',
+  /** Counter: publishes that needed no doorbell. */
   doorbellsSuppressed: 'lapce_ipc_doorbells_suppressed_total',
+  /** Counter: times a side woke from its doorbell. */
   wakeups: 'lapce_ipc_wakeups_total',
 } as const);
 

@@ -6,15 +6,25 @@
 
 /** Why a handshake was rejected (wire values, `docs/PROTOCOL.md` §1). */
 export enum RejectReason {
+  /** HELLO's magic is not `LAIC`. */
   BadMagic = 1,
+  /** The version ranges do not overlap. */
   NoCommonVersion = 2,
+  /** The peer runs as a uid the server does not allow. */
   UidMismatch = 3,
+  /** HELLO's pid is not the peer's SO_PEERCRED pid (see `checkPid`). */
   PidMismatch = 4,
+  /** The handshake did not finish in time. */
   Timeout = 5,
+  /** A control frame could not be decoded, carried fds it should not, or READY named another slot. */
   Malformed = 6,
+  /** Every connection slot is taken (retryable). */
   ServerFull = 7,
+  /** The server is closing (retryable, at another server). */
   ShuttingDown = 8,
+  /** The server failed while setting up the session, e.g. out of fds (retryable). */
   Internal = 9,
+  /** The client found the WELCOME or its fds unusable. */
   ClientRejected = 10,
 }
 

@@ -62,7 +62,7 @@ export interface ChannelOptions {
   /**
    * The budget this channel's fragment reassembly is charged to, shared with other channels
    * (an `IpcServer` passes one for all its sessions). Past it the channel closes with
-   * `RESOURCE_EXHAUSTED`. Default: one budget for the whole process, {@link DEFAULT_REASSEMBLY_BUDGET} bytes.
+   * `RESOURCE_EXHAUSTED`. Default: one budget for the whole process, `DEFAULT_REASSEMBLY_BUDGET` (256 MiB).
    */
   reassemblyBudget?: ReassemblyBudget;
 }
@@ -112,9 +112,13 @@ export type MessageHandler = (msg: Uint8Array) => void;
  * @category Transport
  */
 export interface ChannelStats {
+  /** Messages written into the outgoing ring. */
   messagesSent: number;
+  /** Payload bytes of those messages. */
   bytesSent: number;
+  /** Messages read from the incoming ring. */
   messagesReceived: number;
+  /** Payload bytes of those messages. */
   bytesReceived: number;
   /** Doorbells rung because the peer slept. */
   doorbellsRung: number;
