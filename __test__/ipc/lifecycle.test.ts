@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { buildSync } from 'esbuild';
 import { IpcError } from '../../src/errors';
 import { IpcClient } from '../../src/ipc/client';
 import type { ControlConnection } from '../../src/ipc/control-connection';
@@ -385,15 +386,25 @@ test('review R15: a second GOAWAY from the server is a protocol error that ends 
 
 test('the default socket path works for a uid with no passwd entry (docker run -u 54321)', (t) => {
   // Needs root to switch uid (the test suite runs as root); os.userInfo() threw ENOENT here.
+  // The other uid may not be able to read this checkout (a clone in a 0700 temp dir), so the
+  // fixture runs as one bundled file from a directory it can read.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapce-default-path-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.chmodSync(dir, 0o755);
+  const bundle = path.join(dir, 'default-path.js');
+  buildSync({
+    entryPoints: [path.join(__dirname, 'fixtures', 'default-path.ts')],
+    bundle: true,
+    platform: 'node',
+    outfile: bundle,
+    logLevel: 'silent',
+  });
+  fs.chmodSync(bundle, 0o644);
   const env = { ...process.env };
   delete env.XDG_RUNTIME_DIR;
   delete env.LAPCE_AI_SOCKET;
-  const r = spawnSync(process.execPath, ['--import=tsx', path.join(__dirname, 'fixtures', 'default-path.ts')], {
-    uid: 54321,
-    gid: 54321,
-    env,
-    encoding: 'utf8',
-  });
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, [bundle], { uid: 54321, gid: 54321, cwd: dir, env, encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout.trim(), '/tmp/lapce-ai-54321/ai.sock');
 });
