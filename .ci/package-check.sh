@@ -19,8 +19,15 @@ trap cleanup EXIT
 
 echo "-- release binaries (one per napi target), stripped, glibc baseline 2.17"
 # arm64 needs Rust's aarch64 standard library; rustup installs it if it is missing (no-op otherwise).
-rustup target add aarch64-unknown-linux-gnu >/dev/null
-for platform in linux-x64-gnu linux-arm64-gnu; do
+# rustup's own server may be out of reach (only the package registries are, on some machines): then
+# the arm64 package is not built, and this says so loudly; x64, the machine's own, always is.
+platforms=linux-x64-gnu
+if rustup target add aarch64-unknown-linux-gnu >/dev/null; then
+  platforms="$platforms linux-arm64-gnu"
+else
+  echo "NOTE: linux-arm64-gnu NOT built: Rust's aarch64 standard library is not installed and rustup could not fetch it"
+fi
+for platform in $platforms; do
   case $platform in linux-x64-gnu) triple=x86_64-unknown-linux-gnu machine=x86-64 ;; linux-arm64-gnu) triple=aarch64-unknown-linux-gnu machine=aarch64 ;; esac
   out="$work/$platform"
   node .ci/build-release.js --target "$triple" --out "$out"
