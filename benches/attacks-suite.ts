@@ -6,36 +6,14 @@
  * `--quick` unless asked for (`--suite attacks`).
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
+import { footprintCell as fp } from './lib/attack-row';
+import type { AttackRow } from './lib/attack-row';
 import type { BenchContext, Row, Suite } from './lib/report';
 
 const SCRIPT = path.join(__dirname, 'attacks.ts');
 
-interface Footprint {
-  fds: number;
-  memfdMaps: number;
-  sessions: number;
-  rssKb: number;
-}
-interface AttackRow {
-  role: 'client' | 'server';
-  attack: string;
-  iterations: number;
-  clean: number;
-  before?: Footprint;
-  after?: Footprint;
-  note: string;
-  pass: boolean;
-}
-
-const fp = (f?: Footprint): string => (f ? `${f.fds}/${f.memfdMaps}/${f.sessions}/${(f.rssKb / 1024).toFixed(0)}` : '-');
-
 async function run(ctx: BenchContext): Promise<Row[]> {
-  if (!fs.existsSync(SCRIPT)) {
-    console.log(`attacks suite skipped: ${path.relative(process.cwd(), SCRIPT)} does not exist (the adversary is not merged)`);
-    return [];
-  }
   ctx.log('running benches/attacks.ts --json (hostile clients and servers from crates/lapce_ai_adversary)');
   const r = spawnSync(process.execPath, ['--import=tsx', SCRIPT, '--json'], {
     encoding: 'utf8',
@@ -44,8 +22,9 @@ async function run(ctx: BenchContext): Promise<Row[]> {
     maxBuffer: 64 << 20,
   });
   const last = r.stdout?.trim().split('\n').pop();
-  if (!last?.startsWith('[')) throw new Error(`attacks.ts printed no report (exit ${r.status}, signal ${r.signal})`);
-  const attacks = JSON.parse(last) as AttackRow[];
+  // `attacks.ts --json` ends with one line: `{"rows": [...], "idle": {...}}`.
+  if (!last?.startsWith('{')) throw new Error(`attacks.ts printed no report (exit ${r.status}, signal ${r.signal})`);
+  const attacks = (JSON.parse(last) as { rows: AttackRow[] }).rows;
   const rows: Row[] = attacks.map((a) => ({
     id: `attacks.${a.role}.${a.attack}`,
     what: `hostile ${a.role === 'client' ? 'client' : 'server'}: ${a.attack}, iterations run clean`,

@@ -22,6 +22,8 @@ import {
   within,
 } from '../__test__/adversary/harness';
 import type { Footprint } from '../__test__/adversary/harness';
+import { footprintCell as fp } from './lib/attack-row';
+import type { AttackRow as Row } from './lib/attack-row';
 import { IpcClient } from '../src/ipc/client';
 
 const soak = process.argv.includes('--soak') ? 10 : 1;
@@ -92,21 +94,6 @@ const SERVER_ATTACKS: Array<[string, true | string[]]> = [
   ['vanish', ['CONNECTION_LOST', 'CHANNEL_CLOSED']],
   ['silent-handshake', ['HANDSHAKE_TIMEOUT']],
 ];
-
-interface Row {
-  role: 'client' | 'server';
-  attack: string;
-  iterations: number;
-  clean: number;
-  before?: Footprint;
-  after?: Footprint;
-  note: string;
-  pass: boolean;
-}
-
-function fp(f?: Footprint): string {
-  return f ? `${f.fds}/${f.memfdMaps}/${f.sessions}/${(f.rssKb / 1024).toFixed(0)}` : '-';
-}
 
 async function floodProbe(target: Target): Promise<string> {
   let flooding = true;
