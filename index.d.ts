@@ -79,19 +79,17 @@ export declare class NativeEndpoint {
    */
   write(data: Uint8Array, progress: number): number
   /**
-   * Releases every message returned by the previous `poll()`, then fills `out` with
-   * (offset, length) pairs of waiting messages and returns how many. An offset of -1 marks a
-   * message that arrived in fragments: take it with `takeAssembledInto()`. In-place messages
-   * stay valid until the next `poll()` or `release()`. (Releasing here saves a native call
-   * per batch; call `release()` before going idle.)
+   * Releases every record returned by the previous `poll()`, then fills `out` with
+   * descriptors of waiting records ([`POLL_DESC_WORDS`] words each: offset into the rx
+   * buffer, length, kind) and returns how many. A kind of [`POLL_WHOLE`] is a message; a
+   * message larger than a record arrives as [`POLL_FRAGMENT`]s and a [`POLL_LAST_FRAGMENT`],
+   * which JS copies into a buffer of its own as it reads them (one copy, checked here: order,
+   * size against `maxMessage`, the reassembly budget). A fragment is always the last
+   * descriptor of its batch, and records may wait behind it. Everything returned stays valid
+   * until the next `poll()` or `release()`. (Releasing here saves a native call per batch;
+   * call `release()` before going idle.)
    */
   poll(out: Int32Array): number
-  /**
-   * Copies the oldest message reassembled from fragments into `dst` (at least as long as the
-   * length `poll()` reported) and returns its length. The native buffer is then reused for
-   * the next large message; with a reused `dst` too, no page is freshly faulted per message.
-   */
-  takeAssembledInto(dst: Uint8Array): number
   /**
    * The next message copied into a new Buffer (and released), or null. The receive path
    * for runtimes without external buffers.
@@ -214,6 +212,18 @@ export interface PeerCredentials {
   uid: number
   gid: number
 }
+
+/** Int32 words per message descriptor `NativeEndpoint.poll()` writes: offset, length, kind. */
+export declare const POLL_DESC_WORDS: number
+
+/** Descriptor kind: a fragment of a larger message; more follow. */
+export declare const POLL_FRAGMENT: number
+
+/** Descriptor kind: the fragment that completes a message. */
+export declare const POLL_LAST_FRAGMENT: number
+
+/** Descriptor kind: a whole message in one record. */
+export declare const POLL_WHOLE: number
 
 /** Record flag: continues a message. */
 export declare const RING_FLAG_CONT: number

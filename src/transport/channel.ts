@@ -219,7 +219,7 @@ export class Channel implements Pollable, Sink {
       );
       const rx = ep.rxBuffer();
       const tx = rx ? ep.txBuffer() : null;
-      this.backend = rx && tx ? new ZeroCopyBackend(ep, rx, tx, this.capacity) : new CopyingBackend(ep);
+      this.backend = rx && tx ? new ZeroCopyBackend(ep, rx, tx, this.capacity, this.maxMessage) : new CopyingBackend(ep);
       ep.watch(() => this.onWake(), wake as WakeMode);
     } catch (e) {
       fds.close();

@@ -41,3 +41,12 @@ export function maxFragment(capacity: number): number {
 export function align8(n: number): number {
   return (n + 7) & ~7;
 }
+
+/** Int32 words per descriptor `NativeEndpoint.poll()` writes: offset, length, kind. */
+export const POLL_DESC_WORDS: number = native.POLL_DESC_WORDS;
+/** Descriptor kind: a whole message. */
+export const POLL_WHOLE: number = native.POLL_WHOLE;
+/** Descriptor kind: a fragment of a larger message; more follow. */
+export const POLL_FRAGMENT: number = native.POLL_FRAGMENT;
+/** Descriptor kind: the fragment that completes a message. */
+export const POLL_LAST_FRAGMENT: number = native.POLL_LAST_FRAGMENT;

@@ -1,20 +1,25 @@
 /**
  * The zero-copy backend: JS writes records straight into the outgoing ring
  * ({@link RingWriter}), and reads incoming messages in place through views of the incoming
- * ring, released in batches. One `poll()` native call per batch of up to 256 messages.
+ * ring, released in batches. One `poll()` native call per batch of up to 256 records. A message
+ * larger than a record arrives in fragments, which Rust validates and JS copies straight into a
+ * buffer of its own: one copy on the reading side, whatever the size.
  * @packageDocumentation
  */
 import type { NativeEndpoint } from '../../index';
 import type { Backend, Sink } from './backend';
 import { Drained, TRANSIENT } from './backend';
 import { TURN_MESSAGES, TURN_MS } from '../defaults';
-import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING } from './layout';
+import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING, POLL_DESC_WORDS, POLL_LAST_FRAGMENT, POLL_WHOLE } from './layout';
 import { RingWriter } from './ring-writer';
 
 // Int32 indices of the header words read on every loop turn, as plain module constants.
 const HEAD = OFF_HEAD / 4;
 const CLOSED = OFF_CLOSED / 4;
 const PRODUCER_WAITING = OFF_PRODUCER_WAITING / 4;
+const WORDS = POLL_DESC_WORDS;
+const WHOLE = POLL_WHOLE;
+const LAST = POLL_LAST_FRAGMENT;
 
 /** See the module comment. */
 export class ZeroCopyBackend implements Backend {
@@ -22,7 +27,7 @@ export class ZeroCopyBackend implements Backend {
   doorbellsSuppressed = 0;
   private readonly writer: RingWriter;
   private readonly rxCtl: Int32Array;
-  private readonly desc = new Int32Array(2 * TURN_MESSAGES);
+  private readonly desc = new Int32Array(WORDS * TURN_MESSAGES);
   /** `head` (unsigned) as of the last complete poll; -1, which no u32 equals, forces a poll. */
   private lastHead = -1;
   /** Records were read and not yet released. */
@@ -35,14 +40,17 @@ export class ZeroCopyBackend implements Backend {
   private corked = false;
   /** The owner's cork (see Channel.cork), kept apart from the batch's own. */
   private ownerCorked = false;
-  /** Reused buffer for messages that arrived in fragments (see assembledView). */
+  /** Reused buffer that fragments of a large message are copied into (see {@link assemble}). */
   private scratch: Uint8Array | null = null;
+  /** Bytes of the message being reassembled in `scratch` so far. */
+  private assembled = 0;
 
   constructor(
     private readonly ep: NativeEndpoint,
     private readonly rx: ArrayBuffer,
     tx: ArrayBuffer,
     private readonly capacity: number,
+    private readonly maxMessage: number,
   ) {
     TRANSIENT.add(rx);
     this.rxCtl = new Int32Array(rx, 0, HEADER_SIZE / 4);
@@ -94,26 +102,47 @@ export class ZeroCopyBackend implements Backend {
   private deliverBatch(sink: Sink, poll: boolean): void {
     this.corked = true;
     try {
-      if (poll) {
-        const n = this.ep.poll(this.desc);
-        // Even with n = 0 the poll may have consumed fragments of a large message.
-        this.unreleased = true;
-        this.batchAt = 0;
-        this.batchLen = n;
-        // A full batch may have left messages behind `head`: look again next time.
-        if (n === TURN_MESSAGES) this.lastHead = -1;
-      }
       const { rx, desc } = this;
       const start = performance.now();
-      while (this.batchAt < this.batchLen) {
-        const i = this.batchAt++;
-        const off = desc[2 * i];
-        const len = desc[2 * i + 1];
-        sink.deliver(off >= 0 ? new Uint8Array(rx, off, len) : this.assembledView(len), true);
-        if (sink.closed) return;
-        // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
-        if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
+      for (;;) {
+        if (poll) {
+          const n = this.ep.poll(this.desc);
+          // Even with n = 0 the poll may have stepped over a padding record.
+          this.unreleased = true;
+          this.batchAt = 0;
+          this.batchLen = n;
+          // A full batch may have left records behind `head`: look again next time.
+          if (n === TURN_MESSAGES) this.lastHead = -1;
+        }
+        let fragment = false;
+        while (this.batchAt < this.batchLen) {
+          const i = this.batchAt++;
+          const off = desc[WORDS * i];
+          const len = desc[WORDS * i + 1];
+          const kind = desc[WORDS * i + 2];
+          if (kind === WHOLE) {
+            sink.deliver(new Uint8Array(rx, off, len), true);
+          } else {
+            fragment = true;
+            this.assemble(off, len);
+            if (kind !== LAST) continue;
+            sink.deliver(this.takeAssembled(), true);
+          }
+          if (sink.closed) return;
+          // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
+          if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
+        }
+        if (!fragment) break;
+        // The native poll ends a batch at a fragment, and more may wait behind it even though
+        // `head` did not move: the next drain must poll. Within this turn's time, poll again at
+        // once, which releases the fragment just copied, so the writer refills that space while
+        // we copy the next one.
+        this.lastHead = -1;
+        if (performance.now() - start >= TURN_MS) break;
+        poll = true;
       }
+      // All read: a writer waiting for space goes on now rather than when this side next polls.
+      if (this.unreleased && Atomics.load(this.rxCtl, PRODUCER_WAITING) !== 0) this.release();
     } finally {
       this.corked = this.ownerCorked;
       if (!sink.closed && !this.corked) this.publish();
@@ -121,22 +150,36 @@ export class ZeroCopyBackend implements Backend {
   }
 
   /**
-   * A message that arrived in fragments, copied into a buffer this backend reuses, as a
-   * transient view like in-place messages. Reusing warm memory rather than handing over a fresh
-   * native buffer per message is what makes large messages fast (no page faults, no GC).
+   * Copies one fragment (validated by the native side: in order, the message within
+   * `maxMessage`, charged to the reassembly budget) to the end of the message in `scratch`.
+   * The buffer is reused, warm, from one message to the next: fresh memory per message costs a
+   * page fault per 4 KiB, which would dominate large-message throughput.
    */
-  private assembledView(len: number): Uint8Array {
+  private assemble(off: number, len: number): void {
+    const at = this.assembled;
     let scratch = this.scratch;
-    if (!scratch || scratch.length < len) {
+    if (!scratch || scratch.length < at + len) {
+      // Doubling, from a ring's worth; never past maxMessage, which the message is within.
+      const size = Math.min(Math.max(at + len, 2 * (scratch?.length ?? 0), this.capacity), Math.max(this.maxMessage, at + len));
       // A plain Uint8Array, so that a handler's `msg.slice()` copies (a Buffer's would not).
-      scratch = new Uint8Array(Math.max(len, this.capacity));
-      TRANSIENT.add(scratch.buffer);
-      // Keep it only while it is modest, like the native side, so one huge message does not
-      // pin memory for the life of the channel.
-      this.scratch = scratch.length <= 4 * this.capacity ? scratch : null;
+      const grown = new Uint8Array(size);
+      if (scratch && at > 0) grown.set(scratch.subarray(0, at));
+      TRANSIENT.add(grown.buffer);
+      this.scratch = scratch = grown;
     }
-    const n = this.ep.takeAssembledInto(scratch);
-    return scratch.subarray(0, n);
+    scratch.set(new Uint8Array(this.rx, off, len), at);
+    this.assembled = at + len;
+  }
+
+  /** The message assembled in `scratch`, as a transient view like an in-place message. */
+  private takeAssembled(): Uint8Array {
+    const scratch = this.scratch as Uint8Array;
+    const view = scratch.subarray(0, this.assembled);
+    this.assembled = 0;
+    // Keep it only while it is modest, so one huge message does not pin memory for the life of
+    // the channel (the view handed out keeps this one alive until the handler lets it go).
+    if (scratch.length > 4 * this.capacity) this.scratch = null;
+    return view;
   }
 
   prepareSleep(reading: boolean, remaining: number): boolean {

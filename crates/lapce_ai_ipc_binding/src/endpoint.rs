@@ -2,7 +2,7 @@
 //!
 //! The hot path is shaped by Node-API costs measured on the reference machine (an empty call is
 //! about 12 ns, making a native Buffer about 2 µs, a JS view of an existing ArrayBuffer 21 ns):
-//! * receiving: one `poll()` call fills an `Int32Array` with (offset, length) pairs of many
+//! * receiving: one `poll()` call fills an `Int32Array` with descriptors (offset, length, kind) of many
 //!   messages, and JS reads them in place through views of a single external ArrayBuffer over
 //!   the ring, made once per mapping;
 //! * sending: in zero-copy mode JS writes records into the outgoing ring itself
@@ -10,15 +10,16 @@
 //!   gone from then on (see [`State`]). The copying mode's `write()` takes the caller's bytes as a
 //!   borrowed slice (no copy until the one into the ring).
 
-use lapce_ai_transport::{ChannelFds, Endpoint, Next, Receiver};
-use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice, Uint8ArraySlice};
+use lapce_ai_transport::{ChannelFds, Endpoint, Next, Receiver, Record};
+use napi::bindgen_prelude::{Buffer, Function, Int32ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::budget::NativeReassemblyBudget;
 use crate::error::{closed, invalid, js_err, Result};
 use crate::fds::NativeFds;
-use crate::raw::{i32_slice_mut, u8_slice_mut, ExternalBuffer, RawValue};
+use crate::layout::{POLL_DESC_WORDS, POLL_FRAGMENT, POLL_LAST_FRAGMENT, POLL_WHOLE};
+use crate::raw::{i32_slice_mut, ExternalBuffer, RawValue};
 use crate::wake::{WakeMode, Watch};
 
 /// Which end of a channel a `NativeEndpoint` is.
@@ -55,7 +56,6 @@ enum State {
 #[napi]
 pub struct NativeEndpoint {
     state: Option<State>,
-    assembled: std::collections::VecDeque<Vec<u8>>,
     rx_buffer: Option<ExternalBuffer>,
     tx_buffer: Option<ExternalBuffer>,
     watch: Watch,
@@ -122,7 +122,6 @@ impl NativeEndpoint {
         }
         Ok(NativeEndpoint {
             state: Some(State::Native(ep)),
-            assembled: Default::default(),
             rx_buffer: None,
             tx_buffer: None,
             watch: Watch::default(),
@@ -224,68 +223,47 @@ impl NativeEndpoint {
         Ok(if !done && p == 0 { -1 } else { p as i32 })
     }
 
-    /// Releases every message returned by the previous `poll()`, then fills `out` with
-    /// (offset, length) pairs of waiting messages and returns how many. An offset of -1 marks a
-    /// message that arrived in fragments: take it with `takeAssembledInto()`. In-place messages
-    /// stay valid until the next `poll()` or `release()`. (Releasing here saves a native call
-    /// per batch; call `release()` before going idle.)
+    /// Releases every record returned by the previous `poll()`, then fills `out` with
+    /// descriptors of waiting records ([`POLL_DESC_WORDS`] words each: offset into the rx
+    /// buffer, length, kind) and returns how many. A kind of [`POLL_WHOLE`] is a message; a
+    /// message larger than a record arrives as [`POLL_FRAGMENT`]s and a [`POLL_LAST_FRAGMENT`],
+    /// which JS copies into a buffer of its own as it reads them (one copy, checked here: order,
+    /// size against `maxMessage`, the reassembly budget). A fragment is always the last
+    /// descriptor of its batch, and records may wait behind it. Everything returned stays valid
+    /// until the next `poll()` or `release()`. (Releasing here saves a native call per batch;
+    /// call `release()` before going idle.)
     #[napi]
     pub fn poll(&mut self, mut out: Int32ArraySlice<'_>) -> Result<u32> {
         let out = i32_slice_mut(&mut out);
         if !self.zero_copy {
             return Err(invalid("poll() needs zero copy; use readCopy()"));
         }
-        let slots = out.len() / 2;
-        let (rx, assembled) = match self.state.as_mut() {
-            Some(State::Native(ep)) => (&mut **ep, &mut self.assembled),
-            Some(State::External { rx, .. }) => (rx, &mut self.assembled),
-            None => return Err(closed()),
-        };
+        let words = POLL_DESC_WORDS as usize;
+        let slots = out.len() / words;
+        let rx = self.rx()?;
         rx.release().map_err(js_err)?;
         let mut n = 0;
-        let mut in_place = false;
         while n < slots {
-            let Some(next) = rx.next_message().map_err(js_err)? else {
+            let Some(record) = rx.next_record().map_err(js_err)? else {
                 break;
             };
-            match next {
-                Next::InPlace { offset, len } => {
-                    out[2 * n] = offset as i32;
-                    out[2 * n + 1] = len as i32;
-                    in_place = true;
-                }
-                Next::Assembled(v) => {
-                    out[2 * n] = -1;
-                    out[2 * n + 1] = v.len() as i32;
-                    assembled.push_back(v);
-                }
-            }
+            let (offset, len, kind) = match record {
+                Record::Whole { offset, len } => (offset, len, POLL_WHOLE),
+                Record::Fragment { offset, len, last: false } => (offset, len, POLL_FRAGMENT),
+                Record::Fragment { offset, len, last: true } => (offset, len, POLL_LAST_FRAGMENT),
+            };
+            // Offsets and lengths are within a ring of at most 1 GiB: they fit an i32.
+            out[words * n] = offset as i32;
+            out[words * n + 1] = len as i32;
+            out[words * n + 2] = kind as i32;
             n += 1;
-        }
-        if !in_place {
-            // Everything read was copied out (fragments of large messages): give the space back
-            // now rather than at the next poll, so a writer waiting for it (a message as large as
-            // the ring fills it) goes on while JS handles this one.
-            rx.release().map_err(js_err)?;
+            if kind != POLL_WHOLE {
+                // A fragment ends the batch: JS copies it and polls again, which releases it, so
+                // the writer refills that space while JS copies the next one.
+                break;
+            }
         }
         Ok(n as u32)
-    }
-
-    /// Copies the oldest message reassembled from fragments into `dst` (at least as long as the
-    /// length `poll()` reported) and returns its length. The native buffer is then reused for
-    /// the next large message; with a reused `dst` too, no page is freshly faulted per message.
-    #[napi]
-    pub fn take_assembled_into(&mut self, mut dst: Uint8ArraySlice<'_>) -> Result<u32> {
-        let dst = u8_slice_mut(&mut dst);
-        let front = self.assembled.front().ok_or_else(|| invalid("no assembled message waiting"))?;
-        if dst.len() < front.len() {
-            return Err(invalid(format!("buffer of {} bytes is too small for {}", dst.len(), front.len())));
-        }
-        let v = self.assembled.pop_front().expect("checked above");
-        dst[..v.len()].copy_from_slice(&v);
-        let len = v.len() as u32;
-        self.rx()?.recycle(v);
-        Ok(len)
     }
 
     /// The next message copied into a new Buffer (and released), or null. The receive path
@@ -410,7 +388,6 @@ impl NativeEndpoint {
         for b in [self.rx_buffer.take(), self.tx_buffer.take()].into_iter().flatten() {
             b.release(env.raw());
         }
-        self.assembled.clear();
     }
 
     /// Whether `close()` was called.

@@ -47,3 +47,16 @@ pub const RING_LAYOUT_VERSION: u32 = ring::LAYOUT_VERSION;
 /// `LAIR` magic as a little-endian u32.
 #[napi]
 pub const RING_MAGIC: u32 = ring::MAGIC;
+
+/// Int32 words per message descriptor `NativeEndpoint.poll()` writes: offset, length, kind.
+#[napi]
+pub const POLL_DESC_WORDS: u32 = 3;
+/// Descriptor kind: a whole message in one record.
+#[napi]
+pub const POLL_WHOLE: u32 = 0;
+/// Descriptor kind: a fragment of a larger message; more follow.
+#[napi]
+pub const POLL_FRAGMENT: u32 = 1;
+/// Descriptor kind: the fragment that completes a message.
+#[napi]
+pub const POLL_LAST_FRAGMENT: u32 = 2;

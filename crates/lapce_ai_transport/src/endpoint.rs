@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::doorbell::Doorbell;
-use crate::ring::{self, Consumer, ExternalTx, Next, Producer, TxCloser};
+use crate::ring::{self, Consumer, ExternalTx, Next, Producer, Record, TxCloser};
 use crate::shm::{self, Mapping};
 use crate::{Error, Result};
 
@@ -295,6 +295,25 @@ impl Receiver {
                 Next::InPlace { len, .. } => *len,
                 Next::Assembled(v) => v.len(),
             } as u64;
+        }
+        Ok(next)
+    }
+
+    /// The next incoming record, for a reader that reassembles fragments itself (see
+    /// [`Consumer::next_record`]). Records refer to [`Receiver::rx_mapping`] and stay valid
+    /// until [`Receiver::release`]. A receiver reads with this or with `next_message`, not both.
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
+        let next = self.rx.next_record()?;
+        match next {
+            Some(Record::Whole { len, .. }) => {
+                self.stats.messages_received += 1;
+                self.stats.bytes_received += len as u64;
+            }
+            Some(Record::Fragment { len, last, .. }) => {
+                self.stats.messages_received += u64::from(last);
+                self.stats.bytes_received += len as u64;
+            }
+            None => {}
         }
         Ok(next)
     }

@@ -28,4 +28,4 @@ pub use control::{ControlListener, ControlStream, PeerCred, Received};
 pub use doorbell::{Doorbell, Drained};
 pub use endpoint::{ChannelFds, Endpoint, EndpointStats, NewChannel, Receiver, Side, WIRE_FDS};
 pub use error::{Error, Result};
-pub use ring::{Consumer, ExternalTx, Next, Producer, TxCloser};
+pub use ring::{Consumer, ExternalTx, Next, Producer, Record, TxCloser};

@@ -396,6 +396,31 @@ pub enum Next {
     Assembled(Vec<u8>),
 }
 
+/// What [`Consumer::next_record`] found: one validated record, left in the ring (valid until
+/// [`Consumer::release`]). For a reader that reassembles fragments itself, into memory of its
+/// own (the JS binding copies them straight into a JS buffer: one copy instead of two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// A whole message at `offset..offset+len` of the mapping.
+    Whole {
+        /// Byte offset of the payload from the start of the mapping.
+        offset: usize,
+        /// Payload length.
+        len: usize,
+    },
+    /// One fragment of a message that spans several records, in order. Its sequence, the
+    /// message's running size (against `max_message`) and the reassembly budget are checked
+    /// here, as for [`Consumer::next_message`].
+    Fragment {
+        /// Byte offset of the fragment from the start of the mapping.
+        offset: usize,
+        /// Fragment length.
+        len: usize,
+        /// This fragment completes the message.
+        last: bool,
+    },
+}
+
 /// The reading side of a ring.
 #[derive(Debug)]
 pub struct Consumer {
@@ -405,7 +430,10 @@ pub struct Consumer {
     tail: u32,
     /// Bytes looked at so far; `tail..read` are records handed out and not yet released.
     read: u32,
+    /// The message being reassembled by [`Consumer::next_message`].
     assembling: Option<Vec<u8>>,
+    /// Bytes of the fragmented message read so far, while one is in progress (either reader).
+    fragmented: Option<usize>,
     /// A finished reassembly buffer handed back with [`Consumer::recycle`], reused for the next
     /// fragmented message so its pages are already mapped (fresh buffers cost a page fault per
     /// 4 KiB, which dominated large-message throughput).
@@ -439,6 +467,7 @@ impl Consumer {
             tail,
             read: tail,
             assembling: None,
+            fragmented: None,
             spare: None,
             budget: Budget::unlimited(),
             charged: (0, 0),
@@ -462,28 +491,27 @@ impl Consumer {
     /// Drops a half-reassembled message and its charge (the consumer is failing).
     fn abandon_assembly(&mut self) {
         self.assembling = None;
+        self.fragmented = None;
         self.budget.release(std::mem::take(&mut self.charged.0));
         self.poisoned = true;
     }
 
-    /// Makes room for `size` bytes of the message being reassembled, charging the budget for
-    /// what the buffer grows by. Grows to at least a whole ring (a fragmented message is at
-    /// least a ring's quarter, so most grow once or not at all), doubling, never past
-    /// `max_message`.
-    fn reserve_assembly(&mut self, size: usize) -> Result<()> {
-        let buf = self.assembling.as_ref().expect("assembling");
-        let have = self.charged.0.max(buf.capacity());
-        if size <= buf.capacity() {
-            return Ok(());
+    /// Charges the budget for a fragmented message that has grown to `size` bytes (and makes room
+    /// for them in `assembling`, when [`Consumer::next_message`] reassembles it). Charges at least
+    /// a whole ring (a fragmented message is at least a ring's quarter, so most are charged once
+    /// or not at all), doubling, never past `max_message`.
+    fn charge_assembly(&mut self, size: usize) -> Result<()> {
+        if size > self.charged.0 {
+            let want = size.max(self.charged.0.saturating_mul(2)).max(self.capacity).min(self.max_message);
+            if let Err(e) = self.budget.acquire(want - self.charged.0) {
+                self.abandon_assembly();
+                return Err(e);
+            }
+            self.charged.0 = want;
         }
-        let want = size.max(have.saturating_mul(2)).max(self.capacity).min(self.max_message);
-        if let Err(e) = self.budget.acquire(want - self.charged.0) {
-            self.abandon_assembly();
-            return Err(e);
+        if let Some(buf) = self.assembling.as_mut() {
+            buf.reserve_exact(size.saturating_sub(buf.len()));
         }
-        self.charged.0 = want;
-        let buf = self.assembling.as_mut().expect("assembling");
-        buf.reserve_exact(want - buf.len());
         Ok(())
     }
 
@@ -498,6 +526,41 @@ impl Consumer {
     /// In-place messages stay in the ring until [`Consumer::release`]; call it once done with
     /// everything returned so far. After an error the consumer stays failed.
     pub fn next_message(&mut self) -> Result<Option<Next>> {
+        loop {
+            if self.fragmented.is_some() && self.assembling.is_none() {
+                return Err(Error::InvalidArgument(
+                    "a fragmented message is being read with next_record".into(),
+                ));
+            }
+            match self.record(true)? {
+                None => return Ok(None),
+                Some(Record::Whole { offset, len }) => return Ok(Some(Next::InPlace { offset, len })),
+                Some(Record::Fragment { offset, len, last }) => {
+                    let buf = self.assembling.as_mut().expect("record(true) starts one");
+                    self.map.append_to(offset, len, buf);
+                    if last {
+                        return Ok(self.assembling.take().map(Next::Assembled));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns the next record, or `None` when the ring is empty: a whole message, or one
+    /// fragment of a larger one for the caller to reassemble (see [`Record`]). Everything
+    /// [`Consumer::next_message`] checks is checked here. Records stay in the ring until
+    /// [`Consumer::release`]. A consumer reads either with this or with `next_message`, not both.
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
+        if self.assembling.is_some() {
+            return Err(Error::InvalidArgument(
+                "a fragmented message is being read with next_message".into(),
+            ));
+        }
+        self.record(false)
+    }
+
+    /// The record parser both readers share; `assemble`: reassemble into `assembling`.
+    fn record(&mut self, assemble: bool) -> Result<Option<Record>> {
         if self.poisoned {
             return Err(Error::Corrupt("ring already failed".into()));
         }
@@ -529,10 +592,10 @@ impl Consumer {
             if len > max_fragment(self.capacity) || record > self.capacity - pos || record > avail {
                 return Err(self.corrupt(format!("record of {len} bytes at {pos} does not fit ({avail} published)")));
             }
-            let payload = HEADER_SIZE + pos + RECORD_HEADER;
+            let offset = HEADER_SIZE + pos + RECORD_HEADER;
             self.read = self.read.wrapping_add(record as u32);
             let (more, cont) = (flags & FLAG_MORE != 0, flags & FLAG_CONT != 0);
-            if cont != self.assembling.is_some() {
+            if cont != self.fragmented.is_some() {
                 return Err(self.corrupt(format!("fragment out of sequence at {pos}")));
             }
             if !more && !cont {
@@ -542,30 +605,32 @@ impl Consumer {
                         limit: self.max_message,
                     });
                 }
-                return Ok(Some(Next::InPlace { offset: payload, len }));
+                return Ok(Some(Record::Whole { offset, len }));
             }
-            if self.assembling.is_none() {
+            if self.fragmented.is_none() && assemble {
+                // The spare buffer's charge moves with it to the message being assembled.
                 self.assembling = Some(self.spare.take().unwrap_or_default());
                 self.charged = (std::mem::take(&mut self.charged.1), 0);
             }
-            let size = self.assembling.as_ref().map_or(0, Vec::len) + len;
+            let size = self.fragmented.unwrap_or(0) + len;
             if size > self.max_message {
-                // Refused at the first fragment that passes the limit, before copying it.
+                // Refused at the first fragment that passes the limit, before anyone copies it.
                 self.abandon_assembly();
                 return Err(Error::MessageTooLarge {
                     size,
                     limit: self.max_message,
                 });
             }
-            self.reserve_assembly(size)?;
-            let buf = self.assembling.as_mut().expect("set above");
-            self.map.append_to(payload, len, buf);
-            if !more {
-                // Handed out: the caller copies it and recycles it at once (bounded by one
-                // ring's worth per poll), so it leaves the budget here.
+            self.charge_assembly(size)?;
+            if more {
+                self.fragmented = Some(size);
+            } else {
+                // Complete: the caller copies it out now (bounded by one ring's worth per poll),
+                // so it leaves the budget here.
+                self.fragmented = None;
                 self.budget.release(std::mem::take(&mut self.charged.0));
-                return Ok(self.assembling.take().map(Next::Assembled));
             }
+            return Ok(Some(Record::Fragment { offset, len, last: !more }));
         }
     }
 
@@ -761,6 +826,73 @@ mod tests {
         assert!(!p.in_message());
         assert!(send(&mut p, b"after"));
         assert_eq!(recv(&mut c).unwrap(), b"after");
+    }
+
+    #[test]
+    fn records_give_fragments_in_place_charged_to_the_budget_until_the_last() {
+        let budget = Budget::new(1 << 20);
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        c.set_budget(budget.clone()).unwrap();
+        let big: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
+        let (mut progress, mut out, mut fragments) = (0, Vec::new(), 0);
+        'message: loop {
+            p.write(&big, &mut progress).unwrap();
+            p.publish();
+            while let Some(r) = c.next_record().unwrap() {
+                let Record::Fragment { offset, len, last } = r else {
+                    panic!("a 50 kB message cannot be whole in a 4 kB ring");
+                };
+                let mut v = vec![0; len];
+                c.mapping().read_bytes(offset, &mut v);
+                out.extend_from_slice(&v);
+                fragments += 1;
+                if last {
+                    assert_eq!(budget.used(), 0, "a complete message leaves the budget");
+                    break 'message;
+                }
+                assert!(budget.used() >= out.len(), "charged {} for {} bytes held", budget.used(), out.len());
+            }
+            c.release();
+        }
+        assert_eq!(out, big);
+        assert!(fragments > 40, "{fragments} fragments");
+        assert!(matches!(c.next_message(), Ok(None)), "a record reader may switch once a message is complete");
+    }
+
+    #[test]
+    fn records_refuse_a_message_past_max_message_at_the_fragment_that_passes_it() {
+        let (mut p, mut c, _) = ring(4096, 2500);
+        let mut progress = 0;
+        p.write(&[1u8; 5000], &mut progress).unwrap();
+        p.publish();
+        let mut seen = 0;
+        let err = loop {
+            match c.next_record() {
+                Ok(Some(Record::Fragment { len, .. })) => seen += len,
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, Error::MessageTooLarge { limit: 2500, .. }), "{err}");
+        assert!(seen <= 2500, "handed out {seen} bytes of a message over the limit");
+        assert!(c.next_record().is_err(), "a failed consumer stays failed");
+    }
+
+    #[test]
+    fn a_fragmented_message_is_read_with_one_reader_only() {
+        let (mut p, mut c, _) = ring(4096, 1 << 20);
+        let mut progress = 0;
+        p.write(&[3u8; 3000], &mut progress).unwrap();
+        p.publish();
+        assert!(matches!(c.next_record(), Ok(Some(Record::Fragment { last: false, .. }))));
+        assert!(matches!(c.next_message(), Err(Error::InvalidArgument(_))));
+        let (mut p2, mut c2, _) = ring(4096, 1 << 20);
+        let mut progress = 0;
+        p2.write(&[3u8; 10_000], &mut progress).unwrap();
+        p2.publish();
+        // Only part of the message is in the ring yet: next_message is mid-assembly.
+        assert!(matches!(c2.next_message(), Ok(None)));
+        assert!(matches!(c2.next_record(), Err(Error::InvalidArgument(_))));
     }
 
     #[test]
