@@ -99,15 +99,16 @@ test('review R16: requests that time out while queued behind a stopped server ar
   let withdrawn = 0;
   let cancels = 0;
   const trySend = channel.trySend.bind(channel);
-  const send = channel.send.bind(channel);
-  channel.trySend = (data) => {
-    const ok = trySend(data);
+  const send = channel.sendParts.bind(channel);
+  channel.trySend = (data, body) => {
+    const ok = trySend(data, body);
     if (ok && data[0] === FrameKind.Request) requestsLeft++;
     if (ok && data[0] === FrameKind.Cancel) cancels++;
     return ok;
   };
-  channel.send = (data, options) => {
-    const p = send(data, options);
+  // Every queued send goes through sendParts (send() is sendParts without a body).
+  channel.sendParts = (data, body, options) => {
+    const p = send(data, body, options);
     if (data[0] === FrameKind.Cancel) cancels++;
     if (data[0] === FrameKind.Request) {
       p.then(
@@ -187,15 +188,15 @@ test('review R16: a stream aborted while its STREAM_OPEN waits in the send queue
   const channel = (client as unknown as { current: { channel: Channel } }).current.channel;
   let cancels = 0;
   const trySend = channel.trySend.bind(channel);
-  const send = channel.send.bind(channel);
-  channel.trySend = (data) => {
-    const ok = trySend(data);
+  const send = channel.sendParts.bind(channel);
+  channel.trySend = (data, body) => {
+    const ok = trySend(data, body);
     if (ok && data[0] === FrameKind.Cancel) cancels++;
     return ok;
   };
-  channel.send = (data, options) => {
+  channel.sendParts = (data, body, options) => {
     if (data[0] === FrameKind.Cancel) cancels++;
-    return send(data, options);
+    return send(data, body, options);
   };
   process.kill(server.pid, 'SIGSTOP');
   let fillers: Array<Promise<unknown>> = [];

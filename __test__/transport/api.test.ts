@@ -261,3 +261,38 @@ test('a queued send can be withdrawn by its signal until a byte of it is in the 
   t.deepEqual(got[1], big);
   t.is(a.queuedBytes, 0);
 });
+
+for (const zeroCopy of [true, false]) {
+  test(`sendParts/trySend(head, body): the two parts arrive as one message, queued or not, a transient body copied (zeroCopy ${zeroCopy})`, async (t) => {
+    const [a, b] = channelPair({ capacity: 4096, zeroCopy });
+    t.teardown(() => {
+      a.close();
+      b.close();
+    });
+    const msg = makeMessage(7, 9000);
+    // In the ring at once (one record), then larger than the ring (fragments, queued).
+    t.is(a.trySend(msg.subarray(0, 8), msg.subarray(8, 900)), zeroCopy, 'one record fits: sent without joining the parts');
+    if (!zeroCopy) await a.sendParts(msg.subarray(0, 8), msg.subarray(8, 900));
+    const big = a.sendParts(msg.subarray(0, 100), msg.subarray(100));
+    const got: Uint8Array[] = [];
+    const done = deferred();
+    // b echoes what it got as two transient views; the 9000-byte echo does not fit b's ring, so
+    // the rest of it waits in b's queue, as copies.
+    b.onMessage((m) => {
+      got.push(m.slice());
+      b.sendParts(m.subarray(0, 3), m.subarray(3)).catch(() => undefined);
+      if (got.length === 2) done.resolve();
+    });
+    const echoed: Uint8Array[] = [];
+    const back = deferred();
+    a.onMessage((m) => {
+      echoed.push(m.slice());
+      if (echoed.length === 2) back.resolve();
+    });
+    await within(Promise.all([big, done.promise, back.promise]), 5000, 'both messages and their echoes');
+    t.deepEqual(Buffer.from(got[0]), Buffer.from(msg.subarray(0, 900)));
+    t.deepEqual(Buffer.from(got[1]), Buffer.from(msg));
+    t.deepEqual(Buffer.from(echoed[0]), Buffer.from(msg.subarray(0, 900)));
+    t.deepEqual(Buffer.from(echoed[1]), Buffer.from(msg));
+  });
+}

@@ -52,7 +52,7 @@ function bystander(t: ExecutionContext): { check: (n?: number) => Promise<void> 
 /** Writes `n` good 32-byte messages into the raw side's outgoing ring. */
 function writeGood(ep: NativeEndpoint, w: RingWriter, from: number, n: number): void {
   for (let i = from; i < from + n; i++) {
-    t_assert(w.write(makeMessage(i, 32), 0) === 32, 'good message fits');
+    t_assert(w.write(makeMessage(i, 32), null, 0) === 32, 'good message fits');
     if (w.publish()) ep.ringPeer();
   }
   ep.ringPeer();

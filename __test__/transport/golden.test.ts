@@ -57,12 +57,12 @@ test('the JS writer leaves a ring byte for byte like the golden one (records, PA
   const region = freshRegion();
   const w = new RingWriter(region, CAPACITY, 0);
   for (let i = 1; i <= 3; i++) {
-    t.is(w.write(payload(i, 1000), 0), 1000);
+    t.is(w.write(payload(i, 1000), null, 0), 1000);
     w.publish();
   }
   // The consumer read and released the three messages.
   Atomics.store(new Int32Array(region, 0, HEADER_SIZE / 4), OFF_TAIL / 4, 3024);
-  t.is(w.write(payload(4, 2500), 0), 2500);
+  t.is(w.write(payload(4, 2500), null, 0), 2500);
   w.publish();
   t.is(firstDifference(new Uint8Array(region), golden('ring-4k-pad-fragmented.hex')), '');
 });

@@ -224,7 +224,7 @@ test('channels sharing a budget: one holding a half-reassembled message leaves l
   });
   holder.onMessage(() => t.fail('half a message cannot arrive'));
   const w = new RingWriter(raw.txBuffer()!, 4096, raw.txHead);
-  t.true(w.write(new Uint8Array(100_000), 0) > 0);
+  t.true(w.write(new Uint8Array(100_000), null, 0) > 0);
   if (w.publish()) raw.ringPeer();
   raw.ringPeer();
   const deadline = Date.now() + 5000;
@@ -244,7 +244,7 @@ test('channels sharing a budget: one holding a half-reassembled message leaves l
 
 // ---- property: the JS writer and the Rust consumer agree on any message sequence ------------
 
-test('JS writer -> Rust consumer round-trips random message sequences (100 seeds: sizes 0..3 rings, random pauses)', async (t) => {
+test('JS writer -> Rust consumer round-trips random message sequences (100 seeds: sizes 0..3 rings, random pauses, half of them written in two parts)', async (t) => {
   for (let seed = 1; seed <= 100; seed++) {
     const r = rng(seed);
     const capacity = 4096;
@@ -266,9 +266,12 @@ test('JS writer -> Rust consumer round-trips random message sequences (100 seeds
     reader.onMessage((m) => got.push(m.slice()));
     for (let i = 0; i < sizes.length; i++) {
       const msg = makeMessage(i, sizes[i]);
+      // Half the messages go in two parts (a frame header and its payload), cut anywhere.
+      const cut = r() % 2 === 0 ? r() % (msg.length + 1) : -1;
+      const [head, body] = cut < 0 ? [msg, null] : [msg.subarray(0, cut), msg.subarray(cut)];
       let progress = 0;
       for (let spins = 0; ; spins++) {
-        const p = w.write(msg, progress);
+        const p = w.write(head, body, progress);
         if (w.publish()) raw.ringPeer();
         if (p === msg.length) break;
         if (p > progress) progress = p;

@@ -29,10 +29,13 @@ import {
   decodePayload,
   encodeCredit,
   encodeFrame,
+  encodeHead,
   encodeTransient,
   FRAME_HEADER,
   FrameKind,
+  GATHER_MIN,
   isClientKind,
+  isTransient,
 } from '../protocol/frame';
 import type { Frame, Payload } from '../protocol/frame';
 import type { Channel } from '../transport/channel';
@@ -604,30 +607,42 @@ export class IpcClient extends EventEmitter {
    * {@link IpcError}: INVALID_ARGUMENT for an empty or over-long method name or a payload JSON
    * cannot encode (checked here, never sent), the handler's error, UNKNOWN_METHOD, TIMEOUT,
    * CANCELLED, or a retryable CONNECTION_LOST within milliseconds of losing the server.
+   *
+   * Bytes are not copied on the way: they are read as they go into the ring, which, when the
+   * ring is full, is after this returns. Leave a `Uint8Array` payload unchanged until the call
+   * settles.
    */
   request<T = unknown>(method: string, payload?: Payload, options: CallOptions = {}): Promise<T> {
     let frame: Buffer;
+    let body: Uint8Array | null = null;
     try {
       checkMethod(method);
       if (options.timeout !== undefined) intOption('timeout', options.timeout, 0, 0, 2 ** 31 - 1);
       if (options.signal?.aborted) return Promise.reject(new IpcError('CANCELLED', 'request cancelled', { cause: options.signal.reason }));
       // Encoded before an id is taken: a payload that cannot be encoded fails here, locally.
       // Transient (a reused buffer): `call` hands it to the ring before anything else encodes.
-      frame = encodeTransient(FrameKind.Request, 0, method, payload ?? null);
+      // Large bytes are not copied into the frame: they go into the ring as its second part.
+      if (payload instanceof Uint8Array && payload.length >= GATHER_MIN) {
+        frame = encodeHead(FrameKind.Request, 0, method);
+        body = payload;
+      } else {
+        frame = encodeTransient(FrameKind.Request, 0, method, payload ?? null);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
     // With a session open (the usual case) the call goes out synchronously, with no extra await.
     const c = this.current;
-    if (c && !c.goingAway && !this.isClosed) return this.call<T>(c, method, frame, options);
+    if (c && !c.goingAway && !this.isClosed) return this.call<T>(c, method, frame, body, options);
     const owned = Buffer.from(frame);
-    return this.connection().then((conn) => this.call<T>(conn, method, owned, options));
+    return this.connection().then((conn) => this.call<T>(conn, method, owned, body, options));
   }
 
-  private call<T>(c: Connection, method: string, frame: Buffer, options: CallOptions): Promise<T> {
-    if (frame.length > c.channel.maxMessage) {
+  private call<T>(c: Connection, method: string, frame: Buffer, body: Uint8Array | null, options: CallOptions): Promise<T> {
+    const length = body === null ? frame.length : frame.length + body.length;
+    if (length > c.channel.maxMessage) {
       return Promise.reject(
-        new IpcError('MESSAGE_TOO_LARGE', `request of ${frame.length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`),
+        new IpcError('MESSAGE_TOO_LARGE', `request of ${length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`),
       );
     }
     const id = this.allocId();
@@ -639,7 +654,7 @@ export class IpcClient extends EventEmitter {
       // Without a promise when the ring has room, which is almost always.
       let sent = false;
       try {
-        sent = c.channel.trySend(frame);
+        sent = c.channel.trySend(frame, body);
       } catch (e) {
         this.calls.delete(id);
         call.reject(e instanceof IpcError ? e : new IpcError('IO', String(e)));
@@ -649,7 +664,7 @@ export class IpcClient extends EventEmitter {
         // A server that stops reading must not make our queue grow without bound.
         const limit = this.maxQueuedBytes ?? Math.max(CLIENT_QUEUED_RINGS * c.welcome.capacity, DEFAULT_CLIENT_MAX_QUEUED_BYTES);
         const queued = c.channel.queuedBytes;
-        if (queued > 0 && queued + frame.length > limit) {
+        if (queued > 0 && queued + length > limit) {
           this.calls.delete(id);
           call.reject(
             new IpcError('SEND_QUEUE_FULL', `${queued} bytes already wait for the server to read (limit ${limit})`, {
@@ -659,7 +674,10 @@ export class IpcClient extends EventEmitter {
           return;
         }
         const withdrawal = new AbortController();
-        const left = c.channel.send(Buffer.from(frame), { signal: withdrawal.signal }).then(
+        // The frame is copied only if it is the reused encoding buffer; the payload's bytes are
+        // the caller's, read as they go into the ring (see `request`).
+        const head = isTransient(frame) ? Buffer.from(frame) : frame;
+        const left = c.channel.sendParts(head, body, { signal: withdrawal.signal }).then(
           () => {
             call.queuedSend = null;
             return true;

@@ -21,10 +21,12 @@ import {
   decodeFrame,
   decodePayload,
   encodeFrame,
+  encodeHead,
   encodeTransient,
   FLAG_JSON,
   FRAME_HEADER,
   FrameKind,
+  GATHER_MIN,
   isClientKind,
 } from '../protocol/frame';
 import type { Frame, Payload } from '../protocol/frame';
@@ -67,12 +69,14 @@ export interface PeerInfo {
 
 /**
  * A request/response handler. Return bytes (`Uint8Array`) or any JSON value; `undefined`
- * arrives at the client as JSON `null`.
+ * arrives at the client as JSON `null`. Returned bytes are not copied: they are read as they go
+ * into the ring (later, when it is full), so do not change them once returned.
  * @category IPC
  */
 export type RequestHandler = (payload: any, ctx: HandlerContext) => Payload | Promise<Payload>;
 /**
- * A streaming handler: each yielded value is one chunk (bytes or JSON).
+ * A streaming handler: each yielded value is one chunk (bytes or JSON). The generator resumes
+ * once a chunk is in the ring, so yielded bytes may be reused after that.
  * @category IPC
  */
 export type StreamHandler = (payload: any, ctx: HandlerContext) => AsyncIterable<Payload>;
@@ -420,6 +424,9 @@ export class Session {
     if (!call.done) {
       if (!ok || call.aborted) {
         this.failCall(call, call.toError(value));
+      } else if (value instanceof Uint8Array && value.length >= GATHER_MIN) {
+        // Large bytes go into the ring as the frame's second part, uncopied.
+        this.finish(call, encodeHead(FrameKind.Response, call.id, ''), true, value);
       } else {
         let frame: Uint8Array | null = null;
         try {
@@ -439,11 +446,15 @@ export class Session {
     try {
       for await (const chunk of fn(payload, call)) {
         if (call.done || call.aborted) break;
-        // Transient (a reused buffer) while it goes out at once; owned if it has to wait.
-        let frame = encodeTransient(FrameKind.StreamChunk, call.id, '', chunk);
+        // Transient (a reused buffer) while it goes out at once; owned if it has to wait. Large
+        // bytes are the frame's second part, uncopied: the generator resumes only once they
+        // are in the ring, so it may even reuse them.
+        const body = chunk instanceof Uint8Array && chunk.length >= GATHER_MIN ? chunk : null;
+        let frame = body ? encodeHead(FrameKind.StreamChunk, call.id, '') : encodeTransient(FrameKind.StreamChunk, call.id, '', chunk);
         let transient = true;
-        if (frame.length > this.channel.maxMessage) {
-          throw new IpcError('MESSAGE_TOO_LARGE', `chunk of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
+        const length = body ? frame.length + body.length : frame.length;
+        if (length > this.channel.maxMessage) {
+          throw new IpcError('MESSAGE_TOO_LARGE', `chunk of ${length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
         }
         // The window (PLAN §3): `yield` waits here while it is exhausted; other calls go on.
         if (!call.hasCredit) {
@@ -453,13 +464,13 @@ export class Session {
         }
         if (call.done || call.aborted) break;
         call.chunks -= 1;
-        call.bytes -= frame.length - FRAME_HEADER;
+        call.bytes -= length - FRAME_HEADER;
         if (first) {
           first = false;
           this.host.metrics.streamFirstChunkSeconds.observe({ method: call.method }, (performance.now() - call.started) / 1000);
         }
         // Awaiting a queued send is the ring's backpressure: a full ring pauses the generator.
-        const sent = this.send(frame, transient);
+        const sent = this.send(frame, transient, body);
         if (sent) await sent;
       }
       if (!call.done) {
@@ -476,13 +487,13 @@ export class Session {
     }
   }
 
-  /** Sends the call's terminal frame and frees its id (`transient`: see {@link send}). */
-  private finish(call: Call, frame: Uint8Array, transient = false): void {
+  /** Sends the call's terminal frame and frees its id (`transient`, `body`: see {@link send}). */
+  private finish(call: Call, frame: Uint8Array, transient = false, body: Uint8Array | null = null): void {
     if (call.done) return;
     call.done = true;
     call.wakeCredit();
     if (this.calls.get(call.id) === call) this.calls.delete(call.id);
-    this.reply(call.id, frame, transient);
+    this.reply(call.id, frame, transient, body);
     this.finished();
   }
 
@@ -498,28 +509,31 @@ export class Session {
     this.reply(id, encodeFrame(FrameKind.Error, id, '', err.toJSON()));
   }
 
-  private reply(id: number, frame: Uint8Array, transient = false): void {
-    if (frame.length > this.channel.maxMessage) {
-      const err = new IpcError('MESSAGE_TOO_LARGE', `reply of ${frame.length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
+  private reply(id: number, frame: Uint8Array, transient = false, body: Uint8Array | null = null): void {
+    const length = body === null ? frame.length : frame.length + body.length;
+    if (length > this.channel.maxMessage) {
+      const err = new IpcError('MESSAGE_TOO_LARGE', `reply of ${length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
       this.host.metrics.errors.inc({ code: err.code });
       frame = encodeFrame(FrameKind.Error, id, '', err.toJSON());
       transient = false;
+      body = null;
     }
-    const p = this.send(frame, transient);
+    const p = this.send(frame, transient, body);
     // A reply that waits for space needs no one to await it; its failure ends the session.
     p?.catch(() => undefined);
   }
 
   /**
-   * Sends a frame: without a promise when the ring has room (the common case), else queued
+   * Sends a frame, followed by `body` when its payload travels as a second part (see
+   * `GATHER_MIN`): without a promise when the ring has room (the common case), else queued
    * behind the others (a `transient` frame, from {@link encodeTransient}, is copied first).
    * Returns the promise of a queued send, or null. Never throws: a failed send (a corrupt ring,
    * a closed channel) closes the channel, which ends this session.
    */
-  private send(frame: Uint8Array, transient = false): Promise<void> | null {
+  private send(frame: Uint8Array, transient = false, body: Uint8Array | null = null): Promise<void> | null {
     if (this.ended || this.channel.closed) return null;
-    if (this.channel.trySend(frame)) return null;
-    const p = this.channel.send(transient ? Buffer.from(frame) : frame);
+    if (this.channel.trySend(frame, body)) return null;
+    const p = this.channel.sendParts(transient ? Buffer.from(frame) : frame, body);
     // Backpressure (PLAN §8): while replies pile up (a client that does not read them), stop
     // reading its requests; its ring fills and its sends wait.
     if (!this.paused && this.channel.queuedBytes > BACKLOG_PAUSE_RINGS * this.channel.capacity) {

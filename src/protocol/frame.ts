@@ -125,6 +125,35 @@ export function encodeTransient(kind: FrameKind, id: number, method: string, pay
   return encode(kind, id, method, payload, true);
 }
 
+/**
+ * Payloads of at least this many bytes are not copied into their frame: the frame's header
+ * ({@link encodeHead}) and the caller's bytes go to `Channel.sendParts` as two parts, each
+ * copied once, straight into the ring. Below it one copy into the reused frame buffer costs
+ * less than handling two parts.
+ */
+export const GATHER_MIN = 2048;
+
+/**
+ * The header of a frame whose payload is bytes sent as a second part (see {@link GATHER_MIN}),
+ * in the reused buffer of {@link encodeTransient}, with the same rules.
+ */
+export function encodeHead(kind: FrameKind, id: number, method: string): Buffer {
+  const m = method ? methodToBytes(method) : EMPTY_BUF;
+  const out = frameBuffer(FRAME_HEADER + m.length, true);
+  out[0] = kind;
+  out[1] = 0;
+  out[2] = m.length;
+  out[3] = 0;
+  out.writeUInt32LE(id >>> 0, 4);
+  if (m.length) out.set(m, FRAME_HEADER);
+  return out;
+}
+
+/** Whether `frame` lives in the reused buffer of {@link encodeTransient} (copy it to keep it). */
+export function isTransient(frame: Uint8Array): boolean {
+  return frame.buffer === scratch.buffer;
+}
+
 /** Largest frame {@link encodeTransient} writes into its reused buffer. */
 export const TRANSIENT_MAX = 64 << 10;
 let scratch = Buffer.allocUnsafeSlow(4096);

@@ -35,10 +35,13 @@ export interface Backend {
   /** Publishes that needed no doorbell because the peer was awake (written by JS). */
   readonly doorbellsSuppressed: number;
   /**
-   * Writes `data` from `progress` on as far as the ring allows and publishes; returns the new
-   * progress, or -1 when not even the first record fit.
+   * Writes the message `head` + `body` (`body` may be null) from `progress` on as far as the
+   * ring allows and publishes; returns the new progress, or -1 when not even the first record
+   * fit. A backend without {@link gathers} takes `body` null only.
    */
-  write(data: Uint8Array, progress: number): number;
+  write(head: Uint8Array, body: Uint8Array | null, progress: number): number;
+  /** Whether {@link write} takes a message in two parts (else the channel joins them first). */
+  readonly gathers: boolean;
   /**
    * After a short write with `remaining` bytes to go: announces that we wait for space, so the
    * reader releases as soon as it has read. False when the space is there already: write again.

@@ -131,7 +131,10 @@ export interface ChannelStats {
 }
 
 interface PendingSend {
+  /** The message is `data` followed by `body` (null: `data` alone), `length` bytes in all. */
   data: Uint8Array;
+  body: Uint8Array | null;
+  length: number;
   progress: number;
   resolve: () => void;
   reject: (e: Error) => void;
@@ -153,6 +156,13 @@ function withdrawnError(signal: AbortSignal): IpcError {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+function noop(): void {}
+
+/** `data`, or a copy of it when it is a transient view (see {@link Channel.send}). */
+function owned(data: Uint8Array): Uint8Array {
+  return TRANSIENT.has(data.buffer) ? Uint8Array.prototype.slice.call(data) : data;
+}
 
 /**
  * One side of a shared-memory channel.
@@ -297,43 +307,61 @@ export class Channel implements Pollable, Sink {
    * {@link SendOptions.signal}), so calls that timed out do not pile up behind a stalled peer.
    */
   send(data: Uint8Array, options?: SendOptions): Promise<void> {
+    return this.sendParts(data, null, options);
+  }
+
+  /**
+   * Sends one message made of `head` followed by `body`, as {@link send} does, without joining
+   * them first: each part is copied once, straight into the ring (a frame header and a large
+   * payload, for instance). `body` may be null. The same rule holds for both parts: unchanged
+   * until the promise resolves, except for transient views, which are copied if they wait.
+   */
+  sendParts(head: Uint8Array, body: Uint8Array | null, options?: SendOptions): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
-    if (data.length > this.maxMessage) return Promise.reject(this.tooLarge(data.length));
+    if (body !== null && !this.backend.gathers) {
+      head = Buffer.concat([head, body]);
+      body = null;
+    }
+    const length = body === null ? head.length : head.length + body.length;
+    if (length > this.maxMessage) return Promise.reject(this.tooLarge(length));
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(withdrawnError(signal));
     if (this.queue.length === 0) {
       let progress: number;
       try {
-        progress = this.writeNow(data, 0);
+        progress = this.backend.write(head, body, 0);
       } catch (e) {
         return Promise.reject(this.fail(e));
       }
-      if (progress === data.length) {
-        this.countSent(data.length);
+      if (progress === length) {
+        this.countSent(length);
         return RESOLVED;
       }
       this.counters.ringFullWaits++;
-      return this.enqueue(data, Math.max(progress, 0), signal);
+      return this.enqueue(head, body, length, Math.max(progress, 0), signal);
     }
-    return this.enqueue(data, 0, signal);
+    return this.enqueue(head, body, length, 0, signal);
   }
 
   /**
-   * Sends `data` only if the whole message fits in the ring now and nothing is queued before
-   * it; returns whether it was sent. Never waits, never allocates and never throws: on false,
-   * call {@link send}, which queues the message or rejects with the reason (closed, too large,
-   * or the `RING_CORRUPT` a peer's scribbling just closed the channel with).
+   * Sends `data` (followed by `body`, if given, as in {@link sendParts}) only if the whole
+   * message fits in the ring now and nothing is queued before it; returns whether it was sent.
+   * Never waits, never allocates and never throws: on false, call {@link send} or
+   * {@link sendParts}, which queue the message or reject with the reason (closed, too large, or
+   * the `RING_CORRUPT` a peer's scribbling just closed the channel with).
    */
-  trySend(data: Uint8Array): boolean {
-    if (this.isClosed || this.queue.length > 0 || data.length > this.maxMessage || data.length > maxFragment(this.capacity)) return false;
+  trySend(data: Uint8Array, body: Uint8Array | null = null): boolean {
+    const length = body === null ? data.length : data.length + body.length;
+    if (this.isClosed || this.queue.length > 0 || length > this.maxMessage || length > maxFragment(this.capacity)) return false;
+    if (body !== null && !this.backend.gathers) return false;
     try {
       // One record (checked above): it either fits whole or not at all (-1).
-      if (this.writeNow(data, 0) === -1) return false;
+      if (this.backend.write(data, body, 0) === -1) return false;
     } catch (e) {
       this.fail(e);
       return false;
     }
-    this.countSent(data.length);
+    this.countSent(length);
     return true;
   }
 
@@ -342,14 +370,28 @@ export class Channel implements Pollable, Sink {
     this.counters.bytesSent += bytes;
   }
 
-  private enqueue(data: Uint8Array, progress: number, signal: AbortSignal | undefined): Promise<void> {
+  private enqueue(
+    data: Uint8Array,
+    body: Uint8Array | null,
+    length: number,
+    progress: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     // A received message handed out as a transient view (ring memory, or a reassembly buffer)
     // changes under us once its handler returns, so such a view is copied if it must wait, as
     // when a handler echoes what it got. Other data is the caller's to keep unchanged until the
     // promise resolves: copying everything would cost large-message senders half their speed.
-    const owned = TRANSIENT.has(data.buffer) ? Uint8Array.prototype.slice.call(data) : data;
+    const item: PendingSend = {
+      data: owned(data),
+      body: body === null ? null : owned(body),
+      length,
+      progress,
+      resolve: noop,
+      reject: noop,
+    };
     return new Promise<void>((resolve, reject) => {
-      const item: PendingSend = { data: owned, progress, resolve, reject };
+      item.resolve = resolve;
+      item.reject = reject;
       if (signal) {
         const onAbort = (): void => this.withdraw(item, signal);
         signal.addEventListener('abort', onAbort, { once: true });
@@ -363,7 +405,7 @@ export class Channel implements Pollable, Sink {
         };
       }
       this.queue.push(item);
-      this.queued += owned.length - progress;
+      this.queued += length - progress;
       if (this.queue.length === 1) {
         try {
           this.flushQueue();
@@ -382,16 +424,11 @@ export class Channel implements Pollable, Sink {
     const i = this.queue.indexOf(item);
     if (i < 0 || item.progress > 0) return;
     this.queue.splice(i, 1);
-    this.queued -= item.data.length;
+    this.queued -= item.length;
     item.reject(withdrawnError(signal));
     this.notifyDrain();
     // The next queued send may fit where the withdrawn one did not.
     if (i === 0 && this.queue.length > 0) activate(this);
-  }
-
-  /** Writes and publishes; returns the new progress, or -1 when nothing fit. */
-  private writeNow(data: Uint8Array, progress: number): number {
-    return this.backend.write(data, progress);
   }
 
   /**
@@ -420,8 +457,8 @@ export class Channel implements Pollable, Sink {
     let progressed = false;
     while (this.queue.length > 0) {
       const item = this.queue[0];
-      const p = this.writeNow(item.data, item.progress);
-      if (p === -1 || p < item.data.length) {
+      const p = this.backend.write(item.data, item.body, item.progress);
+      if (p === -1 || p < item.length) {
         if (p > item.progress) {
           progressed = true;
           this.queued -= p - item.progress;
@@ -429,13 +466,13 @@ export class Channel implements Pollable, Sink {
         }
         // Announced at once, so the reader releases as soon as it has read. Space appeared
         // meanwhile: write again.
-        if (!this.backend.waitForSpace(item.data.length - item.progress)) continue;
+        if (!this.backend.waitForSpace(item.length - item.progress)) continue;
         break;
       }
       progressed = true;
       this.queue.shift();
-      this.queued -= item.data.length - item.progress;
-      this.countSent(item.data.length);
+      this.queued -= item.length - item.progress;
+      this.countSent(item.length);
       item.resolve();
     }
     return progressed;
@@ -536,7 +573,7 @@ export class Channel implements Pollable, Sink {
       // Half-way through a message larger than the free space: the reader is releasing a ring's
       // worth right now; keep polling a little longer rather than pay a wake-up per hand-over.
       if (item && item.progress > 0 && this.spinMs > 0 && performance.now() - this.lastWork < MID_MESSAGE_SPIN_MS) return false;
-      return this.backend.prepareSleep(this.reading, item ? item.data.length - item.progress : -1);
+      return this.backend.prepareSleep(this.reading, item ? item.length - item.progress : -1);
     } catch (e) {
       this.fail(e);
       return true;

@@ -15,7 +15,9 @@ export class CopyingBackend implements Backend {
 
   constructor(private readonly ep: NativeEndpoint) {}
 
-  write(data: Uint8Array, progress: number): number {
+  readonly gathers = false;
+
+  write(data: Uint8Array, _body: null, progress: number): number {
     return this.ep.write(data, progress);
   }
 

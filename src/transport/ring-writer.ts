@@ -86,15 +86,17 @@ export class RingWriter {
   }
 
   /**
-   * Writes as much of `msg` from `progress` on as fits, a fragment at a time, and returns the
-   * new progress (`msg.length` once the message is complete), or -1 when not even its first
-   * record fit (so that an empty message can tell "not sent" from "sent"). Not visible until
-   * {@link publish}.
+   * Writes as much of the message `head` + `body` (`body` may be null) from `progress` on as
+   * fits, a fragment at a time, and returns the new progress (the message's length once it is
+   * complete), or -1 when not even its first record fit (so that an empty message can tell "not
+   * sent" from "sent"). The two parts are copied straight into the ring, never concatenated
+   * first: a frame header and a large payload cost one copy. Not visible until {@link publish}.
    */
-  write(msg: Uint8Array, progress: number): number {
+  write(head: Uint8Array, body: Uint8Array | null, progress: number): number {
+    const total = body === null ? head.length : head.length + body.length;
     let free = this.free();
     for (;;) {
-      const rest = msg.length - progress;
+      const rest = total - progress;
       const len = rest < this.maxFragment ? rest : this.maxFragment;
       const flags = (progress > 0 ? CONT : 0) | (len < rest ? MORE : 0);
       const record = REC + align8(len);
@@ -110,14 +112,28 @@ export class RingWriter {
       }
       this.view.setUint32(pos, len, true);
       this.view.setUint32(pos + 4, flags, true);
-      if (len > 0) {
-        this.bytes.set(len === msg.length ? msg : msg.subarray(progress, progress + len), pos + REC);
-      }
+      if (len > 0) this.copy(head, body, progress, len, pos + REC);
       this.head = (this.head + record) >>> 0;
       free -= pad + record;
       progress += len;
       if ((flags & MORE) === 0) return progress;
     }
+  }
+
+  /** Copies bytes `from..from+len` of `head` + `body` to `at` in the data area. */
+  private copy(head: Uint8Array, body: Uint8Array | null, from: number, len: number, at: number): void {
+    const h = head.length;
+    if (from < h) {
+      const n = len < h - from ? len : h - from;
+      this.bytes.set(from === 0 && n === h ? head : head.subarray(from, from + n), at);
+      if (n === len) return;
+      from += n;
+      len -= n;
+      at += n;
+    }
+    const b = body as Uint8Array;
+    const o = from - h;
+    this.bytes.set(o === 0 && len === b.length ? b : b.subarray(o, o + len), at);
   }
 
   /**

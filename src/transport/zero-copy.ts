@@ -57,10 +57,12 @@ export class ZeroCopyBackend implements Backend {
     this.writer = new RingWriter(tx, capacity, ep.txHead);
   }
 
-  write(data: Uint8Array, progress: number): number {
-    const p = this.writer.write(data, progress);
+  readonly gathers = true;
+
+  write(head: Uint8Array, body: Uint8Array | null, progress: number): number {
+    const p = this.writer.write(head, body, progress);
     // A ring that filled up is published at once so the peer can make room.
-    if (!this.corked || p !== data.length) this.publish();
+    if (!this.corked || p !== head.length + (body === null ? 0 : body.length)) this.publish();
     return p;
   }
 

@@ -70,7 +70,11 @@ fn read_all(c: &mut Consumer, map: &Mapping, steps: usize, by_records: bool) -> 
             Ok(true) => {}
             Ok(false) => return false,
             Err(Error::Corrupt(_) | Error::MessageTooLarge { .. } | Error::ResourceExhausted(_)) => {
-                let again = if by_records { c.next_record().err() } else { c.next_message().err() };
+                let again = if by_records {
+                    c.next_record().err()
+                } else {
+                    c.next_message().err()
+                };
                 assert!(again.is_some(), "a failed consumer stays failed");
                 return true;
             }

@@ -528,9 +528,7 @@ impl Consumer {
     pub fn next_message(&mut self) -> Result<Option<Next>> {
         loop {
             if self.fragmented.is_some() && self.assembling.is_none() {
-                return Err(Error::InvalidArgument(
-                    "a fragmented message is being read with next_record".into(),
-                ));
+                return Err(Error::InvalidArgument("a fragmented message is being read with next_record".into()));
             }
             match self.record(true)? {
                 None => return Ok(None),
@@ -856,7 +854,10 @@ mod tests {
         }
         assert_eq!(out, big);
         assert!(fragments > 40, "{fragments} fragments");
-        assert!(matches!(c.next_message(), Ok(None)), "a record reader may switch once a message is complete");
+        assert!(
+            matches!(c.next_message(), Ok(None)),
+            "a record reader may switch once a message is complete"
+        );
     }
 
     #[test]
