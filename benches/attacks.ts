@@ -24,7 +24,7 @@ import {
 import type { Footprint } from '../__test__/adversary/harness';
 import { footprintCell as fp } from './lib/attack-row';
 import type { AttackRow as Row } from './lib/attack-row';
-import { IpcClient } from '../src/ipc/client';
+import { IpcClient } from '../dist/ipc/client';
 
 const soak = process.argv.includes('--soak') ? 10 : 1;
 const onlyAt = process.argv.indexOf('--only');

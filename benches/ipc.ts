@@ -18,8 +18,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IpcClient } from '../src/ipc/client';
-import type { IpcServerOptions } from '../src/ipc/server';
+import { IpcClient } from '../dist/ipc/client';
+import type { IpcServerOptions } from '../dist/ipc/server';
 import { spawnBarePair } from './lib/bare-pair';
 import { cpuSince, JsonChild, markCpu, procCpuMicros } from './lib/ipc-proc';
 import { channelPingPong } from './lib/pingpong';

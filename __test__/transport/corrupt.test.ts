@@ -236,6 +236,7 @@ test('a pollable whose step throws is dropped by the scheduler; every other chan
     step(): boolean {
       throw new Error('step bug');
     },
+    probe: () => true,
     park: () => true,
     abort: (e: unknown) => aborted.resolve(e),
   };

@@ -3,7 +3,7 @@
  * Commands: `open {socketPath, count, batch}` opens `count` connections (`batch` handshakes at a
  * time), makes one `echo` request on each, and keeps them open; `close` closes them all.
  */
-import { IpcClient } from '../../src/ipc/client';
+import { IpcClient } from '../../dist/ipc/client';
 import { out, serveCommands } from './ipc-proc';
 
 const clients: IpcClient[] = [];

@@ -5,7 +5,7 @@
  * run with --expose-gc), `close`.
  */
 import pino from 'pino';
-import { IpcServer, type IpcServerOptions } from '../../src/ipc/server';
+import { IpcServer, type IpcServerOptions } from '../../dist/ipc/server';
 import { out, serveCommands, vmRssKb } from './ipc-proc';
 
 async function main(): Promise<void> {

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { IpcClient } from '../../src';
+import { IpcClient } from '../../dist';
 import { FrameParser } from '../lib/frames';
 import { BYTES64, JSON64, Kind, netFrame, u32 } from './workload';
 import { loadJsonRpc } from './jsonrpc';

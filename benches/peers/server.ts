@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import pino from 'pino';
-import { IpcServer } from '../../src';
+import { IpcServer } from '../../dist';
 import { FrameParser } from '../lib/frames';
 import { DELTA_BYTES, DELTA_JSON, DELTA_TEXT, Kind, netFrame, u32 } from './workload';
 import { loadJsonRpc } from './jsonrpc';

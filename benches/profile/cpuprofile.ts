@@ -23,7 +23,7 @@ interface CpuProfile {
 /** Where a function lives, for the per-area totals. */
 function area(url: string, name: string): string {
   if (!url) return name.startsWith('(') ? name : '(native)';
-  const m = /\/(src\/[a-z]+|benches\/[a-z]+|node_modules\/[^/]+)\//.exec(url);
+  const m = /\/((?:src|dist)\/[a-z]+|benches\/[a-z]+|node_modules\/[^/]+)\//.exec(url);
   if (m) return m[1];
   if (url.startsWith('node:')) return 'node:internal';
   return path.basename(url);
@@ -31,7 +31,7 @@ function area(url: string, name: string): string {
 
 function label(n: ProfileNode): string {
   const { functionName, url, lineNumber } = n.callFrame;
-  const file = url ? `${url.replace(/^.*\/(src|benches|node_modules)\//, '$1/').replace(/^file:\/\//, '')}:${lineNumber + 1}` : '';
+  const file = url ? `${url.replace(/^.*\/(src|dist|benches|node_modules)\//, '$1/').replace(/^file:\/\//, '')}:${lineNumber + 1}` : '';
   return `${functionName || '(anonymous)'} ${file}`.trim();
 }
 
@@ -90,9 +90,9 @@ export function summarise(file: string, top = 25, ops = 0): string {
     .slice(0, top)) {
     lines.push(`  ${pct(ms)} ${ms.toFixed(0).padStart(6)} ms  ${l}`);
   }
-  lines.push('', `top ${top} functions by inclusive time (src/ only):`);
+  lines.push('', `top ${top} functions by inclusive time (src/ and dist/ only):`);
   for (const [l, ms] of [...incl]
-    .filter(([l]) => / src\//.test(l))
+    .filter(([l]) => / (src|dist)\//.test(l))
     .sort((x, y) => y[1] - x[1])
     .slice(0, top)) {
     lines.push(`  ${pct(ms)} ${ms.toFixed(0).padStart(6)} ms  ${l}`);

@@ -11,8 +11,8 @@
  * A profiling harness, not part of `npm run bench`: it uses the binding directly, so it
  * follows the binding's API (protocol v2: 3 fds per channel; the code does not count them).
  */
-import native = require('../../src/native');
-import { Channel, IpcClient } from '../../src';
+import native = require('../../dist/native');
+import { Channel, IpcClient } from '../../dist';
 import { PEERS } from '../peers/clients';
 import { percentile } from '../lib/report';
 

@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { IpcClient } from '../../src';
+import { IpcClient } from '../../dist';
 import { LAPCE_SLEEP, PEERS, type PeerClient } from '../peers/clients';
 import { STREAM_CHUNKS } from '../peers/workload';
 import { summarise } from './cpuprofile';

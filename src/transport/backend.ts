@@ -47,6 +47,11 @@ export interface Backend {
    * reader releases as soon as it has read. False when the space is there already: write again.
    */
   waitForSpace(remaining: number): boolean;
+  /**
+   * Whether {@link drain} (when `reading`) or a write of a queued send (when `sending`) would
+   * find something to do, from shared memory alone; backends that cannot tell say true.
+   */
+  probe(reading: boolean, sending: boolean): boolean;
   /** Delivers waiting messages to `sink`, within the per-turn budget. */
   drain(sink: Sink): Drained;
   /**

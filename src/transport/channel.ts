@@ -18,7 +18,7 @@ import type { Backend, Sink } from './backend';
 import { Drained, TRANSIENT } from './backend';
 import { CopyingBackend } from './copying';
 import type { IdleMode, Pollable } from './idle';
-import { activate, deactivate, spinWindowMs } from './idle';
+import { activate, deactivate, look, spinWindowMs } from './idle';
 import { MAX_CAPACITY, maxFragment, MIN_CAPACITY } from './layout';
 import { ZeroCopyBackend } from './zero-copy';
 
@@ -237,8 +237,8 @@ export class Channel implements Pollable, Sink {
       throw fromNative(e);
     }
     this.ep = ep;
-    // Messages may already be waiting; look once.
-    activate(this);
+    // Messages may already be waiting; look once (polling starts with the first message).
+    look(this);
   }
 
   /** Whether messages are read in place (false: the copying fallback is in use). */
@@ -257,7 +257,7 @@ export class Channel implements Pollable, Sink {
    */
   onMessage(handler: MessageHandler | null): void {
     this.handler = handler;
-    if (handler && !this.isClosed) activate(this);
+    if (handler && !this.isClosed) look(this);
   }
 
   /**
@@ -560,6 +560,11 @@ export class Channel implements Pollable, Sink {
     }
   }
 
+  /** @internal Whether {@link step} would find work (see {@link Pollable.probe}). */
+  probe(): boolean {
+    return !this.isClosed && this.backend.probe(this.reading, this.queue.length > 0);
+  }
+
   /** @internal Tries to sleep on the doorbell; false when work turned up. */
   park(): boolean {
     if (this.isClosed) return true;
@@ -594,9 +599,13 @@ export class Channel implements Pollable, Sink {
       this.fail(e);
       return;
     }
-    activate(this);
     // Work now rather than a loop turn later: this is the latency a sleeping side pays.
-    if (this.step()) this.lastWork = performance.now();
+    const worked = this.step();
+    // `sleep` mode goes straight back to sleep from here: a loop turn of the scheduler only to
+    // find nothing and park costs more than the work itself.
+    if (this.spinMs === 0 && !this.active && !this.isClosed && this.park()) return;
+    activate(this);
+    if (worked) this.lastWork = performance.now();
   }
 
   private tooLarge(size: number): IpcError {
@@ -702,7 +711,7 @@ export class Channel implements Pollable, Sink {
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
     this.iterating = true;
-    activate(this);
+    look(this);
     const self = this;
     return {
       next(): Promise<IteratorResult<Uint8Array>> {

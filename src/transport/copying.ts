@@ -26,6 +26,11 @@ export class CopyingBackend implements Backend {
     return true;
   }
 
+  probe(): boolean {
+    // Only a native call could tell: let the scheduler step instead.
+    return true;
+  }
+
   drain(sink: Sink): Drained {
     let n = 0;
     const start = performance.now();

@@ -1,13 +1,15 @@
 /**
  * Idle strategies: when a side looks for work, and when it goes to sleep.
  *
- * A wake-up from sleep costs about 10 µs per hop on the reference machine whatever the
- * transport, so a side that just handled a message keeps checking its rings on every turn of
- * the event loop (`setImmediate`, never blocking the loop) for a short window, and only then
- * announces sleep and waits on its doorbell. This is Aeron's spin-then-park, with the spin
- * turned into event-loop turns so that JS never blocks. One scheduler serves every channel of
- * the process, so a thousand idle connections cost no CPU and a busy one costs one immediate
- * per loop turn.
+ * A wake-up from sleep costs tens of µs per hop on the reference machine whatever the
+ * transport, so a side that just handled a message keeps checking its rings for a short window
+ * (`spinMicros`), and only then announces sleep and waits on its doorbell: Aeron's
+ * spin-then-park. JS must not block the event loop, so the spin is made of event-loop turns
+ * (`setImmediate`), and within a turn that found nothing, of a short busy-wait
+ * ({@link POLL_SLICE_MICROS}) on the shared words a message would change, which returns as soon
+ * as one arrives: going round the loop costs more than a reply takes to come. One scheduler
+ * serves every channel of the process, so a thousand idle connections cost no CPU and a busy
+ * one costs its polling window.
  * @packageDocumentation
  */
 import native = require('../native');
@@ -24,7 +26,7 @@ export type IdleMode = 'adaptive' | 'poll' | 'sleep';
 /** How long a side polls without work before it starts yielding the CPU each turn, ms. */
 const YIELD_AFTER_MS = 0.02;
 
-import { DEFAULT_SPIN_MICROS } from '../defaults';
+import { DEFAULT_SPIN_MICROS, POLL_SLICE_MICROS } from '../defaults';
 
 export { DEFAULT_SPIN_MICROS };
 
@@ -35,6 +37,11 @@ export { DEFAULT_SPIN_MICROS };
 export interface Pollable {
   /** Does whatever work is waiting; returns true when it did any. */
   step(): boolean;
+  /**
+   * Whether {@link step} would find work, from shared memory alone (no native call, no
+   * allocation): the scheduler's busy-wait calls it in a tight loop. Never throws.
+   */
+  probe(): boolean;
   /** Tries to go to sleep; returns false when work turned up meanwhile (stay active). */
   park(): boolean;
   /** Ends the pollable after `step` or `park` threw (they should not), so one bad channel cannot stop the scheduler. */
@@ -49,10 +56,12 @@ export interface Pollable {
 
 const active = new Set<Pollable>();
 let scheduled = false;
+const SLICE_MS = POLL_SLICE_MICROS / 1000;
+/** How often a busy-wait that lasts gives the CPU away, ms (see {@link YIELD_AFTER_MS}). */
+const YIELD_EVERY_MS = 0.005;
 
-function tick(): void {
-  scheduled = false;
-  const now = performance.now();
+/** Steps every active pollable once; returns how long the least idle one has been idle (0: work was done). */
+function pass(now: number): number {
   let idleFor = Infinity;
   for (const p of active) {
     try {
@@ -71,6 +80,36 @@ function tick(): void {
       p.abort(e);
     }
   }
+  return idleFor;
+}
+
+/**
+ * Busy-waits up to {@link SLICE_MS} for a pollable to have work; true when one does. Gives the
+ * CPU away every few µs once idle for a while, so a peer on the same CPU gets to produce.
+ */
+function awaitWork(start: number, idleFor: number): boolean {
+  const until = start + SLICE_MS;
+  let yielded = start;
+  for (let i = 1; ; i++) {
+    for (const p of active) if (p.probe()) return true;
+    if ((i & 15) === 0) {
+      const t = performance.now();
+      if (t >= until) return false;
+      if (idleFor + (t - start) >= YIELD_AFTER_MS && t - yielded >= YIELD_EVERY_MS) {
+        native.yieldCpu();
+        yielded = t;
+      }
+    }
+  }
+}
+
+function tick(): void {
+  scheduled = false;
+  const now = performance.now();
+  let idleFor = pass(now);
+  // Nothing to do, yet some channel is within its polling window: wait in this turn for the
+  // next message, then handle it and return, so that the continuations it resolves run now.
+  if (idleFor > 0 && idleFor !== Infinity && awaitWork(now, idleFor)) idleFor = pass(performance.now());
   if (active.size > 0) {
     // Spin, then yield, then park: after a while without work, give the CPU away once per turn,
     // so that a peer sharing this CPU gets to run instead of waiting for our window to end.
@@ -93,6 +132,20 @@ export function activate(p: Pollable): void {
     p.active = true;
     active.add(p);
   }
+  schedule();
+}
+
+/**
+ * Has `p` looked at once, on the next loop turn, and parked at once if it finds nothing: for a
+ * channel just opened or given a handler, where no message is known to be on its way, so that
+ * polling starts with the first message rather than with every handshake.
+ */
+export function look(p: Pollable): void {
+  if (p.active) return schedule();
+  // Its window already over: the first pass that finds nothing parks it (`poll` never parks).
+  p.lastWork = performance.now() - (Number.isFinite(p.spinMs) ? p.spinMs : 0);
+  p.active = true;
+  active.add(p);
   schedule();
 }
 

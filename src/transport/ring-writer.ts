@@ -149,6 +149,11 @@ export class RingWriter {
     return Atomics.load(this.ctl, SLEEPING) !== 0 && Atomics.exchange(this.ctl, SLEEPING, 0) !== 0;
   }
 
+  /** Whether the consumer released space since we last looked (a queued send may go on). */
+  tailMoved(): boolean {
+    return Atomics.load(this.ctl, TAIL) >>> 0 !== this.tail;
+  }
+
   /** Whether nothing written is left unpublished. */
   get idle(): boolean {
     return this.head === this.published;

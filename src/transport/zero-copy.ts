@@ -79,6 +79,14 @@ export class ZeroCopyBackend implements Backend {
     return this.writer.prepareWaitForSpace(this.writer.spaceNeeded(remaining));
   }
 
+  probe(reading: boolean, sending: boolean): boolean {
+    const ctl = this.rxCtl;
+    if (reading && (this.batchAt < this.batchLen || Atomics.load(ctl, HEAD) >>> 0 !== this.lastHead || Atomics.load(ctl, CLOSED) !== 0)) {
+      return true;
+    }
+    return (sending && this.writer.tailMoved()) || (this.unreleased && Atomics.load(ctl, PRODUCER_WAITING) !== 0);
+  }
+
   drain(sink: Sink): Drained {
     if (this.batchAt < this.batchLen) {
       // The rest of a batch a budget or a pause cut short (still unreleased in the ring).
