@@ -599,13 +599,9 @@ export class Channel implements Pollable, Sink {
       this.fail(e);
       return;
     }
-    // Work now rather than a loop turn later: this is the latency a sleeping side pays.
-    const worked = this.step();
-    // `sleep` mode goes straight back to sleep from here: a loop turn of the scheduler only to
-    // find nothing and park costs more than the work itself.
-    if (this.spinMs === 0 && !this.active && !this.isClosed && this.park()) return;
     activate(this);
-    if (worked) this.lastWork = performance.now();
+    // Work now rather than a loop turn later: this is the latency a sleeping side pays.
+    if (this.step()) this.lastWork = performance.now();
   }
 
   private tooLarge(size: number): IpcError {
