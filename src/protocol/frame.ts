@@ -158,11 +158,15 @@ export function isTransient(frame: Uint8Array): boolean {
 export const TRANSIENT_MAX = 64 << 10;
 let scratch = Buffer.allocUnsafeSlow(4096);
 
+/** The last view of `scratch` handed out: frames of one shape repeat, and a view is an allocation. */
+let scratchView = scratch.subarray(0, 0);
+
 /** A buffer of `size` bytes: the reused one when `transient` (grown as needed), else a new one. */
 function frameBuffer(size: number, transient: boolean): Buffer {
   if (!transient || size > TRANSIENT_MAX) return Buffer.allocUnsafe(size);
+  if (scratchView.length === size && scratchView.buffer === scratch.buffer) return scratchView;
   if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.min(TRANSIENT_MAX, Math.max(size, 2 * scratch.length)));
-  return scratch.subarray(0, size);
+  return (scratchView = scratch.subarray(0, size));
 }
 
 function encode(kind: FrameKind, id: number, method: string, payload: Payload, transient: boolean): Buffer {
@@ -188,7 +192,7 @@ function encode(kind: FrameKind, id: number, method: string, payload: Payload, t
     // is written once, without measuring it first.
     if (transient && head + 3 * text.length <= TRANSIENT_MAX) {
       if (scratch.length < head + 3 * text.length) frameBuffer(head + 3 * text.length, true);
-      out = scratch.subarray(0, head + scratch.write(text, head, 'utf8'));
+      out = frameBuffer(head + scratch.write(text, head, 'utf8'), true);
     } else {
       out = frameBuffer(head + Buffer.byteLength(text), transient);
       out.write(text, head, 'utf8');
