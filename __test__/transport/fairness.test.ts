@@ -109,3 +109,33 @@ test('pausing inside a handler stops delivery mid-batch without losing or corrup
     '',
   );
 });
+
+test('sleep mode: a batch the time budget cut short is finished without another message or doorbell', async (t) => {
+  const [a, b] = channelPair({ capacity: 1 << 16, idle: 'sleep' });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const got: number[] = [];
+  const all = deferred();
+  b.onMessage((m) => {
+    got.push(m[0]);
+    // Past the turn's time budget at the 32nd message: the step stops there, 68 left unread.
+    if (got.length === 32) {
+      const until = performance.now() + 3;
+      while (performance.now() < until);
+    }
+    if (got.length === 100) all.resolve();
+  });
+  // Let b park on its doorbell, then publish 100 messages at once and never send again.
+  await new Promise((r) => setTimeout(r, 20));
+  a.cork();
+  for (let i = 0; i < 100; i++) t.true(a.trySend(Uint8Array.of(i)));
+  a.uncork();
+  await within(all.promise, 5000, 'the rest of the batch');
+  t.deepEqual(
+    got,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
+  t.true(b.stats().wakeups >= 1, 'b slept and was woken');
+});

@@ -260,7 +260,13 @@ export async function echoRoundTrip(
     }
   })();
   sender.catch((e) => done.reject(e));
-  await within(done.promise, options.timeoutMs ?? 30_000, `echoes: ${received} of ${n} arrived`);
+  // The count and the counters as of the timeout, not of the call (a hang must say where).
+  const ms = options.timeoutMs ?? 30_000;
+  const timer = setTimeout(
+    () => done.reject(new Error(`timed out after ${ms} ms: echoes: ${received} of ${n} arrived; ${JSON.stringify(ch.stats())}`)),
+    ms,
+  );
+  await done.promise.finally(() => clearTimeout(timer));
   ch.onMessage(null);
   return received;
 }

@@ -599,9 +599,14 @@ export class Channel implements Pollable, Sink {
       this.fail(e);
       return;
     }
-    activate(this);
     // Work now rather than a loop turn later: this is the latency a sleeping side pays.
-    if (this.step()) this.lastWork = performance.now();
+    const worked = this.step();
+    // `sleep` mode goes straight back to sleep from here when nothing is left to do (the rest
+    // of a batch cut short, more messages, space for a queued send): a loop turn of the
+    // scheduler only to find nothing and park costs more than the work itself.
+    if (this.spinMs === 0 && !this.active && !this.isClosed && !this.probe() && this.park()) return;
+    activate(this);
+    if (worked) this.lastWork = performance.now();
   }
 
   private tooLarge(size: number): IpcError {
