@@ -410,7 +410,7 @@ export class IpcServer {
   private startHandshake(conn: ControlConnection): void {
     const started = performance.now();
     this.pending.add(conn);
-    serverHandshake(conn, {
+    const handshake = serverHandshake(conn, {
       timeoutMs: this.opts.handshakeTimeoutMs,
       allowedUids: this.opts.allowedUids,
       checkPid: this.opts.checkPid,
@@ -422,7 +422,10 @@ export class IpcServer {
       createFds: () => this.fdPool.take(),
       takeSlot: () => this.takeSlot(),
       releaseSlot: (slot) => this.releaseSlot(slot),
-    }).then(
+    });
+    // The handshake now waits for HELLO, which is usually here already (see readNow).
+    conn.readNow();
+    handshake.then(
       (acc) => {
         this.pending.delete(conn);
         if (this.state !== 'listening') {
