@@ -5,7 +5,7 @@
  * The connection stays open for the whole session; its EOF is how each side learns the other
  * died (kill -9 included), with no heartbeat. Frames that arrive before anyone asks for them
  * are kept (a handful at most: a peer that sends more during the handshake is malformed), so a
- * READY and the EOF right behind it, read in one loop, are both seen by whoever looks next.
+ * READY and the EOF right behind it are both seen by whoever looks next.
  *
  * `onClose` has one meaning here and on `Channel`: add a callback, run once when the
  * connection ends (at once, in a microtask, if it already has).
@@ -243,6 +243,10 @@ export class ControlConnection {
         this.malformed(pending, 'fds before a complete control frame');
         return;
       }
+      // A short read emptied the socket (or stopped where fds begin): the watch is
+      // level-triggered and calls again for anything left, so the read that would only say
+      // EAGAIN is not made. One recvmsg less per control frame, on the handshake's path.
+      if (n < readBuf.length) return;
     }
   }
 
