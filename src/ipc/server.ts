@@ -32,6 +32,7 @@ import type { ChannelStats, ReassemblyBudget } from '../transport/channel';
 import { ControlConnection } from './control-connection';
 import { ChannelFdPool } from './fd-pool';
 import { serverHandshake } from './handshake';
+import type { ServerHandshakeParams } from './handshake';
 import { addStats, ServerMetrics, zeroStats } from './metrics';
 import { boolOption, channelTuningOption, intOption, maxMessageOption, ringCapacityOption, stringOption, uidsOption } from './options';
 import type { ChannelTuning } from './options';
@@ -173,11 +174,14 @@ export class IpcServer {
   private acceptTrouble: { since: number; failures: number } | null = null;
   /** Set while an accept batch was cut at ACCEPTS_PER_TURN and continues on the next turn. */
   private acceptResume: NodeJS.Immediate | null = null;
+  /** Set while the accept batch continues in a microtask, after a handshake's first reply. */
+  private acceptingMore = false;
   private acceptTimer: NodeJS.Timeout | null = null;
   /** The reassembly budget all of this server's sessions share (PLAN §10). */
   private readonly reassembly: ReassemblyBudget;
   /** Channel fd sets made ahead, filled while listening and freed at close. */
   private readonly fdPool: ChannelFdPool;
+  private readonly handshakeParams: ServerHandshakeParams;
 
   /** @throws IpcError INVALID_ARGUMENT for an invalid option. */
   constructor(options: IpcServerOptions = {}) {
@@ -188,6 +192,20 @@ export class IpcServer {
     this.opts = resolveOptions(options);
     this.reassembly = createReassemblyBudget(this.opts.reassemblyBudget);
     this.fdPool = new ChannelFdPool(this.opts.ringCapacity, CHANNEL_FD_POOL_SIZE);
+    // The same for every handshake: made once, not per connection.
+    this.handshakeParams = {
+      timeoutMs: this.opts.handshakeTimeoutMs,
+      allowedUids: this.opts.allowedUids,
+      checkPid: this.opts.checkPid,
+      ringCapacity: this.opts.ringCapacity,
+      maxMessage: this.opts.maxMessage,
+      maxStreams: this.opts.maxStreams,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      channel: { ...this.opts.channel, reassemblyBudget: this.reassembly },
+      createFds: () => this.fdPool.take(),
+      takeSlot: () => this.takeSlot(),
+      releaseSlot: (slot) => this.releaseSlot(slot),
+    };
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.stats = new ServerMetrics({ traffic: () => this.traffic() }, options.registry);
     const server = this;
@@ -287,14 +305,24 @@ export class IpcServer {
   }
 
   private onAcceptable(): void {
-    // A connect flood must not hold the loop: after a batch the rest waits for the next turn,
-    // after timers and every session's I/O have run (the immediate below takes it from there).
-    if (this.acceptResume) return;
-    for (let accepted = 0; ; accepted++) {
+    if (this.acceptResume || this.acceptingMore) return;
+    this.acceptBatch(0);
+  }
+
+  /**
+   * Accepts waiting connections, `accepted` of this turn's batch already taken. A connect flood
+   * must not hold the loop: after a batch the rest waits for the next turn, after timers and
+   * every session's I/O have run (the immediate below takes it from there). After each
+   * handshake started, the next accept waits for a microtask: the HELLO read at once
+   * ({@link ControlConnection.readNow}) is answered first, so a client's WELCOME does not wait
+   * for the accept that finds the queue empty, nor for the handshakes of clients behind it.
+   */
+  private acceptBatch(accepted: number): void {
+    for (; ; accepted++) {
       if (accepted === ACCEPTS_PER_TURN) {
         this.acceptResume = setImmediate(() => {
           this.acceptResume = null;
-          this.onAcceptable();
+          this.acceptBatch(0);
         });
         return;
       }
@@ -320,6 +348,13 @@ export class IpcServer {
         this.refuse(conn, RejectReason.ServerFull, `server is full (${this.opts.maxConnections} connections)`);
       } else {
         this.startHandshake(conn);
+        const next = accepted + 1;
+        this.acceptingMore = true;
+        queueMicrotask(() => {
+          this.acceptingMore = false;
+          this.acceptBatch(next);
+        });
+        return;
       }
     }
     if (this.acceptTrouble) {
@@ -410,19 +445,7 @@ export class IpcServer {
   private startHandshake(conn: ControlConnection): void {
     const started = performance.now();
     this.pending.add(conn);
-    const handshake = serverHandshake(conn, {
-      timeoutMs: this.opts.handshakeTimeoutMs,
-      allowedUids: this.opts.allowedUids,
-      checkPid: this.opts.checkPid,
-      ringCapacity: this.opts.ringCapacity,
-      maxMessage: this.opts.maxMessage,
-      maxStreams: this.opts.maxStreams,
-      idleTimeoutMs: this.opts.idleTimeoutMs,
-      channel: { ...this.opts.channel, reassemblyBudget: this.reassembly },
-      createFds: () => this.fdPool.take(),
-      takeSlot: () => this.takeSlot(),
-      releaseSlot: (slot) => this.releaseSlot(slot),
-    });
+    const handshake = serverHandshake(conn, this.handshakeParams);
     // The handshake now waits for HELLO, which is usually here already (see readNow).
     conn.readNow();
     handshake.then(
