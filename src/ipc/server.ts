@@ -176,6 +176,9 @@ export class IpcServer {
   private acceptResume: NodeJS.Immediate | null = null;
   /** Set while the accept batch continues in a microtask, after a handshake's first reply. */
   private acceptingMore = false;
+  /** Channel closes of ended sessions, due in {@link retireImmediate} (see retireChannel). */
+  private readonly retiring: Array<() => void> = [];
+  private retireImmediate: NodeJS.Immediate | null = null;
   private acceptTimer: NodeJS.Timeout | null = null;
   /** The reassembly budget all of this server's sessions share (PLAN §10). */
   private readonly reassembly: ReassemblyBudget;
@@ -219,6 +222,7 @@ export class IpcServer {
       get goingAway() {
         return server.state !== 'listening';
       },
+      retireChannel: (closeChannel) => this.retireChannel(closeChannel),
       sessionEnded: (s, reason, err) => this.sessionEnded(s, reason, err),
     };
     this.handle(
@@ -488,6 +492,25 @@ export class IpcServer {
     );
   }
 
+  /**
+   * Closes an ended session's channel after the I/O callbacks of this loop turn, in an
+   * immediate, at the latest when the server closes. A client that hangs up and connects again
+   * at once (a reconnect, a liveness check, a benchmark) has its EOF and its new connection
+   * read in the same turn; the new handshake's accept, HELLO and WELCOME then go first, and the
+   * munmaps and memfd frees of the old session (about a third of a handshake's server time)
+   * follow. Nothing waits for GC: the order changes, not whether or when within the turn.
+   */
+  private retireChannel(closeChannel: () => void): void {
+    this.retiring.push(closeChannel);
+    this.retireImmediate ??= setImmediate(() => this.closeRetired());
+  }
+
+  private closeRetired(): void {
+    if (this.retireImmediate) clearImmediate(this.retireImmediate);
+    this.retireImmediate = null;
+    for (const close of this.retiring.splice(0)) close();
+  }
+
   private sessionEnded(session: Session, reason: string, err: IpcError | undefined): void {
     if (!this.sessions.delete(session)) return;
     addStats(this.closedTraffic, session.channel.stats());
@@ -588,6 +611,7 @@ export class IpcServer {
     const goingAway = new IpcError('GOING_AWAY', 'server shut down before the call finished');
     for (const s of live) s.abortAll(goingAway);
     for (const s of live) s.end('server shut down', { abortWith: goingAway });
+    this.closeRetired();
     this.state = 'closed';
     this.logger.info('server closed');
   }
