@@ -139,12 +139,6 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
       serverPid: process.pid,
     };
     conn.send(encodeWelcome(welcome), fds);
-    // A Unix-socket send wakes the reader "synchronously": the kernel may queue the client on
-    // this CPU, expecting us to sleep now. We would not: the fd pool's refill, retired
-    // channels and other sessions' work come next, and the client would wait behind all of
-    // it. So the CPU is offered once (sched_yield; about a microsecond when nobody waits).
-    // Measured: handshake p50 438 -> 329 µs on the 2-vCPU VM (docs/ARCHITECTURE.md).
-    native.yieldCpu();
     const reply = await conn.next(remaining(), timeoutError(p.timeoutMs));
     if (reply.type === ControlType.Reject) {
       const r = decodeReject(reply.body);

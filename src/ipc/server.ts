@@ -174,8 +174,6 @@ export class IpcServer {
   private acceptTrouble: { since: number; failures: number } | null = null;
   /** Set while an accept batch was cut at ACCEPTS_PER_TURN and continues on the next turn. */
   private acceptResume: NodeJS.Immediate | null = null;
-  /** Set while the accept batch continues in a microtask, after a handshake's first reply. */
-  private acceptingMore = false;
   /** Channel closes of ended sessions, due in {@link retireImmediate} (see retireChannel). */
   private readonly retiring: Array<() => void> = [];
   private retireImmediate: NodeJS.Immediate | null = null;
@@ -309,24 +307,17 @@ export class IpcServer {
   }
 
   private onAcceptable(): void {
-    if (this.acceptResume || this.acceptingMore) return;
-    this.acceptBatch(0);
-  }
-
-  /**
-   * Accepts waiting connections, `accepted` of this turn's batch already taken. A connect flood
-   * must not hold the loop: after a batch the rest waits for the next turn, after timers and
-   * every session's I/O have run (the immediate below takes it from there). After each
-   * handshake started, the next accept waits for a microtask: the HELLO read at once
-   * ({@link ControlConnection.readNow}) is answered first, so a client's WELCOME does not wait
-   * for the accept that finds the queue empty, nor for the handshakes of clients behind it.
-   */
-  private acceptBatch(accepted: number): void {
-    for (; ; accepted++) {
+    // A connect flood must not hold the loop: after a batch the rest waits for the next turn,
+    // after timers and every session's I/O have run (the immediate below takes it from there).
+    // The batch takes only connections already queued; their WELCOMEs go out in the microtasks
+    // right after it. (Answering each HELLO before the next accept would let a client that
+    // reconnects at once keep one turn going, holding every READY and session behind it.)
+    if (this.acceptResume) return;
+    for (let accepted = 0; ; accepted++) {
       if (accepted === ACCEPTS_PER_TURN) {
         this.acceptResume = setImmediate(() => {
           this.acceptResume = null;
-          this.acceptBatch(0);
+          this.onAcceptable();
         });
         return;
       }
@@ -352,13 +343,6 @@ export class IpcServer {
         this.refuse(conn, RejectReason.ServerFull, `server is full (${this.opts.maxConnections} connections)`);
       } else {
         this.startHandshake(conn);
-        const next = accepted + 1;
-        this.acceptingMore = true;
-        queueMicrotask(() => {
-          this.acceptingMore = false;
-          this.acceptBatch(next);
-        });
-        return;
       }
     }
     if (this.acceptTrouble) {
