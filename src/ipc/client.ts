@@ -45,7 +45,7 @@ import { ControlConnection } from './control-connection';
 import { clientHandshake } from './handshake';
 import { channelTuningOption, intOption, maxMessageOption, stringOption, streamWindowOption, uidsOption } from './options';
 import type { ChannelTuning } from './options';
-import { defaultSocketPath, resolveSocketPath } from './paths';
+import { checkSocketPathSyntax, defaultSocketPath, refuseDirectory } from './paths';
 
 export type { StreamWindow } from '../defaults';
 
@@ -280,7 +280,7 @@ export class IpcClient extends EventEmitter {
     options: IpcClientOptions,
   ) {
     super();
-    this.controlPath = resolveSocketPath(socketPath).controlPath;
+    this.controlPath = checkSocketPathSyntax(socketPath).controlPath;
     this.name = stringOption('name', options.name, `node-${process.pid}`);
     this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1);
     this.channelTuning = channelTuningOption('channel', options.channel);
@@ -337,7 +337,14 @@ export class IpcClient extends EventEmitter {
   }
 
   private async establish(): Promise<Connection> {
-    const conn = ControlConnection.connect(this.controlPath);
+    let conn: ControlConnection;
+    try {
+      conn = ControlConnection.connect(this.controlPath);
+    } catch (e) {
+      // A directory is a mistake to name, not a server to wait for (see checkSocketPathSyntax).
+      refuseDirectory(this.socketPath);
+      throw e;
+    }
     const { welcome, channel } = await clientHandshake(conn, {
       name: this.name,
       timeoutMs: this.handshakeTimeoutMs,

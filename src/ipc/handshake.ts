@@ -70,6 +70,11 @@ export interface Accepted {
   channel: Channel;
 }
 
+/** Resolves in the check phase of the current event-loop turn (after its I/O callbacks). */
+function nextCheckPhase(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function timeoutError(ms: number): () => IpcError {
   return () => new HandshakeError(RejectReason.Timeout, `no handshake reply within ${ms} ms`);
 }
@@ -153,6 +158,10 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
         `READY names slot ${ready.slot} generation ${ready.generation}, WELCOME gave slot ${slot.slot} generation ${slot.generation}`,
       );
     }
+    // The session opens in this loop turn's check phase, after the turn's other I/O: when a
+    // client's READY and another client's connect arrive together (a client that reconnects at
+    // once), the new handshake's WELCOME goes out first and this channel's mapping follows.
+    await nextCheckPhase();
     // Opened only now: a new channel polls its rings for a while, which before READY would
     // only take CPU from the client finishing its side. Nothing the client sends before READY
     // is lost: the channel looks at its ring once when it opens.

@@ -36,6 +36,18 @@ export function controlPath(socketPath: string): string {
  * INVALID_ARGUMENT saying which rule the path breaks.
  */
 export function resolveSocketPath(socketPath: string): { socketPath: string; controlPath: string } {
+  const resolved = checkSocketPathSyntax(socketPath);
+  refuseDirectory(socketPath);
+  return resolved;
+}
+
+/**
+ * The checks of {@link resolveSocketPath} that need no system call (a string, no NUL, fits in
+ * `sun_path`). A client runs only these before connecting and {@link refuseDirectory} when the
+ * connect fails: a connect to a directory fails anyway, so the two `stat`s are paid only then,
+ * not on every connect.
+ */
+export function checkSocketPathSyntax(socketPath: string): { socketPath: string; controlPath: string } {
   if (typeof socketPath !== 'string' || socketPath.length === 0)
     throw new IpcError('INVALID_ARGUMENT', 'socket path must be a non-empty string');
   if (socketPath.includes('\0')) throw new IpcError('INVALID_ARGUMENT', 'socket path must not contain a NUL byte');
@@ -48,7 +60,12 @@ export function resolveSocketPath(socketPath: string): { socketPath: string; con
       { details: { path: socketPath, bytes, limit: MAX_SOCKET_PATH_BYTES } },
     );
   }
-  for (const p of new Set([socketPath, ctl])) {
+  return { socketPath, controlPath: ctl };
+}
+
+/** Throws INVALID_ARGUMENT when `P` or its control path `P.ctl` is a directory. */
+export function refuseDirectory(socketPath: string): void {
+  for (const p of new Set([socketPath, controlPath(socketPath)])) {
     let st: fs.Stats | undefined;
     try {
       // Usually only one spelling exists: a missing path must not cost a thrown error.
@@ -59,7 +76,6 @@ export function resolveSocketPath(socketPath: string): { socketPath: string; con
     if (st?.isDirectory())
       throw new IpcError('INVALID_ARGUMENT', `socket path ${p} is a directory; give a file path such as ${path.join(p, 'ai.sock')}`);
   }
-  return { socketPath, controlPath: ctl };
 }
 
 /**

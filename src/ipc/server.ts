@@ -32,6 +32,7 @@ import type { ChannelStats, ReassemblyBudget } from '../transport/channel';
 import { ControlConnection } from './control-connection';
 import { ChannelFdPool } from './fd-pool';
 import { serverHandshake } from './handshake';
+import type { ServerHandshakeParams } from './handshake';
 import { addStats, ServerMetrics, zeroStats } from './metrics';
 import { boolOption, channelTuningOption, intOption, maxMessageOption, ringCapacityOption, stringOption, uidsOption } from './options';
 import type { ChannelTuning } from './options';
@@ -173,11 +174,15 @@ export class IpcServer {
   private acceptTrouble: { since: number; failures: number } | null = null;
   /** Set while an accept batch was cut at ACCEPTS_PER_TURN and continues on the next turn. */
   private acceptResume: NodeJS.Immediate | null = null;
+  /** Channel closes of ended sessions, due in {@link retireImmediate} (see retireChannel). */
+  private readonly retiring: Array<() => void> = [];
+  private retireImmediate: NodeJS.Immediate | null = null;
   private acceptTimer: NodeJS.Timeout | null = null;
   /** The reassembly budget all of this server's sessions share (PLAN §10). */
   private readonly reassembly: ReassemblyBudget;
   /** Channel fd sets made ahead, filled while listening and freed at close. */
   private readonly fdPool: ChannelFdPool;
+  private readonly handshakeParams: ServerHandshakeParams;
 
   /** @throws IpcError INVALID_ARGUMENT for an invalid option. */
   constructor(options: IpcServerOptions = {}) {
@@ -188,6 +193,20 @@ export class IpcServer {
     this.opts = resolveOptions(options);
     this.reassembly = createReassemblyBudget(this.opts.reassemblyBudget);
     this.fdPool = new ChannelFdPool(this.opts.ringCapacity, CHANNEL_FD_POOL_SIZE);
+    // The same for every handshake: made once, not per connection.
+    this.handshakeParams = {
+      timeoutMs: this.opts.handshakeTimeoutMs,
+      allowedUids: this.opts.allowedUids,
+      checkPid: this.opts.checkPid,
+      ringCapacity: this.opts.ringCapacity,
+      maxMessage: this.opts.maxMessage,
+      maxStreams: this.opts.maxStreams,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      channel: { ...this.opts.channel, reassemblyBudget: this.reassembly },
+      createFds: () => this.fdPool.take(),
+      takeSlot: () => this.takeSlot(),
+      releaseSlot: (slot) => this.releaseSlot(slot),
+    };
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.stats = new ServerMetrics({ traffic: () => this.traffic() }, options.registry);
     const server = this;
@@ -201,6 +220,7 @@ export class IpcServer {
       get goingAway() {
         return server.state !== 'listening';
       },
+      retireChannel: (closeChannel) => this.retireChannel(closeChannel),
       sessionEnded: (s, reason, err) => this.sessionEnded(s, reason, err),
     };
     this.handle(
@@ -289,6 +309,9 @@ export class IpcServer {
   private onAcceptable(): void {
     // A connect flood must not hold the loop: after a batch the rest waits for the next turn,
     // after timers and every session's I/O have run (the immediate below takes it from there).
+    // The batch takes only connections already queued; their WELCOMEs go out in the microtasks
+    // right after it. (Answering each HELLO before the next accept would let a client that
+    // reconnects at once keep one turn going, holding every READY and session behind it.)
     if (this.acceptResume) return;
     for (let accepted = 0; ; accepted++) {
       if (accepted === ACCEPTS_PER_TURN) {
@@ -410,19 +433,10 @@ export class IpcServer {
   private startHandshake(conn: ControlConnection): void {
     const started = performance.now();
     this.pending.add(conn);
-    serverHandshake(conn, {
-      timeoutMs: this.opts.handshakeTimeoutMs,
-      allowedUids: this.opts.allowedUids,
-      checkPid: this.opts.checkPid,
-      ringCapacity: this.opts.ringCapacity,
-      maxMessage: this.opts.maxMessage,
-      maxStreams: this.opts.maxStreams,
-      idleTimeoutMs: this.opts.idleTimeoutMs,
-      channel: { ...this.opts.channel, reassemblyBudget: this.reassembly },
-      createFds: () => this.fdPool.take(),
-      takeSlot: () => this.takeSlot(),
-      releaseSlot: (slot) => this.releaseSlot(slot),
-    }).then(
+    const handshake = serverHandshake(conn, this.handshakeParams);
+    // The handshake now waits for HELLO, which is usually here already (see readNow).
+    conn.readNow();
+    handshake.then(
       (acc) => {
         this.pending.delete(conn);
         if (this.state !== 'listening') {
@@ -460,6 +474,25 @@ export class IpcServer {
         this.logger.warn({ reason, err: e instanceof Error ? e : new Error(String(e)) }, 'handshake failed');
       },
     );
+  }
+
+  /**
+   * Closes an ended session's channel after the I/O callbacks of this loop turn, in an
+   * immediate, at the latest when the server closes. A client that hangs up and connects again
+   * at once (a reconnect, a liveness check, a benchmark) has its EOF and its new connection
+   * read in the same turn; the new handshake's accept, HELLO and WELCOME then go first, and the
+   * munmaps and memfd frees of the old session (about a third of a handshake's server time)
+   * follow. Nothing waits for GC: the order changes, not whether or when within the turn.
+   */
+  private retireChannel(closeChannel: () => void): void {
+    this.retiring.push(closeChannel);
+    this.retireImmediate ??= setImmediate(() => this.closeRetired());
+  }
+
+  private closeRetired(): void {
+    if (this.retireImmediate) clearImmediate(this.retireImmediate);
+    this.retireImmediate = null;
+    for (const close of this.retiring.splice(0)) close();
   }
 
   private sessionEnded(session: Session, reason: string, err: IpcError | undefined): void {
@@ -562,6 +595,7 @@ export class IpcServer {
     const goingAway = new IpcError('GOING_AWAY', 'server shut down before the call finished');
     for (const s of live) s.abortAll(goingAway);
     for (const s of live) s.end('server shut down', { abortWith: goingAway });
+    this.closeRetired();
     this.state = 'closed';
     this.logger.info('server closed');
   }

@@ -115,7 +115,13 @@ export interface SessionHost {
   readonly trackActivity: boolean;
   /** True once the server sent GOAWAY: new calls get GOING_AWAY. */
   readonly goingAway: boolean;
-  /** Called once, after the session has released its channel and control connection. */
+  /**
+   * Runs `closeChannel` after this event-loop turn's I/O callbacks (see
+   * `IpcServer.retireChannel`): unmapping the rings and freeing the memfds is the dearest part
+   * of an ending session and can wait behind a handshake that arrived in the same turn.
+   */
+  retireChannel(closeChannel: () => void): void;
+  /** Called once, after the session has closed its control connection and retired its channel. */
   sessionEnded(session: Session, reason: string, err: IpcError | undefined): void;
 }
 
@@ -614,11 +620,16 @@ export class Session {
   }
 
   private release(reason: string, err: IpcError | undefined): void {
-    try {
-      this.channel.close();
-    } catch (e) {
-      this.host.logger.error({ err: e, slot: this.peer.slot }, 'closing a channel failed');
-    }
+    // The ring's view of a session that ended is the `closed` word; the client also sees the
+    // control socket's EOF now. Everything a handler could still send is refused already
+    // (the session is ended), so the channel may close a little later.
+    this.host.retireChannel(() => {
+      try {
+        this.channel.close();
+      } catch (e) {
+        this.host.logger.error({ err: e, slot: this.peer.slot }, 'closing a channel failed');
+      }
+    });
     this.conn.close();
     for (const w of this.drainWaiters.splice(0)) w();
     this.host.sessionEnded(this, reason, err);

@@ -100,14 +100,28 @@ export interface GoAway {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const EMPTY = Buffer.alloc(0);
 
-function frame(type: ControlType, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out.writeUInt32LE(1 + body.length, 0);
+/**
+ * A whole control frame of `type` with a body of `fixedLen` bytes (zeroed, for the caller to
+ * fill from offset {@link BODY}) followed, when `text` is given, by its u16 length and UTF-8
+ * bytes. One allocation per frame: the handshake encodes three of these on its critical path.
+ */
+function frameOf(type: ControlType, fixedLen: number, text?: string): Buffer {
+  const t = text === undefined ? null : controlText(text);
+  const bodyLen = fixedLen + (t ? 2 + t.length : 0);
+  const out = Buffer.allocUnsafe(BODY + bodyLen).fill(0, 0, BODY + fixedLen);
+  out.writeUInt32LE(1 + bodyLen, 0);
   out[4] = type;
-  body.copy(out, 5);
+  if (t) {
+    out.writeUInt16LE(t.length, BODY + fixedLen);
+    t.copy(out, BODY + fixedLen + 2);
+  }
   return out;
 }
+
+/** Offset of the body in an encoded frame: u32 length, u8 type. */
+const BODY = 5;
 
 /** Most UTF-8 bytes a sender puts in a text field (`docs/PROTOCOL.md` §2.2); receivers take any length that fits. */
 export const MAX_CONTROL_TEXT_BYTES = 1000;
@@ -123,13 +137,6 @@ export function controlText(text: string): Buffer {
   let end = MAX_CONTROL_TEXT_BYTES;
   while (end > 0 && (t[end] & 0xc0) === 0x80) end--; // t[end] continues a character begun before it
   return t.subarray(0, end);
-}
-
-function withText(fixed: Buffer, text: string): Buffer {
-  const t = controlText(text);
-  const len = Buffer.allocUnsafe(2);
-  len.writeUInt16LE(t.length, 0);
-  return Buffer.concat([fixed, len, t]);
 }
 
 function readText(body: Buffer, at: number, what: string): string {
@@ -152,13 +159,13 @@ function need(body: Buffer, n: number, what: string): void {
 }
 
 export function encodeHello(h: Hello): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeUInt32LE(h.magic, 0);
-  b.writeUInt16LE(h.minVersion, 4);
-  b.writeUInt16LE(h.maxVersion, 6);
-  b.writeUInt32LE(h.pid, 8);
-  b.writeUInt32LE(h.features, 12);
-  return frame(ControlType.Hello, withText(b, h.name));
+  const b = frameOf(ControlType.Hello, 16, h.name);
+  b.writeUInt32LE(h.magic, BODY);
+  b.writeUInt16LE(h.minVersion, BODY + 4);
+  b.writeUInt16LE(h.maxVersion, BODY + 6);
+  b.writeUInt32LE(h.pid, BODY + 8);
+  b.writeUInt32LE(h.features, BODY + 12);
+  return b;
 }
 
 export function decodeHello(body: Buffer): Hello {
@@ -174,18 +181,18 @@ export function decodeHello(body: Buffer): Hello {
 }
 
 export function encodeWelcome(w: Welcome): Buffer {
-  const b = Buffer.alloc(36);
-  b.writeUInt16LE(w.version, 0);
-  b.writeUInt16LE(0, 2);
-  b.writeUInt32LE(w.slot, 4);
-  b.writeUInt32LE(w.generation, 8);
-  b.writeUInt32LE(w.capacity, 12);
-  b.writeUInt32LE(w.maxMessage, 16);
-  b.writeUInt32LE(w.maxStreams, 20);
-  b.writeUInt32LE(w.features, 24);
-  b.writeUInt32LE(w.idleTimeoutMs, 28);
-  b.writeUInt32LE(w.serverPid, 32);
-  return frame(ControlType.Welcome, b);
+  const b = frameOf(ControlType.Welcome, 36);
+  b.writeUInt16LE(w.version, BODY);
+  // BODY + 2: reserved u16, 0
+  b.writeUInt32LE(w.slot, BODY + 4);
+  b.writeUInt32LE(w.generation, BODY + 8);
+  b.writeUInt32LE(w.capacity, BODY + 12);
+  b.writeUInt32LE(w.maxMessage, BODY + 16);
+  b.writeUInt32LE(w.maxStreams, BODY + 20);
+  b.writeUInt32LE(w.features, BODY + 24);
+  b.writeUInt32LE(w.idleTimeoutMs, BODY + 28);
+  b.writeUInt32LE(w.serverPid, BODY + 32);
+  return b;
 }
 
 export function decodeWelcome(body: Buffer): Welcome {
@@ -204,10 +211,10 @@ export function decodeWelcome(body: Buffer): Welcome {
 }
 
 export function encodeReady(r: Ready): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt32LE(r.slot, 0);
-  b.writeUInt32LE(r.generation, 4);
-  return frame(ControlType.Ready, b);
+  const b = frameOf(ControlType.Ready, 8);
+  b.writeUInt32LE(r.slot, BODY);
+  b.writeUInt32LE(r.generation, BODY + 4);
+  return b;
 }
 
 export function decodeReady(body: Buffer): Ready {
@@ -216,9 +223,9 @@ export function decodeReady(body: Buffer): Ready {
 }
 
 export function encodeReject(r: Reject): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(r.reason, 0);
-  return frame(ControlType.Reject, withText(b, r.message));
+  const b = frameOf(ControlType.Reject, 2, r.message);
+  b.writeUInt16LE(r.reason, BODY);
+  return b;
 }
 
 export function decodeReject(body: Buffer): Reject {
@@ -227,9 +234,9 @@ export function decodeReject(body: Buffer): Reject {
 }
 
 export function encodeGoAway(g: GoAway): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(g.deadlineMs, 0);
-  return frame(ControlType.GoAway, withText(b, g.message));
+  const b = frameOf(ControlType.GoAway, 4, g.message);
+  b.writeUInt32LE(g.deadlineMs, BODY);
+  return b;
 }
 
 export function decodeGoAway(body: Buffer): GoAway {
@@ -240,20 +247,24 @@ export function decodeGoAway(body: Buffer): GoAway {
 /**
  * Splits a byte stream into control frames. Feed it what the socket gives; it returns whole
  * frames and keeps the rest. A length over {@link MAX_CONTROL_FRAME} or of 0 is an error.
+ * A returned body may be a view of the chunk just pushed: copy it before the chunk is reused.
  */
 export class ControlFrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
 
   push(chunk: Buffer): Array<{ type: ControlType; body: Buffer }> {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : Buffer.from(chunk);
+    // Bodies may be views of `chunk` (the caller's read buffer, reused by the next read), so
+    // the caller copies what it keeps; only an incomplete tail is copied here.
+    let buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     const out: Array<{ type: ControlType; body: Buffer }> = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32LE(0);
+    while (buf.length >= 4) {
+      const len = buf.readUInt32LE(0);
       if (len === 0 || len > MAX_CONTROL_FRAME) throw malformed(`frame length ${len}`);
-      if (this.buf.length < 4 + len) break;
-      out.push({ type: this.buf[4] as ControlType, body: this.buf.subarray(5, 4 + len) });
-      this.buf = this.buf.subarray(4 + len);
+      if (buf.length < 4 + len) break;
+      out.push({ type: buf[4] as ControlType, body: buf.subarray(5, 4 + len) });
+      buf = buf.subarray(4 + len);
     }
+    this.buf = buf.length ? Buffer.from(buf) : EMPTY;
     return out;
   }
 }
