@@ -133,6 +133,12 @@ export declare class NativeEndpoint {
   /** Counters so far. */
   stats(): NativeEndpointStats
   /**
+   * Sets the outgoing ring's `closed` word (and wakes the peer if it sleeps), so the peer sees
+   * end-of-stream after what was published, while everything else stays open until
+   * `close()`. Idempotent; a no-op once closed.
+   */
+  closeOutgoing(): void
+  /**
    * Closes this side: the peer sees end-of-stream, the doorbell fd is closed, the ring
    * ArrayBuffers are detached (every view reads as empty) and both rings are unmapped, all
    * now rather than at garbage collection. Idempotent.

@@ -620,9 +620,10 @@ export class Session {
   }
 
   private release(reason: string, err: IpcError | undefined): void {
-    // The ring's view of a session that ended is the `closed` word; the client also sees the
-    // control socket's EOF now. Everything a handler could still send is refused already
-    // (the session is ended), so the channel may close a little later.
+    // The ring's view of a session that ended is the `closed` word, set now, before the control
+    // socket's EOF (PROTOCOL.md §6). Everything a handler could still send is refused already
+    // (the session is ended), so unmapping and closing fds may wait for the turn's I/O.
+    this.channel.endOutgoing();
     this.host.retireChannel(() => {
       try {
         this.channel.close();

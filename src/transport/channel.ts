@@ -639,6 +639,21 @@ export class Channel implements Pollable, Sink {
   }
 
   /**
+   * Ends the outgoing direction now: what was written (also inside a batch or a cork) is
+   * published, then the `closed` word, so the peer sees end-of-stream; nothing sent after this
+   * reaches it. The rest ({@link close}: unmapping, fds) may follow later, off a busy turn.
+   */
+  endOutgoing(): void {
+    if (this.isClosed) return;
+    try {
+      this.backend.uncork();
+      this.ep.closeOutgoing();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /**
    * Closes this side now: the peer sees end-of-stream after what was already sent; queued sends
    * reject; the rings' views are detached. Idempotent.
    */

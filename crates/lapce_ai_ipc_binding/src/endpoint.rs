@@ -373,6 +373,17 @@ impl NativeEndpoint {
         }
     }
 
+    /// Sets the outgoing ring's `closed` word (and wakes the peer if it sleeps), so the peer sees
+    /// end-of-stream after what was published, while everything else stays open until
+    /// `close()`. Idempotent; a no-op once closed.
+    #[napi]
+    pub fn close_outgoing(&mut self) -> Result<()> {
+        match self.rx() {
+            Ok(rx) => rx.close().map_err(js_err),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Closes this side: the peer sees end-of-stream, the doorbell fd is closed, the ring
     /// ArrayBuffers are detached (every view reads as empty) and both rings are unmapped, all
     /// now rather than at garbage collection. Idempotent.
