@@ -482,7 +482,7 @@ async function run(ctx: BenchContext): Promise<Row[]> {
   const KiB64 = 64 * 1024;
   const MiB = 1024 * 1024;
   const bwPlan = [
-    { id: 'bw.64k', label: '64 KiB', size: KiB64, n: Math.round(100_000 * q), netN: Math.round(20_000 * q), target: 10 },
+    { id: 'bw.64k', label: '64 KiB', size: KiB64, n: Math.round(100_000 * q), netN: Math.round(20_000 * q), target: 20 },
     { id: 'bw.1m', label: '1 MiB', size: MiB, n: Math.round(6_000 * q), netN: Math.round(2_000 * q), target: 8 },
   ];
   for (const b of bwPlan) {

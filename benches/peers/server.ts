@@ -19,7 +19,9 @@ function lapce(idle?: 'sleep'): Starter {
   return async (socketPath) => {
     const server = new IpcServer({ socketPath, logger: pino({ level: 'silent' }), ...(idle ? { channel: { idle } } : {}) });
     server.handle('echo', (p) => p);
-    server.handle('sink', (p: Uint8Array) => p.length);
+    // Like the socket peers' parsers, which hand over a view of their receive buffer, the sink
+    // looks at the payload where it lies (HandlerOptions.borrow) instead of copying it first.
+    server.handle('sink', (p: Uint8Array) => p.length, { borrow: true });
     server.handleStream('stream', async function* (p: { n: number; json: boolean }) {
       const chunk = p.json ? DELTA_JSON : DELTA_BYTES;
       for (let i = 0; i < p.n; i++) yield chunk;

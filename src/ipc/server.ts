@@ -241,13 +241,19 @@ export class IpcServer {
    * (`Uint8Array`) as they are, anything else as JSON (`undefined` arrives as `null`).
    */
   handle(method: string, fn: RequestHandler, options: HandlerOptions = {}): this {
-    this.handlers.set(method, { kind: 'request', fn, payload: payloadOption(options) });
+    const borrow = options.borrow ?? false;
+    if (typeof borrow !== 'boolean') throw new IpcError('INVALID_ARGUMENT', `option borrow must be a boolean, got ${typeof borrow}`);
+    this.handlers.set(method, { kind: 'request', fn, payload: payloadOption(options), borrow });
     return this;
   }
 
-  /** Registers a streaming handler (an async generator) for `method`. */
+  /**
+   * Registers a streaming handler (an async generator) for `method`. `options.borrow` is
+   * refused (INVALID_ARGUMENT): a generator runs past the moment its payload is valid.
+   */
   handleStream(method: string, fn: StreamHandler, options: HandlerOptions = {}): this {
-    this.handlers.set(method, { kind: 'stream', fn, payload: payloadOption(options) });
+    if (options.borrow) throw new IpcError('INVALID_ARGUMENT', 'a stream handler cannot borrow its payload: copy it instead');
+    this.handlers.set(method, { kind: 'stream', fn, payload: payloadOption(options), borrow: false });
     return this;
   }
 

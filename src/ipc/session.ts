@@ -95,11 +95,22 @@ export type PayloadKind = 'json' | 'bytes' | 'any';
 export interface HandlerOptions {
   /** See {@link PayloadKind}. Default `any`. */
   payload?: PayloadKind;
+  /**
+   * Request handlers only. A bytes payload arrives as a Buffer over the message where it lies
+   * (in the shared ring, or the buffer a large message was reassembled in), not as a copy of
+   * its own. It is valid only while the handler runs synchronously: until it returns, or
+   * reaches its first `await`. Copy what you keep (`Buffer.from(payload)`). Saves an allocation
+   * and a copy per call, which for payloads of many KiB is most of the server's work. Default
+   * false.
+   */
+  borrow?: boolean;
 }
 
 /** @internal A registered handler. */
 export type HandlerEntry = ({ kind: 'request'; fn: RequestHandler } | { kind: 'stream'; fn: StreamHandler }) & {
   payload: PayloadKind;
+  /** Bytes payloads are lent, not copied (see {@link HandlerOptions.borrow}). */
+  borrow: boolean;
   /** Its latency histogram series, made on first use. */
   series?: HistogramSeries;
 };
@@ -377,8 +388,10 @@ export class Session {
     }
     let payload: unknown;
     try {
-      // Decoded now: `frame.payload` is a view into the ring, valid only during this call.
-      payload = decodePayload(frame);
+      // Decoded now: `frame.payload` is a view into the ring, valid only during this call. A
+      // borrowing handler gets that view itself, as a Buffer.
+      const p = frame.payload;
+      payload = entry.borrow && !json ? Buffer.from(p.buffer, p.byteOffset, p.length) : decodePayload(frame);
     } catch (e) {
       this.fail(id, e as IpcError);
       return;
