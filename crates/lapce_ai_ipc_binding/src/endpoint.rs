@@ -337,9 +337,14 @@ impl NativeEndpoint {
     #[napi]
     pub fn watch(&mut self, env: Env, callback: Function<'_, (), ()>, mode: Option<WakeMode>) -> Result<()> {
         let bell = self.rx()?.own_doorbell();
-        let (fd, dup) = (bell.raw_fd(), crate::wake::dup_fd(bell)?);
-        self.watch
-            .start(&env, mode.unwrap_or(WakeMode::Uv), fd, Some(dup), callback, "doorbell")
+        let mode = mode.unwrap_or(WakeMode::Uv);
+        // Only a waker thread drains the doorbell itself, through a copy of the fd; `uv_poll`
+        // watches ours (a dup and a close per channel less).
+        let (fd, dup) = match mode {
+            WakeMode::Thread => (bell.raw_fd(), Some(crate::wake::dup_fd(bell)?)),
+            WakeMode::Uv => (bell.raw_fd(), None),
+        };
+        self.watch.start(&env, mode, fd, dup, callback, "doorbell")
     }
 
     /// Whether the doorbell watch keeps the process alive (default true).
