@@ -245,3 +245,30 @@ test('borrow: a handler lent its bytes in place gets them intact (in place and r
   t.true(seen.every(Boolean), 'the loan is a Buffer');
   t.deepEqual(await client.request('lent', { json: true }), { json: true }, 'JSON payloads are decoded as usual');
 });
+
+test('borrow: an async handler that returns its borrowed payload gets HANDLER_ERROR, never stale bytes', async (t) => {
+  const { server, socketPath } = await startServer(t, { ringCapacity: 64 << 10 });
+  server.handle(
+    'late',
+    async (p: Buffer) => {
+      await new Promise((r) => setImmediate(r));
+      return p;
+    },
+    { borrow: true },
+  );
+  server.handle(
+    'copied',
+    async (p: Buffer) => {
+      const mine = Buffer.from(p);
+      await new Promise((r) => setImmediate(r));
+      return mine;
+    },
+    { borrow: true },
+  );
+  const client = await connect(t, socketPath);
+  const err = (await t.throwsAsync(client.request('late', Buffer.alloc(3000, 5)))) as { code?: string; message?: string };
+  t.is(err.code, 'HANDLER_ERROR');
+  t.regex(err.message ?? '', /borrowed payload/);
+  const ok = await client.request<Buffer>('copied', Buffer.alloc(3000, 6));
+  t.true(ok.equals(Buffer.alloc(3000, 6)), 'a copy taken before the await is fine');
+});

@@ -296,3 +296,31 @@ for (const zeroCopy of [true, false]) {
     t.deepEqual(Buffer.from(echoed[1]), Buffer.from(msg));
   });
 }
+
+test('endOutgoing: the closed word goes out after what was published; queued sends are refused and nothing follows it', async (t) => {
+  const [a, b] = channelPair({ capacity: 4096 });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  // b does not read yet: 4000 bytes (four records) nearly fill the ring, the next message waits
+  // whole in a's queue.
+  await a.send(makeMessage(0, 4000));
+  const queued = a.send(makeMessage(1, 500));
+  t.is(a.queuedBytes, 500);
+  a.endOutgoing();
+  const err = await t.throwsAsync<IpcError>(within(queued, 2000, 'the queued send to be refused'));
+  t.is(err?.code, 'CHANNEL_CLOSED');
+  t.false(a.trySend(makeMessage(2, 10)), 'trySend refuses after endOutgoing');
+  await t.throwsAsync(a.send(makeMessage(3, 10)));
+  const got: Uint8Array[] = [];
+  const ended = deferred();
+  b.onClose(() => ended.resolve());
+  b.onMessage((m) => got.push(m.slice()));
+  await within(ended.promise, 5000, 'b to see the closed word');
+  t.deepEqual(
+    got.map((m) => m.length),
+    [4000],
+    'only what was in the ring before endOutgoing arrives',
+  );
+});

@@ -641,8 +641,11 @@ export class IpcClient extends EventEmitter {
     // With a session open (the usual case) the call goes out synchronously, with no extra await.
     const c = this.current;
     if (c && !c.goingAway && !this.isClosed) return this.call<T>(c, method, frame, body, options);
+    // Sent after an await: both parts are copied now, so what the caller does meanwhile (or a
+    // transient view changing) cannot reach the wire.
     const owned = Buffer.from(frame);
-    return this.connection().then((conn) => this.call<T>(conn, method, owned, body, options));
+    const ownedBody = body === null ? null : Buffer.from(body);
+    return this.connection().then((conn) => this.call<T>(conn, method, owned, ownedBody, options));
   }
 
   private call<T>(c: Connection, method: string, frame: Buffer, body: Uint8Array | null, options: CallOptions): Promise<T> {
@@ -667,7 +670,9 @@ export class IpcClient extends EventEmitter {
         call.reject(e instanceof IpcError ? e : new IpcError('IO', String(e)));
         return;
       }
-      if (!sent) {
+      // An answer is coming: look for it by polling (a queued send does the same below).
+      if (sent) c.channel.keepPolling();
+      else {
         // A server that stops reading must not make our queue grow without bound.
         const limit = this.maxQueuedBytes ?? Math.max(CLIENT_QUEUED_RINGS * c.welcome.capacity, DEFAULT_CLIENT_MAX_QUEUED_BYTES);
         const queued = c.channel.queuedBytes;
@@ -776,6 +781,7 @@ export class IpcClient extends EventEmitter {
       }
       if (openSent) {
         this.sendQuiet(c, credit);
+        c.channel.keepPolling();
         return;
       }
       // Behind a full ring: withdrawable until it starts, like a request (and then no CANCEL).

@@ -162,6 +162,9 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
     // client's READY and another client's connect arrive together (a client that reconnects at
     // once), the new handshake's WELCOME goes out first and this channel's mapping follows.
     await nextCheckPhase();
+    // The server may have shut down (or the client hung up) meanwhile: then no channel opens, so
+    // its `closed` word cannot come after the control socket's EOF.
+    if (conn.closed) throw new HandshakeError(RejectReason.ShuttingDown, 'the connection closed before the session opened');
     // Opened only now: a new channel polls its rings for a while, which before READY would
     // only take CPU from the client finishing its side. Nothing the client sends before READY
     // is lost: the channel looks at its ring once when it opens.

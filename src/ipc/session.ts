@@ -30,6 +30,7 @@ import {
   isClientKind,
 } from '../protocol/frame';
 import type { Frame, Payload } from '../protocol/frame';
+import { TRANSIENT } from '../transport/backend';
 import type { Channel } from '../transport/channel';
 import type { ControlConnection, ControlFrame } from './control-connection';
 import type { ServerMetrics } from './metrics';
@@ -427,7 +428,16 @@ export class Session {
       this.calls.set(call.id, call);
       result
         .then(
-          (v) => this.endRequest(call, true, v),
+          (v) =>
+            // A lent payload is gone once the handler awaited: returning it would send whatever
+            // the ring holds by now.
+            call.entry.borrow && v instanceof Uint8Array && TRANSIENT.has(v.buffer)
+              ? this.endRequest(
+                  call,
+                  false,
+                  new IpcError('HANDLER_ERROR', 'a borrowed payload was returned after the handler went async: copy it'),
+                )
+              : this.endRequest(call, true, v),
           (e) => this.endRequest(call, false, e),
         )
         .catch((e) => this.internalError(e));

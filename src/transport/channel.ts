@@ -182,6 +182,8 @@ export class Channel implements Pollable, Sink {
   /** The peer hung up its doorbell end: it is gone once its ring is drained. */
   private peerGone = false;
   private isClosed = false;
+  /** {@link endOutgoing} was called: nothing more is written. */
+  private sendEnded = false;
   private closeError: IpcError | undefined;
   private finalStats: NativeEndpointStats | null = null;
   private readonly closeHandlers: Array<(err?: IpcError) => void> = [];
@@ -317,7 +319,7 @@ export class Channel implements Pollable, Sink {
    * until the promise resolves, except for transient views, which are copied if they wait.
    */
   sendParts(head: Uint8Array, body: Uint8Array | null, options?: SendOptions): Promise<void> {
-    if (this.isClosed) return Promise.reject(this.closedError());
+    if (this.isClosed || this.sendEnded) return Promise.reject(this.closedError());
     if (body !== null && !this.backend.gathers) {
       head = Buffer.concat([head, body]);
       body = null;
@@ -352,7 +354,9 @@ export class Channel implements Pollable, Sink {
    */
   trySend(data: Uint8Array, body: Uint8Array | null = null): boolean {
     const length = body === null ? data.length : data.length + body.length;
-    if (this.isClosed || this.queue.length > 0 || length > this.maxMessage || length > maxFragment(this.capacity)) return false;
+    if (this.isClosed || this.sendEnded || this.queue.length > 0 || length > this.maxMessage || length > maxFragment(this.capacity)) {
+      return false;
+    }
     if (body !== null && !this.backend.gathers) return false;
     try {
       // One record (checked above): it either fits whole or not at all (-1).
@@ -604,7 +608,7 @@ export class Channel implements Pollable, Sink {
     // `sleep` mode goes straight back to sleep from here when nothing is left to do (the rest
     // of a batch cut short, more messages, space for a queued send): a loop turn of the
     // scheduler only to find nothing and park costs more than the work itself.
-    if (this.spinMs === 0 && !this.active && !this.isClosed && !this.probe() && this.park()) return;
+    if (this.isClosed || (this.spinMs === 0 && !this.active && !this.probe() && this.park())) return;
     activate(this);
     if (worked) this.lastWork = performance.now();
   }
@@ -644,12 +648,20 @@ export class Channel implements Pollable, Sink {
    * reaches it. The rest ({@link close}: unmapping, fds) may follow later, off a busy turn.
    */
   endOutgoing(): void {
-    if (this.isClosed) return;
+    if (this.isClosed || this.sendEnded) return;
     try {
       this.backend.uncork();
       this.ep.closeOutgoing();
     } catch (e) {
       this.fail(e);
+      return;
+    }
+    // Nothing may follow the `closed` word: what still waits is refused, as close() would.
+    this.sendEnded = true;
+    this.queued = 0;
+    if (this.queue.length > 0) {
+      const error = this.closedError();
+      for (const item of this.queue.splice(0)) item.reject(error);
     }
   }
 
@@ -701,6 +713,16 @@ export class Channel implements Pollable, Sink {
   /** @internal The scheduler's last resort if a step ever threw. */
   abort(e: unknown): void {
     this.fail(e);
+  }
+
+  /**
+   * Polls the incoming ring for the polling window from now, as after a message arrived: for an
+   * owner that just sent something that will be answered (a request), so the answer is found by
+   * polling rather than paid for with a wake-up, and a peer's corrupt ring is noticed at once.
+   * `sleep` mode looks once and parks.
+   */
+  keepPolling(): void {
+    if (!this.isClosed) activate(this);
   }
 
   /** Whether the doorbell watch keeps the process alive (default true). */

@@ -91,7 +91,13 @@ function awaitWork(start: number, idleFor: number): boolean {
   const until = start + SLICE_MS;
   let yielded = start;
   for (let i = 1; ; i++) {
-    for (const p of active) if (p.probe()) return true;
+    // A probe that threw (it should not) counts as work: the pass that follows steps that
+    // pollable, which ends it through `abort` if the fault is real.
+    try {
+      for (const p of active) if (p.probe()) return true;
+    } catch {
+      return true;
+    }
     if ((i & 15) === 0) {
       const t = performance.now();
       if (t >= until) return false;

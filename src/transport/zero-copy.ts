@@ -133,7 +133,11 @@ export class ZeroCopyBackend implements Backend {
           if (kind === WHOLE) {
             sink.deliver(new Uint8Array(rx, off, len), true);
           } else {
+            // The native poll ends a batch at a fragment, and more may wait behind it even
+            // though `head` did not move: the next drain must poll (set now, before a handler
+            // can pause reading and return).
             fragment = true;
+            this.lastHead = -1;
             this.assemble(off, len);
             if (kind !== LAST) continue;
             sink.deliver(this.takeAssembled(), true);
@@ -143,11 +147,8 @@ export class ZeroCopyBackend implements Backend {
           if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
         }
         if (!fragment) break;
-        // The native poll ends a batch at a fragment, and more may wait behind it even though
-        // `head` did not move: the next drain must poll. Within this turn's time, poll again at
-        // once, which releases the fragment just copied, so the writer refills that space while
-        // we copy the next one.
-        this.lastHead = -1;
+        // Within this turn's time, poll again at once, which releases the fragment just copied,
+        // so the writer refills that space while we copy the next one.
         if (performance.now() - start >= TURN_MS) break;
         poll = true;
       }

@@ -510,7 +510,9 @@ impl Consumer {
             self.charged.0 = want;
         }
         if let Some(buf) = self.assembling.as_mut() {
-            buf.reserve_exact(size.saturating_sub(buf.len()));
+            // Room for everything charged (doubling), not just this fragment: one realloc per
+            // doubling rather than one per fragment.
+            buf.reserve_exact(self.charged.0.saturating_sub(buf.len()));
         }
         Ok(())
     }
