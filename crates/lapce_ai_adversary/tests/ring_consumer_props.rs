@@ -108,7 +108,11 @@ proptest! {
         let got = match read_all(&map, &mut c, 64) {
             Read::Messages(g) | Read::Failed(g) => g,
         };
-        prop_assert!(got.len() <= written + 1, "{} messages out of {} written", got.len(), written);
+        // A scribbled `head` publishes bytes nobody wrote: zeroed memory reads as valid empty
+        // records (8 bytes each), which no consumer can tell from real ones. Anywhere else one
+        // word can alter or end at most one message.
+        let bound = if at == OFF_HEAD { CAP / ring::RECORD_HEADER } else { written + 1 };
+        prop_assert!(got.len() <= bound, "{} messages out of {} written", got.len(), written);
         for m in &got {
             prop_assert!(m.len() <= CAP, "a message longer than the ring came out of one scribble");
         }
