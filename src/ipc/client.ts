@@ -29,13 +29,12 @@ import {
   decodePayload,
   encodeCredit,
   encodeFrame,
-  encodeHead,
-  encodeTransient,
+  encodeParts,
   FRAME_HEADER,
   FrameKind,
-  GATHER_MIN,
   isClientKind,
   isTransient,
+  partsLength,
 } from '../protocol/frame';
 import type { Frame, Payload } from '../protocol/frame';
 import type { Channel } from '../transport/channel';
@@ -629,12 +628,9 @@ export class IpcClient extends EventEmitter {
       // Encoded before an id is taken: a payload that cannot be encoded fails here, locally.
       // Transient (a reused buffer): `call` hands it to the ring before anything else encodes.
       // Large bytes are not copied into the frame: they go into the ring as its second part.
-      if (payload instanceof Uint8Array && payload.length >= GATHER_MIN) {
-        frame = encodeHead(FrameKind.Request, 0, method);
-        body = payload;
-      } else {
-        frame = encodeTransient(FrameKind.Request, 0, method, payload ?? null);
-      }
+      const f = encodeParts(FrameKind.Request, 0, method, payload ?? null);
+      frame = f.head;
+      body = f.body;
     } catch (e) {
       return Promise.reject(e);
     }
@@ -649,7 +645,7 @@ export class IpcClient extends EventEmitter {
   }
 
   private call<T>(c: Connection, method: string, frame: Buffer, body: Uint8Array | null, options: CallOptions): Promise<T> {
-    const length = body === null ? frame.length : frame.length + body.length;
+    const length = partsLength(frame, body);
     if (length > c.channel.maxMessage) {
       return Promise.reject(
         new IpcError('MESSAGE_TOO_LARGE', `request of ${length} bytes exceeds the server's limit of ${c.channel.maxMessage} bytes`),

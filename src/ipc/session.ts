@@ -21,15 +21,14 @@ import {
   decodeFrame,
   decodePayload,
   encodeFrame,
-  encodeHead,
-  encodeTransient,
+  encodeParts,
   FLAG_JSON,
   FRAME_HEADER,
   FrameKind,
-  GATHER_MIN,
   isClientKind,
+  partsLength,
 } from '../protocol/frame';
-import type { Frame, Payload } from '../protocol/frame';
+import type { Frame, FrameParts, Payload } from '../protocol/frame';
 import { TRANSIENT } from '../transport/backend';
 import type { Channel } from '../transport/channel';
 import type { ControlConnection, ControlFrame } from './control-connection';
@@ -453,18 +452,16 @@ export class Session {
     if (!call.done) {
       if (!ok || call.aborted) {
         this.failCall(call, call.toError(value));
-      } else if (value instanceof Uint8Array && value.length >= GATHER_MIN) {
-        // Large bytes go into the ring as the frame's second part, uncopied.
-        this.finish(call, encodeHead(FrameKind.Response, call.id, ''), true, value);
       } else {
-        let frame: Uint8Array | null = null;
+        let f: FrameParts | null = null;
         try {
-          // Transient: sent (copied into the ring) before anything else is encoded.
-          frame = encodeTransient(FrameKind.Response, call.id, '', value);
+          // Transient: sent (copied into the ring) before anything else is encoded; large
+          // bytes go as the frame's second part, uncopied.
+          f = encodeParts(FrameKind.Response, call.id, '', value);
         } catch (e) {
           this.failCall(call, new IpcError('HANDLER_ERROR', `result cannot be encoded: ${(e as Error).message}`));
         }
-        if (frame) this.finish(call, frame, true);
+        if (f) this.finish(call, f.head, true, f.body);
       }
     }
     this.finished();
@@ -478,10 +475,11 @@ export class Session {
         // Transient (a reused buffer) while it goes out at once; owned if it has to wait. Large
         // bytes are the frame's second part, uncopied: the generator resumes only once they
         // are in the ring, so it may even reuse them.
-        const body = chunk instanceof Uint8Array && chunk.length >= GATHER_MIN ? chunk : null;
-        let frame = body ? encodeHead(FrameKind.StreamChunk, call.id, '') : encodeTransient(FrameKind.StreamChunk, call.id, '', chunk);
+        const f = encodeParts(FrameKind.StreamChunk, call.id, '', chunk);
+        let frame = f.head;
+        const body = f.body;
         let transient = true;
-        const length = body ? frame.length + body.length : frame.length;
+        const length = partsLength(frame, body);
         if (length > this.channel.maxMessage) {
           throw new IpcError('MESSAGE_TOO_LARGE', `chunk of ${length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
         }
@@ -539,7 +537,7 @@ export class Session {
   }
 
   private reply(id: number, frame: Uint8Array, transient = false, body: Uint8Array | null = null): void {
-    const length = body === null ? frame.length : frame.length + body.length;
+    const length = partsLength(frame, body);
     if (length > this.channel.maxMessage) {
       const err = new IpcError('MESSAGE_TOO_LARGE', `reply of ${length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
       this.host.metrics.errors.inc({ code: err.code });
@@ -554,8 +552,8 @@ export class Session {
 
   /**
    * Sends a frame, followed by `body` when its payload travels as a second part (see
-   * `GATHER_MIN`): without a promise when the ring has room (the common case), else queued
-   * behind the others (a `transient` frame, from {@link encodeTransient}, is copied first).
+   * `encodeParts`): without a promise when the ring has room (the common case), else queued
+   * behind the others (a `transient` frame, from `encodeParts`, is copied first).
    * Returns the promise of a queued send, or null. Never throws: a failed send (a corrupt ring,
    * a closed channel) closes the channel, which ends this session.
    */

@@ -133,11 +133,40 @@ export function encodeTransient(kind: FrameKind, id: number, method: string, pay
  */
 export const GATHER_MIN = 2048;
 
+/** A frame ready to send, from {@link encodeParts}. */
+export interface FrameParts {
+  /** The whole frame, or only its header when `body` is set; in the reused buffer of {@link encodeTransient}. */
+  head: Buffer;
+  /** A bytes payload of {@link GATHER_MIN} or more, sent as the frame's second part, uncopied; else null. */
+  body: Uint8Array | null;
+}
+
+const parts: FrameParts = { head: Buffer.alloc(0), body: null };
+
 /**
- * The header of a frame whose payload is bytes sent as a second part (see {@link GATHER_MIN}),
- * in the reused buffer of {@link encodeTransient}, with the same rules.
+ * Encodes a frame for `Channel.trySend(head, body)` / `sendParts`: one transient buffer, or for
+ * large bytes a transient header and the payload itself (see {@link GATHER_MIN}). The one place
+ * that decides. The result object is reused by the next call (read both fields at once), and
+ * `head` follows the rules of {@link encodeTransient}.
  */
-export function encodeHead(kind: FrameKind, id: number, method: string): Buffer {
+export function encodeParts(kind: FrameKind, id: number, method: string, payload?: Payload): FrameParts {
+  if (payload instanceof Uint8Array && payload.length >= GATHER_MIN) {
+    parts.head = encodeHead(kind, id, method);
+    parts.body = payload;
+  } else {
+    parts.head = encodeTransient(kind, id, method, payload);
+    parts.body = null;
+  }
+  return parts;
+}
+
+/** Bytes of a frame sent as `head` followed by `body`. */
+export function partsLength(head: Uint8Array, body: Uint8Array | null): number {
+  return body === null ? head.length : head.length + body.length;
+}
+
+/** The header of a frame whose payload, bytes, goes as a second part, in the reused buffer. */
+function encodeHead(kind: FrameKind, id: number, method: string): Buffer {
   const m = method ? methodToBytes(method) : EMPTY_BUF;
   const out = frameBuffer(FRAME_HEADER + m.length, true);
   out[0] = kind;

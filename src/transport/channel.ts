@@ -320,12 +320,12 @@ export class Channel implements Pollable, Sink {
    */
   sendParts(head: Uint8Array, body: Uint8Array | null, options?: SendOptions): Promise<void> {
     if (this.isClosed || this.sendEnded) return Promise.reject(this.closedError());
+    const length = body === null ? head.length : head.length + body.length;
+    if (length > this.maxMessage) return Promise.reject(this.tooLarge(length));
     if (body !== null && !this.backend.gathers) {
       head = Buffer.concat([head, body]);
       body = null;
     }
-    const length = body === null ? head.length : head.length + body.length;
-    if (length > this.maxMessage) return Promise.reject(this.tooLarge(length));
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(withdrawnError(signal));
     if (this.queue.length === 0) {
