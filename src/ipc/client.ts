@@ -33,7 +33,6 @@ import {
   FRAME_HEADER,
   FrameKind,
   isClientKind,
-  isTransient,
   partsLength,
 } from '../protocol/frame';
 import type { Frame, Payload } from '../protocol/frame';
@@ -682,10 +681,9 @@ export class IpcClient extends EventEmitter {
           return;
         }
         const withdrawal = new AbortController();
-        // The frame is copied only if it is the reused encoding buffer; the payload's bytes are
-        // the caller's, read as they go into the ring (see `request`).
-        const head = isTransient(frame) ? Buffer.from(frame) : frame;
-        const left = c.channel.sendParts(head, body, { signal: withdrawal.signal }).then(
+        // The channel copies the frame if it is the reused encoding buffer (TRANSIENT); the
+        // payload's bytes are the caller's, read as they go into the ring (see `request`).
+        const left = c.channel.sendParts(frame, body, { signal: withdrawal.signal }).then(
           () => {
             call.queuedSend = null;
             return true;

@@ -461,7 +461,7 @@ export class Session {
         } catch (e) {
           this.failCall(call, new IpcError('HANDLER_ERROR', `result cannot be encoded: ${(e as Error).message}`));
         }
-        if (f) this.finish(call, f.head, true, f.body);
+        if (f) this.finish(call, f.head, f.body);
       }
     }
     this.finished();
@@ -478,7 +478,6 @@ export class Session {
         const f = encodeParts(FrameKind.StreamChunk, call.id, '', chunk);
         let frame = f.head;
         const body = f.body;
-        let transient = true;
         const length = partsLength(frame, body);
         if (length > this.channel.maxMessage) {
           throw new IpcError('MESSAGE_TOO_LARGE', `chunk of ${length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
@@ -486,7 +485,6 @@ export class Session {
         // The window (PLAN §3): `yield` waits here while it is exhausted; other calls go on.
         if (!call.hasCredit) {
           frame = Buffer.from(frame);
-          transient = false;
           while (!call.hasCredit && !call.done && !call.aborted) await call.waitCredit();
         }
         if (call.done || call.aborted) break;
@@ -497,7 +495,7 @@ export class Session {
           this.host.metrics.streamFirstChunkSeconds.observe({ method: call.method }, (performance.now() - call.started) / 1000);
         }
         // Awaiting a queued send is the ring's backpressure: a full ring pauses the generator.
-        const sent = this.send(frame, transient, body);
+        const sent = this.send(frame, body);
         if (sent) await sent;
       }
       if (!call.done) {
@@ -514,13 +512,13 @@ export class Session {
     }
   }
 
-  /** Sends the call's terminal frame and frees its id (`transient`, `body`: see {@link send}). */
-  private finish(call: Call, frame: Uint8Array, transient = false, body: Uint8Array | null = null): void {
+  /** Sends the call's terminal frame and frees its id (`body`: see {@link send}). */
+  private finish(call: Call, frame: Uint8Array, body: Uint8Array | null = null): void {
     if (call.done) return;
     call.done = true;
     call.wakeCredit();
     if (this.calls.get(call.id) === call) this.calls.delete(call.id);
-    this.reply(call.id, frame, transient, body);
+    this.reply(call.id, frame, body);
     this.finished();
   }
 
@@ -536,16 +534,15 @@ export class Session {
     this.reply(id, encodeFrame(FrameKind.Error, id, '', err.toJSON()));
   }
 
-  private reply(id: number, frame: Uint8Array, transient = false, body: Uint8Array | null = null): void {
+  private reply(id: number, frame: Uint8Array, body: Uint8Array | null = null): void {
     const length = partsLength(frame, body);
     if (length > this.channel.maxMessage) {
       const err = new IpcError('MESSAGE_TOO_LARGE', `reply of ${length} bytes exceeds the limit of ${this.channel.maxMessage} bytes`);
       this.host.metrics.errors.inc({ code: err.code });
       frame = encodeFrame(FrameKind.Error, id, '', err.toJSON());
-      transient = false;
       body = null;
     }
-    const p = this.send(frame, transient, body);
+    const p = this.send(frame, body);
     // A reply that waits for space needs no one to await it; its failure ends the session.
     p?.catch(() => undefined);
   }
@@ -553,14 +550,14 @@ export class Session {
   /**
    * Sends a frame, followed by `body` when its payload travels as a second part (see
    * `encodeParts`): without a promise when the ring has room (the common case), else queued
-   * behind the others (a `transient` frame, from `encodeParts`, is copied first).
+   * behind the others (the channel copies a frame in the reused encoding buffer, TRANSIENT).
    * Returns the promise of a queued send, or null. Never throws: a failed send (a corrupt ring,
    * a closed channel) closes the channel, which ends this session.
    */
-  private send(frame: Uint8Array, transient = false, body: Uint8Array | null = null): Promise<void> | null {
+  private send(frame: Uint8Array, body: Uint8Array | null = null): Promise<void> | null {
     if (this.ended || this.channel.closed) return null;
     if (this.channel.trySend(frame, body)) return null;
-    const p = this.channel.sendParts(transient ? Buffer.from(frame) : frame, body);
+    const p = this.channel.sendParts(frame, body);
     // Backpressure (PLAN §8): while replies pile up (a client that does not read them), stop
     // reading its requests; its ring fills and its sends wait.
     if (!this.paused && this.channel.queuedBytes > BACKLOG_PAUSE_RINGS * this.channel.capacity) {

@@ -13,6 +13,7 @@
  * @packageDocumentation
  */
 import { IpcError } from '../errors';
+import { TRANSIENT } from '../util/transient';
 
 /** Frame kinds. */
 export enum FrameKind {
@@ -178,14 +179,16 @@ function encodeHead(kind: FrameKind, id: number, method: string): Buffer {
   return out;
 }
 
-/** Whether `frame` lives in the reused buffer of {@link encodeTransient} (copy it to keep it). */
-export function isTransient(frame: Uint8Array): boolean {
-  return frame.buffer === scratch.buffer;
-}
-
 /** Largest frame {@link encodeTransient} writes into its reused buffer. */
 export const TRANSIENT_MAX = 64 << 10;
-let scratch = Buffer.allocUnsafeSlow(4096);
+let scratch = transientBuffer(4096);
+
+/** A buffer of its own, recorded as transient: `Channel.send` copies a frame in it that must wait. */
+function transientBuffer(size: number): Buffer {
+  const b = Buffer.allocUnsafeSlow(size);
+  TRANSIENT.add(b.buffer);
+  return b;
+}
 
 /** The last view of `scratch` handed out: frames of one shape repeat, and a view is an allocation. */
 let scratchView = scratch.subarray(0, 0);
@@ -194,7 +197,7 @@ let scratchView = scratch.subarray(0, 0);
 function frameBuffer(size: number, transient: boolean): Buffer {
   if (!transient || size > TRANSIENT_MAX) return Buffer.allocUnsafe(size);
   if (scratchView.length === size && scratchView.buffer === scratch.buffer) return scratchView;
-  if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.min(TRANSIENT_MAX, Math.max(size, 2 * scratch.length)));
+  if (scratch.length < size) scratch = transientBuffer(Math.min(TRANSIENT_MAX, Math.max(size, 2 * scratch.length)));
   return (scratchView = scratch.subarray(0, size));
 }
 

@@ -68,5 +68,4 @@ export interface Backend {
   uncork(): void;
 }
 
-/** Buffers whose views are handed to handlers only until they return (see `Channel.send`). */
-export const TRANSIENT = new WeakSet<ArrayBufferLike>();
+export { TRANSIENT } from '../util/transient';
