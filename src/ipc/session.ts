@@ -622,19 +622,17 @@ export class Session {
       }
       this.calls.clear();
     }
-    let told = false;
     if (options.wire && !this.channel.closed) {
       try {
-        told = this.channel.trySend(encodeFrame(FrameKind.Error, 0, '', options.wire.toJSON()));
+        this.channel.trySend(encodeFrame(FrameKind.Error, 0, '', options.wire.toJSON()));
       } catch {
         /* the ring is unusable; the control socket's EOF tells the client */
       }
     }
     if (options.goAway) this.goAway(0, options.goAway);
-    // Inside a batch of incoming messages the channel publishes what we wrote only after the
-    // batch: close a microtask later, so the id-0 ERROR is published before the `closed` word.
-    if (told) queueMicrotask(() => this.release(reason, options.err));
-    else this.release(reason, options.err);
+    // The id-0 ERROR goes out before the `closed` word even inside a batch of incoming
+    // messages: `endOutgoing` publishes what was written first.
+    this.release(reason, options.err);
   }
 
   private release(reason: string, err: IpcError | undefined): void {

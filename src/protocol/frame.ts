@@ -161,10 +161,7 @@ export function encodeParts(kind: FrameKind, id: number, method: string, payload
   return parts;
 }
 
-/** Bytes of a frame sent as `head` followed by `body`. */
-export function partsLength(head: Uint8Array, body: Uint8Array | null): number {
-  return body === null ? head.length : head.length + body.length;
-}
+export { partsLength } from '../util/parts';
 
 /** The header of a frame whose payload, bytes, goes as a second part, in the reused buffer. */
 function encodeHead(kind: FrameKind, id: number, method: string): Buffer {

@@ -14,6 +14,7 @@
 import native = require('../native');
 import type { NativeEndpoint, NativeEndpointStats, NativeFds, NativeReassemblyBudget, WakeMode } from '../../index';
 import { fromNative, IpcError } from '../errors';
+import { partsLength } from '../util/parts';
 import type { Backend, Sink } from './backend';
 import { Drained, TRANSIENT } from './backend';
 import { CopyingBackend } from './copying';
@@ -320,7 +321,7 @@ export class Channel implements Pollable, Sink {
    */
   sendParts(head: Uint8Array, body: Uint8Array | null, options?: SendOptions): Promise<void> {
     if (this.isClosed || this.sendEnded) return Promise.reject(this.closedError());
-    const length = body === null ? head.length : head.length + body.length;
+    const length = partsLength(head, body);
     if (length > this.maxMessage) return Promise.reject(this.tooLarge(length));
     if (body !== null && !this.backend.gathers) {
       head = Buffer.concat([head, body]);
@@ -353,7 +354,7 @@ export class Channel implements Pollable, Sink {
    * the `RING_CORRUPT` a peer's scribbling just closed the channel with).
    */
   trySend(data: Uint8Array, body: Uint8Array | null = null): boolean {
-    const length = body === null ? data.length : data.length + body.length;
+    const length = partsLength(data, body);
     if (this.isClosed || this.sendEnded || this.queue.length > 0 || length > this.maxMessage || length > maxFragment(this.capacity)) {
       return false;
     }

@@ -148,11 +148,9 @@ export function activate(p: Pollable): void {
  */
 export function look(p: Pollable): void {
   if (p.active) return schedule();
+  activate(p);
   // Its window already over: the first pass that finds nothing parks it (`poll` never parks).
-  p.lastWork = performance.now() - (Number.isFinite(p.spinMs) ? p.spinMs : 0);
-  p.active = true;
-  active.add(p);
-  schedule();
+  if (Number.isFinite(p.spinMs)) p.lastWork -= p.spinMs;
 }
 
 /** Takes `p` off the polling list for good (it closed). */

@@ -18,6 +18,7 @@
  * @packageDocumentation
  */
 import { IpcError } from '../errors';
+import { partsLength } from '../util/parts';
 import {
   align8,
   FLAG_CONT,
@@ -93,7 +94,7 @@ export class RingWriter {
    * first: a frame header and a large payload cost one copy. Not visible until {@link publish}.
    */
   write(head: Uint8Array, body: Uint8Array | null, progress: number): number {
-    const total = body === null ? head.length : head.length + body.length;
+    const total = partsLength(head, body);
     let free = this.free();
     for (;;) {
       const rest = total - progress;

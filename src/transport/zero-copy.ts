@@ -12,6 +12,7 @@ import { Drained, TRANSIENT } from './backend';
 import { TURN_MESSAGES, TURN_MS } from '../defaults';
 import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING, POLL_DESC_WORDS, POLL_LAST_FRAGMENT, POLL_WHOLE } from './layout';
 import { RingWriter } from './ring-writer';
+import { partsLength } from '../util/parts';
 
 // Int32 indices of the header words read on every loop turn, as plain module constants.
 const HEAD = OFF_HEAD / 4;
@@ -62,7 +63,7 @@ export class ZeroCopyBackend implements Backend {
   write(head: Uint8Array, body: Uint8Array | null, progress: number): number {
     const p = this.writer.write(head, body, progress);
     // A ring that filled up is published at once so the peer can make room.
-    if (!this.corked || p !== head.length + (body === null ? 0 : body.length)) this.publish();
+    if (!this.corked || p !== partsLength(head, body)) this.publish();
     return p;
   }
 
@@ -171,7 +172,7 @@ export class ZeroCopyBackend implements Backend {
     let scratch = this.scratch;
     if (!scratch || scratch.length < at + len) {
       // Doubling, from a ring's worth; never past maxMessage, which the message is within.
-      const size = Math.min(Math.max(at + len, 2 * (scratch?.length ?? 0), this.capacity), Math.max(this.maxMessage, at + len));
+      const size = Math.min(Math.max(at + len, 2 * (scratch?.length ?? 0), this.capacity), this.maxMessage);
       // A plain Uint8Array, so that a handler's `msg.slice()` copies (a Buffer's would not).
       const grown = new Uint8Array(size);
       if (scratch && at > 0) grown.set(scratch.subarray(0, at));

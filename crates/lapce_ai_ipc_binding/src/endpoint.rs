@@ -395,9 +395,7 @@ impl NativeEndpoint {
     #[napi]
     pub fn close(&mut self, env: Env) {
         self.watch.stop();
-        if let Ok(rx) = self.rx() {
-            let _ = rx.close();
-        }
+        let _ = self.close_outgoing();
         self.state = None;
         // The endpoint (and its share of the mappings) is gone; detaching the buffers drops
         // the last share, so both rings are unmapped here, not at garbage collection.
