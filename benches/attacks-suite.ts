@@ -10,12 +10,13 @@ import path from 'node:path';
 import { footprintCell as fp } from './lib/attack-row';
 import type { AttackRow } from './lib/attack-row';
 import type { BenchContext, Row, Suite } from './lib/report';
+import { sourceScript, TSX_ARGS } from './lib/script';
 
-const SCRIPT = path.join(__dirname, 'attacks.ts');
+const SCRIPT = sourceScript('attacks');
 
 async function run(ctx: BenchContext): Promise<Row[]> {
   ctx.log('running benches/attacks.ts --json (hostile clients and servers from crates/lapce_ai_adversary)');
-  const r = spawnSync(process.execPath, ['--import=tsx', SCRIPT, '--json'], {
+  const r = spawnSync(process.execPath, [...TSX_ARGS, SCRIPT, '--json'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     timeout: 900_000,

@@ -166,7 +166,7 @@ class Child {
 
   /** Fork this file in `role`; resolves once the child says it is ready. */
   static async start(role: 'router' | 'mock', env: Record<string, string> = {}): Promise<Child> {
-    // Same node flags as ours (`--import=tsx`), so the child runs this file from source.
+    // Same node flags as ours (tsx's loader when we run from source), so the child runs this file as we do.
     const child = fork(__filename, [], {
       env: { ...process.env, ...env, [ROLE_ENV]: role },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -24,10 +24,11 @@ import { spawnBarePair } from './lib/bare-pair';
 import { cpuSince, JsonChild, markCpu, procCpuMicros } from './lib/ipc-proc';
 import { channelPingPong } from './lib/pingpong';
 import { type BenchContext, type CpuReport, formatTable, percentile, type Row, type Suite } from './lib/report';
+import { benchScript } from './lib/script';
 
-const SERVER = path.join(__dirname, 'lib', 'ipc-server.ts');
-const CLIENT = path.join(__dirname, 'lib', 'ipc-client.ts');
-const BARE_CHILD = path.join(__dirname, 'lib', 'transport-child.ts');
+const SERVER = benchScript('lib/ipc-server');
+const CLIENT = benchScript('lib/ipc-client');
+const BARE_CHILD = benchScript('lib/transport-child');
 
 /** A 64-byte JSON payload (its UTF-8 JSON text is exactly 64 bytes). */
 const JSON64 = { m: 'x'.repeat(56) };

@@ -26,8 +26,8 @@ import { cpuSince as cpuSinceOf, markCpu as markCpuOf, procCpuMicros } from './l
 import { type BenchContext, type CpuReport, percentile, type Row, type Suite } from './lib/report';
 import { LAPCE_SLEEP, PEERS, type PeerClient, type PeerDef, type PeerHandle } from './peers/clients';
 import { LARGE_SIZES, STREAM_CHUNKS } from './peers/workload';
+import { ROOT } from './lib/script';
 
-const ROOT = path.join(__dirname, '..');
 /** Peers whose stream figure is gated and reported over >= 10 repetitions (issue 7). */
 const STREAM_GATED = new Set(['lapce.bytes', 'lapce.json', 'net']);
 const DEPTH = 64;

@@ -23,8 +23,9 @@ import { writePlots } from './lib/plot';
 import { type BenchContext, formatTable, meets, ratio, type Row, type Suite } from './lib/report';
 import { resultsMarkdown, type RunResults } from './lib/results-md';
 import type { PeersData } from './peers';
+import { ROOT } from './lib/script';
 
-const DOCS_DIR = path.join(__dirname, '..', 'docs', 'bench');
+const DOCS_DIR = path.join(ROOT, 'docs', 'bench');
 
 /** Registered suites, loaded on demand so one suite's imports do not slow another. */
 const SUITES: Record<string, () => Promise<Suite>> = {

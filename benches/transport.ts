@@ -16,8 +16,9 @@ import { FrameParser } from './lib/frames';
 import { canPin, pin, type Placement, unpin } from './lib/placement';
 import { channelPingPong } from './lib/pingpong';
 import type { ChannelOptions } from '../src/transport/channel';
+import { benchScript } from './lib/script';
 
-const CHILD = path.join(__dirname, 'lib', 'transport-child.ts');
+const CHILD = benchScript('lib/transport-child');
 
 // ---- CPU accounting ---------------------------------------------------------------------
 

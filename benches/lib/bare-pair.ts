@@ -14,10 +14,10 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { pathToFileURL } from 'node:url';
 import native = require('../../src/native');
 import type { NativeControlStream, NativeFds } from '../../index';
 import { Channel, type ChannelOptions, DEFAULT_CAPACITY } from '../../src/transport/channel';
+import { LOADER_ARGS } from './script';
 
 /** Environment variable through which the child learns the control socket path. */
 export const SOCKET_ENV = 'LAPCE_BARE_PAIR_SOCKET';
@@ -240,9 +240,6 @@ export interface CpuTime {
 
 let counter = 0;
 
-/** tsx's loader by absolute URL, so children start whatever the working directory. */
-const TSX = pathToFileURL(require.resolve('tsx')).href;
-
 /** A fresh control socket path (short enough for `sun_path`). */
 export function socketPath(tag = 'bare'): string {
   return path.join(os.tmpdir(), `lapce-${tag}-${process.pid}-${++counter}-${Date.now().toString(36)}.sock`);
@@ -298,7 +295,7 @@ export async function spawnBarePair(script: string, options: SpawnOptions = {}):
   const listener = native.NativeListener.bind(sock);
   const stdio: StdioOptions = ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'];
   if (options.ipc) (stdio as unknown[]).push('ipc');
-  const child = spawn(process.execPath, [`--import=${TSX}`, script, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...LOADER_ARGS, script, ...(options.args ?? [])], {
     stdio,
     env: { ...process.env, [SOCKET_ENV]: sock },
     ...(options.ipc ? { serialization: options.ipc } : {}),

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ROOT } from './script';
 
 /** Round-trip percentiles of one ping-pong, µs. */
 export interface FloorStats {
@@ -21,7 +22,7 @@ export interface Floor {
   socketpair: FloorStats;
 }
 
-const SOURCE = path.join(__dirname, '..', 'floor', 'floor.c');
+const SOURCE = path.join(ROOT, 'benches', 'floor', 'floor.c');
 
 /**
  * Builds (if needed) and runs the floor ping-pong, optionally with its two processes pinned to

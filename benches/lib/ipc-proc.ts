@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import readline from 'node:readline';
 import type { CpuReport } from './report';
+import { LOADER_ARGS } from './script';
 
 export class JsonChild extends EventEmitter {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -37,7 +38,7 @@ export class JsonChild extends EventEmitter {
 
   /** Spawns `node [nodeArgs] --import=tsx script` with `env` added. */
   static spawn(script: string, env: Record<string, string>, nodeArgs: string[] = []): JsonChild {
-    const proc = spawn(process.execPath, [...nodeArgs, '--import=tsx', script], {
+    const proc = spawn(process.execPath, [...nodeArgs, ...LOADER_ARGS, script], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });

@@ -14,8 +14,9 @@ import { IpcClient } from '../../dist';
 import { FrameParser } from '../lib/frames';
 import { BYTES64, JSON64, Kind, netFrame, u32 } from './workload';
 import { loadJsonRpc } from './jsonrpc';
+import { benchScript, LOADER_ARGS } from '../lib/script';
 
-const SERVER = path.join(__dirname, 'server.ts');
+const SERVER = benchScript('peers/server');
 
 /** One connected client of one peer. */
 export interface PeerClient {
@@ -81,7 +82,7 @@ async function spawnServer(
   sockPath: string,
   options: StartOptions = {},
 ): Promise<{ proc: ChildProcess; stop: () => Promise<void> }> {
-  const args = [...(options.serverNodeArgs ?? []), '--import=tsx', SERVER, peer, sockPath];
+  const args = [...(options.serverNodeArgs ?? []), ...LOADER_ARGS, SERVER, peer, sockPath];
   const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     const rl = readline.createInterface({ input: proc.stdout! });
@@ -298,7 +299,7 @@ const childProcessPeer: PeerDef = {
   label: 'child_process IPC (advanced)',
   async start() {
     const child = fork(SERVER, ['child_process'], {
-      execArgv: ['--import=tsx'],
+      execArgv: [...LOADER_ARGS],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

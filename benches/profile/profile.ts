@@ -2,6 +2,7 @@
  * Profiles lapce-ai-ipc as users call it, both processes under `node --cpu-prof`:
  *
  *   node --import=tsx benches/profile/profile.ts <scenario> [seconds]
+ *   node .bench/js/benches/profile/profile.js <scenario> [seconds]   # compiled (npm run bench builds it)
  *
  * Scenarios: pipe-bytes, pipe-json (64 loops of `await request()`), rtt-json (sequential),
  * rtt-sleep (sequential, JSON, `idle: 'sleep'` on both sides),
@@ -19,8 +20,8 @@ import { IpcClient } from '../../dist';
 import { LAPCE_SLEEP, PEERS, type PeerClient } from '../peers/clients';
 import { STREAM_CHUNKS } from '../peers/workload';
 import { summarise } from './cpuprofile';
+import { LOADER_ARGS, ROOT } from '../lib/script';
 
-const ROOT = path.join(__dirname, '..', '..');
 const SCENARIOS = [
   'pipe-bytes',
   'pipe-json',
@@ -34,7 +35,7 @@ const SCENARIOS = [
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketPath: string): Promise<string> {
+async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketPath: string, prof: boolean): Promise<string> {
   const end = performance.now() + seconds * 1000;
   let count = 0;
   const loops = async (depth: number, call: () => Promise<unknown>): Promise<void> => {
@@ -80,7 +81,7 @@ async function drive(scenario: Scenario, seconds: number, c: PeerClient, socketP
   const s = (performance.now() - t0) / 1000;
   fs.mkdirSync(path.join(ROOT, '.bench', 'prof', scenario), { recursive: true });
   fs.writeFileSync(path.join(ROOT, '.bench', 'prof', scenario, 'ops'), String(count));
-  return `${scenario}: ${count} operations in ${s.toFixed(2)} s = ${(count / s).toFixed(0)}/s (under the profiler)`;
+  return `${scenario}: ${count} operations in ${s.toFixed(2)} s = ${(count / s).toFixed(0)}/s${prof ? ' (under the profiler)' : ''}`;
 }
 
 async function child(scenario: Scenario, seconds: number, dir: string, prof: boolean): Promise<void> {
@@ -90,7 +91,7 @@ async function child(scenario: Scenario, seconds: number, dir: string, prof: boo
   try {
     // Warm up (JIT) before the measured part; the profile covers both.
     for (let i = 0; i < 2000; i++) await h.client.echo();
-    console.log(await drive(scenario, seconds, h.client, h.socketPath!));
+    console.log(await drive(scenario, seconds, h.client, h.socketPath!, prof));
   } finally {
     await h.stop();
   }
@@ -122,7 +123,7 @@ function main(): void {
   fs.rmSync(dir, { recursive: true, force: true });
   const r = spawnSync(
     process.execPath,
-    ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'client')}`, '--import=tsx', __filename, scenario, String(seconds), 'child'],
+    ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'client')}`, ...LOADER_ARGS, __filename, scenario, String(seconds), 'child'],
     { stdio: 'inherit' },
   );
   if (r.status !== 0) process.exit(r.status ?? 1);

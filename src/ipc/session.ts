@@ -34,6 +34,7 @@ import type { Channel } from '../transport/channel';
 import type { ControlConnection, ControlFrame } from './control-connection';
 import type { ServerMetrics } from './metrics';
 import type { HistogramSeries } from './request-histogram';
+import { IdTable } from '../util/id-table';
 
 /**
  * What a handler learns about the call it serves.
@@ -222,7 +223,7 @@ class Call implements HandlerContext {
 /** @internal */
 export class Session {
   /** Ids in use: from REQUEST/STREAM_OPEN until the terminal frame (PLAN §4). */
-  private readonly calls = new Map<number, Call>();
+  private readonly calls = new IdTable<Call>();
   /** Handlers running (a cancelled one counts until it returns: it still holds resources). */
   private running = 0;
   private streams = 0;
@@ -589,7 +590,7 @@ export class Session {
    * `reason` as each call's terminal ERROR at once.
    */
   abortAll(reason: IpcError): void {
-    for (const call of [...this.calls.values()]) {
+    for (const call of this.calls.valuesCopy()) {
       call.abort(reason);
       this.failCall(call, reason);
     }
@@ -616,7 +617,7 @@ export class Session {
       // Made only when a handler will see it: an error captures a stack, which showed in
       // handshake profiles of connect-and-close.
       const abortWith = options.abortWith ?? new IpcError('CONNECTION_LOST', reason);
-      for (const call of this.calls.values()) {
+      for (const call of this.calls.valuesCopy()) {
         call.done = true;
         call.abort(abortWith);
       }
