@@ -355,6 +355,20 @@ test.serial(
   },
 );
 
+test.serial('shutdown: a request written before close() but not read yet is served as a call in flight, not cut off', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  const raw = await rawSession(t, socketPath);
+  await waitFor(() => server.connections === 1, 'session open');
+  // Written into the ring now; the server (in this process) cannot have read it before close().
+  void raw.send(encodeFrame(FrameKind.Request, 1, 'echo', 'sent before GOAWAY'));
+  const closing = server.close({ deadlineMs: 5000 });
+  const reply = await raw.frameFor(1, 'the answer to the unread request');
+  t.is(reply.kind, FrameKind.Response, 'answered by the handler, not GOING_AWAY');
+  t.is(JSON.parse(reply.payload.toString('utf8')), 'sent before GOAWAY');
+  await within(closing, 10_000, 'close()');
+  await raw.ended();
+});
+
 test.serial('client: REJECT 7 arrives as a HandshakeError with reason server_full, retryable, with the server message', async (t) => {
   const { socketPath } = await startServer(t, { maxConnections: 1 });
   await connect(t, socketPath);

@@ -167,6 +167,8 @@ export class IpcServer {
   private readonly host: SessionHost;
   private listener: NativeListener | null = null;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
+  /** Set once close() has sent GOAWAY: from then on sessions answer new calls with GOING_AWAY. */
+  private goAwaySent = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   /** A spare fd, given up to accept (and refuse) a connection when the process is out of fds. */
@@ -218,7 +220,7 @@ export class IpcServer {
       maxInFlight: this.opts.maxInFlight,
       trackActivity: this.opts.idleTimeoutMs > 0,
       get goingAway() {
-        return server.state !== 'listening';
+        return server.goAwaySent;
       },
       retireChannel: (closeChannel) => this.retireChannel(closeChannel),
       sessionEnded: (s, reason, err) => this.sessionEnded(s, reason, err),
@@ -593,6 +595,11 @@ export class IpcServer {
       conn.close();
     }
     const live = [...this.sessions];
+    // Requests a client wrote before GOAWAY but we have not read yet are calls in flight like
+    // the others: read them now, so they run (within the deadline) instead of being cut off
+    // by a "drained" session that ends with them unread in its ring.
+    for (const s of live) s.readPending();
+    this.goAwaySent = true;
     for (const s of live) s.goAway(deadlineMs, 'server shutting down');
     this.logger.info({ sessions: live.length, deadlineMs }, 'shutting down');
     let timer: NodeJS.Timeout | undefined;

@@ -11,6 +11,7 @@
  * out of it: every callback and promise chain ends in a handler that ends only this session.
  * @packageDocumentation
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { BACKLOG_PAUSE_RINGS, BACKLOG_RESUME_RINGS, MAX_STREAM_WINDOW } from '../defaults';
 import { IpcError, toIpcError } from '../errors';
@@ -594,6 +595,11 @@ export class Session {
       call.abort(reason);
       this.failCall(call, reason);
     }
+  }
+
+  /** Reads what the client has written so far (one step of the channel), at once. */
+  readPending(): void {
+    if (!this.ended && !this.channel.closed) this.channel.step();
   }
 
   /** Sends GOAWAY on the control socket (shutdown). */

@@ -11,6 +11,7 @@
  * send queue, the async iterator, pausing, and the lifecycle.
  * @packageDocumentation
  */
+import { performance } from 'node:perf_hooks';
 import native = require('../native');
 import type { NativeEndpoint, NativeEndpointStats, NativeFds, NativeReassemblyBudget, WakeMode } from '../../index';
 import { fromNative, IpcError } from '../errors';

@@ -3,6 +3,7 @@
  * that refuse external ArrayBuffers (a V8 sandbox, as in Electron), or `zeroCopy: false`.
  * @packageDocumentation
  */
+import { performance } from 'node:perf_hooks';
 import type { NativeEndpoint } from '../../index';
 import type { Backend, Sink } from './backend';
 import { Drained } from './backend';

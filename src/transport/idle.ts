@@ -12,6 +12,7 @@
  * one costs its polling window.
  * @packageDocumentation
  */
+import { performance } from 'node:perf_hooks';
 import native = require('../native');
 
 /**
@@ -48,7 +49,7 @@ export interface Pollable {
   abort(e: unknown): void;
   /** Polling window in ms (Infinity: never park; 0: park when idle). */
   readonly spinMs: number;
-  /** @internal last time work was done, in ms (performance.now()). */
+  /** @internal last time work was done, in ms (performance.now()); Infinity: activated since the last pass. */
   lastWork: number;
   /** @internal whether the scheduler holds it. */
   active: boolean;
@@ -64,6 +65,7 @@ const YIELD_EVERY_MS = 0.005;
 function pass(now: number): number {
   let idleFor = Infinity;
   for (const p of active) {
+    if (p.lastWork === JUST_NOW) p.lastWork = now;
     try {
       if (p.step()) {
         p.lastWork = now;
@@ -131,9 +133,16 @@ function schedule(): void {
   }
 }
 
+/**
+ * `lastWork` of a pollable activated since the last pass: "just now", stamped with the pass's
+ * own clock reading. A client activates its channel on every request it sends, and a clock
+ * read each time showed in its profile.
+ */
+const JUST_NOW = Infinity;
+
 /** Puts `p` on the polling list (after a wake-up or a send). */
 export function activate(p: Pollable): void {
-  p.lastWork = performance.now();
+  p.lastWork = JUST_NOW;
   if (!p.active) {
     p.active = true;
     active.add(p);
@@ -150,7 +159,7 @@ export function look(p: Pollable): void {
   if (p.active) return schedule();
   activate(p);
   // Its window already over: the first pass that finds nothing parks it (`poll` never parks).
-  if (Number.isFinite(p.spinMs)) p.lastWork -= p.spinMs;
+  if (Number.isFinite(p.spinMs)) p.lastWork = performance.now() - p.spinMs;
 }
 
 /** Takes `p` off the polling list for good (it closed). */

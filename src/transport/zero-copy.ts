@@ -6,6 +6,7 @@
  * buffer of its own: one copy on the reading side, whatever the size.
  * @packageDocumentation
  */
+import { performance } from 'node:perf_hooks';
 import type { NativeEndpoint } from '../../index';
 import type { Backend, Sink } from './backend';
 import { Drained, TRANSIENT } from './backend';
