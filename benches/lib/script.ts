@@ -2,10 +2,11 @@
  * Where the benchmark's files are, and how to start one of its scripts in a child process.
  *
  * `npm run bench` compiles the benchmarks to JavaScript (`tsconfig.bench.json`, into
- * `.bench/js/`) and runs them with plain `node`, as a user's application runs: a process with
- * tsx's loader registered allocates the same, yet on Node 20 its scavenges keep about 40 % of
- * the young generation alive (`--trace-gc-nvp`: ~4 MB survived per scavenge against 35 KB
- * without it), which halved the pipelined request rate and showed as GC in every profile.
+ * `.bench/js/`) and runs them with plain `node`, as a user's application runs. A process with
+ * tsx's loader differs from that: its export getters cost time on every call into the package
+ * (`profile.js pipe-bytes`: 0.52–0.53 M req/s under tsx against 0.54–0.58 M compiled), and the
+ * code it loads makes the heap bigger, which is what exposed the `Map` problem `IdTable`
+ * describes (`src/util/id-table.ts`).
  * Run from source (`node --import=tsx benches/….ts`, for profiling while editing), the same
  * scripts start their children from source too.
  */
