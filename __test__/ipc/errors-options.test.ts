@@ -274,3 +274,21 @@ test('control-frame text is cut to 1000 UTF-8 bytes at a character boundary', (t
   t.true(odd.length <= 1000 && odd.length > 996);
   t.is(Buffer.from(odd.toString(), 'utf8').length, odd.length, 'no U+FFFD from a split character');
 });
+
+test('request() never throws: a signal that is no AbortSignal rejects with INVALID_ARGUMENT, holding no id', async (t) => {
+  const socketPath = sockPath(t);
+  const server = new IpcServer({ socketPath, logger: silent() });
+  server.handle('echo', (p) => p);
+  await server.listen();
+  t.teardown(() => server.close({ deadlineMs: 0 }));
+  const client = await connect(t, socketPath);
+  const bogus = { aborted: false } as unknown as AbortSignal;
+  let pending: Promise<unknown> | undefined;
+  t.notThrows(() => {
+    pending = client.request('echo', 'x', { signal: bogus });
+  });
+  const err = await ipcError(t, pending as Promise<unknown>);
+  t.is(err.code, 'INVALID_ARGUMENT');
+  t.is((client as unknown as { calls: { size: number } }).calls.size, 0, 'the failed call holds no id');
+  t.is(await client.request('echo', 'still works'), 'still works');
+});

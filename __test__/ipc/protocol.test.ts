@@ -369,6 +369,36 @@ test.serial('shutdown: a request written before close() but not read yet is serv
   await raw.ended();
 });
 
+test.serial('shutdown: close() called from a handler finishes that handler before any other is run, once', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  const log: string[] = [];
+  const closes: Array<Promise<void>> = [];
+  server.handle('quit', () => {
+    log.push('quit starts');
+    closes.push(server.close({ deadlineMs: 5000 }));
+    log.push('quit returns');
+    return 'bye';
+  });
+  server.handle('note', (p) => {
+    log.push(`note ${String(p)}`);
+    return p;
+  });
+  const client = await connect(t, socketPath);
+  // Written in one go, so the server reads them in one batch: the handler's close() must not
+  // read (and run) the rest of that batch from inside the handler.
+  const calls = [client.request('quit'), ...[1, 2, 3].map((i) => client.request('note', i)), client.request('quit')];
+  const settled = await Promise.allSettled(calls);
+  t.deepEqual(log.slice(0, 2), ['quit starts', 'quit returns'], `handlers ran in this order: ${log.join(', ')}`);
+  t.deepEqual(settled[0], { status: 'fulfilled', value: 'bye' });
+  for (const r of settled.slice(1)) {
+    // Read in the batch (answered) or after GOAWAY (GOING_AWAY): either way settled, never lost.
+    if (r.status === 'rejected') t.is((r.reason as IpcError).code, 'GOING_AWAY');
+  }
+  t.true(closes.length >= 1);
+  for (const c of closes) t.is(c, closes[0], 'every close() returns the one shutdown');
+  await within(closes[0], 10_000, 'close()');
+});
+
 test.serial('client: REJECT 7 arrives as a HandshakeError with reason server_full, retryable, with the server message', async (t) => {
   const { socketPath } = await startServer(t, { maxConnections: 1 });
   await connect(t, socketPath);

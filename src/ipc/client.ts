@@ -250,7 +250,8 @@ const NO_OPTIONS: CallOptions = Object.freeze({});
  * The resolving functions of the promise just made with `new Promise(capture)`: a module-level
  * executor allocates no closure per call. Read at once, before anything else makes a promise.
  */
-const captured: { resolve: (v: unknown) => void; reject: (e: IpcError) => void } = { resolve: () => undefined, reject: () => undefined };
+const NOOP = (): void => undefined;
+const captured: { resolve: (v: unknown) => void; reject: (e: IpcError) => void } = { resolve: NOOP, reject: NOOP };
 function capture(resolve: (v: never) => void, reject: (e: unknown) => void): void {
   captured.resolve = resolve as (v: unknown) => void;
   captured.reject = reject;
@@ -638,6 +639,9 @@ export class IpcClient extends EventEmitter {
     try {
       checkMethod(method);
       if (options.timeout !== undefined) intOption('timeout', options.timeout, 0, 0, 2 ** 31 - 1);
+      if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+        throw new IpcError('INVALID_ARGUMENT', 'option signal must be an AbortSignal');
+      }
       if (options.signal?.aborted) return Promise.reject(new IpcError('CANCELLED', 'request cancelled', { cause: options.signal.reason }));
       // Encoded before an id is taken: a payload that cannot be encoded fails here, locally.
       // Transient (a reused buffer): `call` hands it to the ring before anything else encodes.
@@ -679,20 +683,20 @@ export class IpcClient extends EventEmitter {
     frame.writeUInt32LE(id, 4);
     const promise = new Promise<T>(capture);
     const call = new PendingRequest(captured.resolve, captured.reject);
+    // Not kept past this call: they would hold the promise, and so its result, until the next.
+    captured.resolve = captured.reject = NOOP;
     this.calls.set(id, call);
-    if (options !== NO_OPTIONS && (options.signal || options.timeout !== undefined)) this.guard(c, id, method, call, options);
-    // Without a promise when the ring has room, which is almost always.
-    let sent = false;
     try {
-      sent = c.channel.trySend(frame, body);
+      if (options !== NO_OPTIONS && (options.signal || options.timeout !== undefined)) this.guard(c, id, method, call, options);
+      // Without a promise when the ring has room, which is almost always. An answer is coming:
+      // look for it by polling (a queued send does the same).
+      if (c.channel.trySend(frame, body)) c.channel.keepPolling();
+      else this.queueRequest(c, id, call, frame, body, length);
     } catch (e) {
-      this.calls.delete(id);
+      // `request` never throws: whatever failed here fails the call.
+      if (this.calls.get(id) === call) this.calls.delete(id);
       call.reject(e instanceof IpcError ? e : new IpcError('IO', String(e)));
-      return promise;
     }
-    // An answer is coming: look for it by polling (a queued send does the same below).
-    if (sent) c.channel.keepPolling();
-    else this.queueRequest(c, id, call, frame, body, length);
     return promise;
   }
 

@@ -594,10 +594,14 @@ export class IpcServer {
       conn.trySend(encodeReject({ reason: RejectReason.ShuttingDown, message: 'server is shutting down' }));
       conn.close();
     }
+    // What follows runs handlers, so not inside the caller's turn: close() may have been
+    // called from a handler, in the middle of its channel's step, and `this.closing` is only
+    // set once this function first awaits.
+    await Promise.resolve();
     const live = [...this.sessions];
     // Requests a client wrote before GOAWAY but we have not read yet are calls in flight like
-    // the others: read them now, so they run (within the deadline) instead of being cut off
-    // by a "drained" session that ends with them unread in its ring.
+    // the others: read them now (within a budget), so they run until the deadline instead of
+    // being cut off by a session that looked drained with them unread in its ring.
     for (const s of live) s.readPending();
     this.goAwaySent = true;
     for (const s of live) s.goAway(deadlineMs, 'server shutting down');

@@ -37,6 +37,9 @@ import type { ServerMetrics } from './metrics';
 import type { HistogramSeries } from './request-histogram';
 import { IdTable } from '../util/id-table';
 
+/** Most channel steps (each up to TURN_MESSAGES messages or TURN_MS) `readPending` takes at shutdown. */
+const READ_PENDING_STEPS = 16;
+
 /**
  * What a handler learns about the call it serves.
  * @category IPC
@@ -597,9 +600,13 @@ export class Session {
     }
   }
 
-  /** Reads what the client has written so far (one step of the channel), at once. */
+  /**
+   * Reads what the client has written so far, at once: steps the channel until it finds no
+   * more, at most {@link READ_PENDING_STEPS} times (a client that keeps writing cannot hold
+   * the server here). Not while reading is paused: those requests wait in the ring.
+   */
   readPending(): void {
-    if (!this.ended && !this.channel.closed) this.channel.step();
+    for (let i = 0; i < READ_PENDING_STEPS && !this.ended && !this.channel.closed && this.channel.step(); i++);
   }
 
   /** Sends GOAWAY on the control socket (shutdown). */
