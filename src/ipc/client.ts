@@ -246,11 +246,12 @@ const CLIENT_CLOSED = Symbol('client closed');
 /** The options of a call made without any: one object, not one per call. */
 const NO_OPTIONS: CallOptions = Object.freeze({});
 
+const NOOP = (): void => undefined;
+
 /**
  * The resolving functions of the promise just made with `new Promise(capture)`: a module-level
  * executor allocates no closure per call. Read at once, before anything else makes a promise.
  */
-const NOOP = (): void => undefined;
 const captured: { resolve: (v: unknown) => void; reject: (e: IpcError) => void } = { resolve: NOOP, reject: NOOP };
 function capture(resolve: (v: never) => void, reject: (e: unknown) => void): void {
   captured.resolve = resolve as (v: unknown) => void;

@@ -61,6 +61,13 @@ const SLICE_MS = POLL_SLICE_MICROS / 1000;
 /** How often a busy-wait that lasts gives the CPU away, ms (see {@link YIELD_AFTER_MS}). */
 const YIELD_EVERY_MS = 0.005;
 
+/**
+ * `lastWork` of a pollable activated since the last pass: "just now", stamped with the pass's
+ * own clock reading. A client activates its channel on every request it sends, and a clock
+ * read each time showed in its profile.
+ */
+const JUST_NOW = Infinity;
+
 /** Steps every active pollable once; returns how long the least idle one has been idle (0: work was done). */
 function pass(now: number): number {
   let idleFor = Infinity;
@@ -132,13 +139,6 @@ function schedule(): void {
     setImmediate(tick);
   }
 }
-
-/**
- * `lastWork` of a pollable activated since the last pass: "just now", stamped with the pass's
- * own clock reading. A client activates its channel on every request it sends, and a clock
- * read each time showed in its profile.
- */
-const JUST_NOW = Infinity;
 
 /** Puts `p` on the polling list (after a wake-up or a send). */
 export function activate(p: Pollable): void {
