@@ -580,7 +580,8 @@ export class Session {
   }
 
   private finished(): void {
-    if (this.calls.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+    // Runs after every call: only a shutdown waits here, so no array is made otherwise.
+    if (this.calls.size === 0 && this.drainWaiters.length > 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 
   /** Resolves when no call is in flight. */

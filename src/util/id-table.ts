@@ -57,12 +57,14 @@ export class IdTable<T> {
   /** Adds or replaces `id`'s value. */
   set(id: number, value: T): void {
     if (id === 0 || id >>> 0 !== id) throw new RangeError(`id ${id} is not a nonzero u32`);
-    let i = this.find(id);
-    if (i < 0) {
-      if (2 * (this.size + 1) > this.ids.length) this.grow();
-      const mask = this.ids.length - 1;
-      for (i = this.home(id); this.ids[i] !== 0; i = (i + 1) & mask);
-      this.ids[i] = id;
+    if (2 * (this.size + 1) > this.ids.length) this.grow();
+    const { ids } = this;
+    const mask = ids.length - 1;
+    // One probe: with no tombstones, the first empty slot of `id`'s run is where it would be.
+    let i = this.home(id);
+    while (ids[i] !== id && ids[i] !== 0) i = (i + 1) & mask;
+    if (ids[i] === 0) {
+      ids[i] = id;
       this.size++;
     }
     this.values[i] = value;
