@@ -1,17 +1,6 @@
 import test from 'ava';
 import { IdTable } from '../../src/util/id-table';
-
-/** xorshift32: a reproducible stream of u32s (the seed is printed by the failing test). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
+import { rng } from '../transport/helpers';
 
 /** Runs random operations against a Map and checks the table agrees after every one. */
 function agreeWithMap(seed: number, pickId: (r: () => number, live: number[]) => number, ops: number): void {

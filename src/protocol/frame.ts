@@ -166,13 +166,17 @@ export { partsLength } from '../util/parts';
 /** The header of a frame whose payload, bytes, goes as a second part, in the reused buffer. */
 function encodeHead(kind: FrameKind, id: number, method: string): Buffer {
   const m = method ? methodToBytes(method) : EMPTY_BUF;
-  const out = frameBuffer(FRAME_HEADER + m.length, true);
+  return writeHeader(frameBuffer(FRAME_HEADER + m.length, true), kind, 0, id, m);
+}
+
+/** Writes the fixed header and the method name at the start of `out` (see the module comment); returns `out`. */
+function writeHeader(out: Buffer, kind: FrameKind, flags: number, id: number, method: Buffer): Buffer {
   out[0] = kind;
-  out[1] = 0;
-  out[2] = m.length;
+  out[1] = flags;
+  out[2] = method.length;
   out[3] = 0;
   out.writeUInt32LE(id >>> 0, 4);
-  if (m.length) out.set(m, FRAME_HEADER);
+  if (method.length) out.set(method, FRAME_HEADER);
   return out;
 }
 
@@ -227,13 +231,7 @@ function encode(kind: FrameKind, id: number, method: string, payload: Payload, t
       out.write(text, head, 'utf8');
     }
   }
-  out[0] = kind;
-  out[1] = json ? FLAG_JSON : 0;
-  out[2] = m.length;
-  out[3] = 0;
-  out.writeUInt32LE(id >>> 0, 4);
-  if (m.length) out.set(m, FRAME_HEADER);
-  return out;
+  return writeHeader(out, kind, json ? FLAG_JSON : 0, id, m);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -241,12 +239,7 @@ const EMPTY_BUF = Buffer.alloc(0);
 
 /** Encodes a STREAM_CREDIT frame: `chunks` and `bytes` more for stream `id`. */
 export function encodeCredit(id: number, chunks: number, bytes: number): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER + CREDIT_PAYLOAD);
-  out[0] = FrameKind.StreamCredit;
-  out[1] = 0;
-  out[2] = 0;
-  out[3] = 0;
-  out.writeUInt32LE(id >>> 0, 4);
+  const out = writeHeader(Buffer.allocUnsafe(FRAME_HEADER + CREDIT_PAYLOAD), FrameKind.StreamCredit, 0, id, EMPTY_BUF);
   out.writeUInt32LE(chunks >>> 0, 8);
   out.writeUInt32LE(bytes >>> 0, 12);
   return out;

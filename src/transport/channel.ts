@@ -606,13 +606,13 @@ export class Channel implements Pollable, Sink {
       return;
     }
     // Work now rather than a loop turn later: this is the latency a sleeping side pays.
-    const worked = this.step();
+    this.step();
     // `sleep` mode goes straight back to sleep from here when nothing is left to do (the rest
     // of a batch cut short, more messages, space for a queued send): a loop turn of the
     // scheduler only to find nothing and park costs more than the work itself.
     if (this.isClosed || (this.spinMs === 0 && !this.active && !this.probe() && this.park())) return;
+    // Its polling window starts now (the scheduler's next pass stamps it), work or not.
     activate(this);
-    if (worked) this.lastWork = performance.now();
   }
 
   private tooLarge(size: number): IpcError {

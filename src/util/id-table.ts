@@ -3,9 +3,10 @@
  *
  * Why not a `Map`: V8 rehashes a `Map` with steady adds and deletes every few dozen entries,
  * and links each obsolete table to its successor (for iterators still on it); as we read it,
- * the obsolete table also keeps the values it held. Once one of them is in the old generation (as happens in a process with a heap of some size, such as
- * one that loaded the `ai` SDK), that chain keeps every later table, and every call it held,
- * alive through each scavenge until the next full GC. `benches/profile/gc-survival.ts`
+ * the obsolete table also keeps the values it held. Once one of them is in the old generation
+ * (as happens in a process with a heap of some size, such as one that loaded the `ai` SDK),
+ * that chain keeps every later table, and every call it held, alive through each scavenge
+ * until the next full GC. `benches/profile/gc-survival.ts`
  * (64 requests in flight, 200,000 live objects of ballast) measured a median 2.5 MiB surviving
  * each scavenge in the client with a `Map` (1.3 MiB in a server with async handlers) and
  * 32 KiB with this table, and 0.38 M against 0.55-0.76 M req/s. Typed and plain arrays hold
@@ -32,15 +33,24 @@ export class IdTable<T> {
     return Math.imul(id, this.multiplier) >>> this.shift;
   }
 
+  /**
+   * The slot holding `id`, else the first empty slot of its run, which is where it would go:
+   * with no tombstones, a run ends at the first empty slot. The table is never more than half
+   * full, so there always is one.
+   */
+  private slot(id: number): number {
+    const { ids } = this;
+    const mask = ids.length - 1;
+    let i = this.home(id);
+    while (ids[i] !== id && ids[i] !== 0) i = (i + 1) & mask;
+    return i;
+  }
+
   /** The slot holding `id`, or -1. */
   private find(id: number): number {
     if (id === 0) return -1;
-    const mask = this.ids.length - 1;
-    for (let i = this.home(id); ; i = (i + 1) & mask) {
-      const held = this.ids[i];
-      if (held === id) return i;
-      if (held === 0) return -1;
-    }
+    const i = this.slot(id);
+    return this.ids[i] === id ? i : -1;
   }
 
   /** The value of `id`, if it is in the table (any number may be asked). */
@@ -58,13 +68,9 @@ export class IdTable<T> {
   set(id: number, value: T): void {
     if (id === 0 || id >>> 0 !== id) throw new RangeError(`id ${id} is not a nonzero u32`);
     if (2 * (this.size + 1) > this.ids.length) this.grow();
-    const { ids } = this;
-    const mask = ids.length - 1;
-    // One probe: with no tombstones, the first empty slot of `id`'s run is where it would be.
-    let i = this.home(id);
-    while (ids[i] !== id && ids[i] !== 0) i = (i + 1) & mask;
-    if (ids[i] === 0) {
-      ids[i] = id;
+    const i = this.slot(id);
+    if (this.ids[i] === 0) {
+      this.ids[i] = id;
       this.size++;
     }
     this.values[i] = value;
@@ -113,12 +119,10 @@ export class IdTable<T> {
     this.ids = new Uint32Array(n);
     this.values = new Array<T | undefined>(n).fill(undefined);
     this.shift--;
-    const mask = n - 1;
     for (let k = 0; k < oldIds.length; k++) {
       const id = oldIds[k];
       if (id === 0) continue;
-      let i = this.home(id);
-      while (this.ids[i] !== 0) i = (i + 1) & mask;
+      const i = this.slot(id);
       this.ids[i] = id;
       this.values[i] = oldValues[k];
     }
