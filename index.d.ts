@@ -44,9 +44,10 @@ export declare class NativeControlStream {
 export declare class NativeEndpoint {
   /**
    * Opens one side of a channel from its fds (taken from `fds`, which is left empty).
-   * `Side.Server`: from the set `createChannelFds` made (after sending it); `Side.Client`: from
-   * the three fds WELCOME carried. Every fd is checked first (sealed memfds of the right size,
-   * two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
+   * `Side.Server`: takes the side `createChannelFds` already opened (after the set was
+   * sent), with nothing left to check or map; `capacity` must be the set's. `Side.Client`:
+   * from the three fds WELCOME carried, each checked before anything is mapped (sealed memfds
+   * of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
    * path that runtimes without external buffers use. `budget`: the reassembly budget to
    * charge (none: unlimited).
    */
@@ -195,9 +196,10 @@ export declare class NativeReassemblyBudget {
 export declare function controlSocketPair(): Array<NativeControlStream>
 
 /**
- * Creates a new channel's fds: two sealed ring memfds of `capacity` bytes each and a doorbell
- * socketpair. `count` is 3: the wire fds `[ring s→c, ring c→s, client's doorbell end]` that
- * `send()` passes; the server's own end stays inside for `new NativeEndpoint(fds, Side.Server…)`.
+ * Creates a new channel: two sealed ring memfds of `capacity` bytes each and a doorbell
+ * socketpair, with the server's side opened on them. `count` is 3: the wire fds
+ * `[ring s→c, ring c→s, client's doorbell end]` that `send()` passes; the server's side stays
+ * inside for `new NativeEndpoint(fds, Side.Server…)`, which sets its message limit.
  */
 export declare function createChannelFds(capacity: number): NativeFds
 
@@ -221,6 +223,12 @@ export interface PeerCredentials {
 
 /** Int32 words per message descriptor `NativeEndpoint.poll()` writes: offset, length, kind. */
 export declare const POLL_DESC_WORDS: number
+
+/**
+ * Descriptor kind: the batch stops at a failure (a message past the limit, a corrupt record).
+ * The descriptors before it are valid messages; the next `poll()` throws the failure.
+ */
+export declare const POLL_FAILED: number
 
 /** Descriptor kind: a fragment of a larger message; more follow. */
 export declare const POLL_FRAGMENT: number

@@ -45,8 +45,10 @@ export interface ChannelFds {
 }
 
 /**
- * Creates the fds of a new channel whose rings hold `capacity` bytes each (a power of two).
- * Open this side with `new Channel(fds, 'server', { capacity })`; the peer opens its copies, received
+ * Creates the fds of a new channel whose rings hold `capacity` bytes each (a power of two),
+ * with this side's mappings already made (they go when the set is closed or collected, or
+ * with the channel opened from it). Open this side with `new Channel(fds, 'server', { capacity })`
+ * (the same capacity); the peer opens its copies, received
  * over a Unix socket with SCM_RIGHTS, with `new Channel(fds, 'client', { capacity })`.
  * @category Transport
  * @example

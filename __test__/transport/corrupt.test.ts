@@ -208,6 +208,43 @@ test('trySend never throws for a message that is too large: send() rejects it', 
   t.false(a.closed);
 });
 
+test("the server side of a created set is held to its own Channel's message limit, and only to the set's capacity", async (t) => {
+  const fds = native.createChannelFds(4096);
+  const [x, y] = native.controlSocketPair();
+  x.send(Buffer.from([0]), fds);
+  y.recv(Buffer.alloc(1));
+  const theirs = y.takeFds()!;
+  x.close();
+  y.close();
+  // The set's server side was opened (mapped) for 4096-byte rings when it was made.
+  const e = t.throws(() => new Channel(fds, 'server', { capacity: 8192 })) as IpcError;
+  t.is(e.code, 'INVALID_ARGUMENT');
+  t.regex(e.message, /4096/);
+  t.is(fds.count, 0, 'a refused set is closed, not left to the collector');
+  theirs.close();
+
+  const fds2 = native.createChannelFds(4096);
+  const [x2, y2] = native.controlSocketPair();
+  x2.send(Buffer.from([0]), fds2);
+  y2.recv(Buffer.alloc(1));
+  const theirs2 = y2.takeFds()!;
+  x2.close();
+  y2.close();
+  const server = new Channel(fds2, 'server', { capacity: 4096, maxMessage: 1000 });
+  const client = new Channel(theirs2, 'client', { capacity: 4096, maxMessage: 1 << 20 });
+  t.teardown(() => {
+    server.close();
+    client.close();
+  });
+  const got: number[] = [];
+  server.onMessage((m) => got.push(m.length));
+  const whenClosed = new Promise<IpcError | undefined>((r) => server.onClose(r));
+  await client.send(new Uint8Array(1000));
+  await client.send(new Uint8Array(1001));
+  t.is((await within(whenClosed, 5000, 'the server to close'))?.code, 'MESSAGE_TOO_LARGE');
+  t.deepEqual(got, [1000], 'the limit is the one the server side was opened with');
+});
+
 test('a message handler that throws closes only its channel, with HANDLER_ERROR', async (t) => {
   const other = bystander(t);
   const [a, b] = channelPair({ capacity: 4096 });

@@ -1,6 +1,7 @@
 /**
  * A small pool of channel fd sets made ahead of need, so that a handshake takes a ready set
- * instead of creating two sealed memfds and a socketpair between HELLO and WELCOME.
+ * instead of creating two sealed memfds and a socketpair between HELLO and WELCOME, and the
+ * channel it opens at READY finds the server's side already mapped (`createChannelFds`).
  * @packageDocumentation
  */
 import native = require('../native');

@@ -50,3 +50,5 @@ export const POLL_WHOLE: number = native.POLL_WHOLE;
 export const POLL_FRAGMENT: number = native.POLL_FRAGMENT;
 /** Descriptor kind: the fragment that completes a message. */
 export const POLL_LAST_FRAGMENT: number = native.POLL_LAST_FRAGMENT;
+/** Descriptor kind: the batch stops at a failure, which the next poll throws (what came before it is valid). */
+export const POLL_FAILED: number = native.POLL_FAILED;

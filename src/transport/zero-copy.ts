@@ -11,7 +11,16 @@ import type { NativeEndpoint } from '../../index';
 import type { Backend, Sink } from './backend';
 import { Drained, TRANSIENT } from './backend';
 import { TURN_MESSAGES, TURN_MS } from '../defaults';
-import { HEADER_SIZE, OFF_CLOSED, OFF_HEAD, OFF_PRODUCER_WAITING, POLL_DESC_WORDS, POLL_LAST_FRAGMENT, POLL_WHOLE } from './layout';
+import {
+  HEADER_SIZE,
+  OFF_CLOSED,
+  OFF_HEAD,
+  OFF_PRODUCER_WAITING,
+  POLL_DESC_WORDS,
+  POLL_FAILED,
+  POLL_LAST_FRAGMENT,
+  POLL_WHOLE,
+} from './layout';
 import { RingWriter } from './ring-writer';
 import { partsLength } from '../util/parts';
 
@@ -22,6 +31,7 @@ const PRODUCER_WAITING = OFF_PRODUCER_WAITING / 4;
 const WORDS = POLL_DESC_WORDS;
 const WHOLE = POLL_WHOLE;
 const LAST = POLL_LAST_FRAGMENT;
+const FAILED = POLL_FAILED;
 
 /** See the module comment. */
 export class ZeroCopyBackend implements Backend {
@@ -134,6 +144,10 @@ export class ZeroCopyBackend implements Backend {
           const kind = desc[WORDS * i + 2];
           if (kind === WHOLE) {
             sink.deliver(new Uint8Array(rx, off, len), true);
+          } else if (kind === FAILED) {
+            // What came before the failure was delivered; the next drain polls, which throws it.
+            this.lastHead = -1;
+            return;
           } else {
             // The native poll ends a batch at a fragment, and more may wait behind it even
             // though `head` did not move: the next drain must poll (set now, before a handler

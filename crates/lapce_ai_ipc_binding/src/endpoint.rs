@@ -18,7 +18,7 @@ use napi_derive::napi;
 use crate::budget::NativeReassemblyBudget;
 use crate::error::{closed, invalid, js_err, Result};
 use crate::fds::NativeFds;
-use crate::layout::{POLL_DESC_WORDS, POLL_FRAGMENT, POLL_LAST_FRAGMENT, POLL_WHOLE};
+use crate::layout::{POLL_DESC_WORDS, POLL_FAILED, POLL_FRAGMENT, POLL_LAST_FRAGMENT, POLL_WHOLE};
 use crate::raw::{i32_slice_mut, ExternalBuffer, RawValue};
 use crate::wake::{WakeMode, Watch};
 
@@ -57,6 +57,9 @@ enum State {
 pub struct NativeEndpoint {
     state: Option<State>,
     rx_buffer: Option<ExternalBuffer>,
+    /// A failure `poll()` met after messages it had already described: thrown by the next
+    /// `poll()`, so those messages are delivered first (nothing valid is lost to a bad one).
+    failed: Option<lapce_ai_transport::Error>,
     tx_buffer: Option<ExternalBuffer>,
     watch: Watch,
     zero_copy: bool,
@@ -83,9 +86,10 @@ impl NativeEndpoint {
 #[napi]
 impl NativeEndpoint {
     /// Opens one side of a channel from its fds (taken from `fds`, which is left empty).
-    /// `Side.Server`: from the set `createChannelFds` made (after sending it); `Side.Client`: from
-    /// the three fds WELCOME carried. Every fd is checked first (sealed memfds of the right size,
-    /// two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
+    /// `Side.Server`: takes the side `createChannelFds` already opened (after the set was
+    /// sent), with nothing left to check or map; `capacity` must be the set's. `Side.Client`:
+    /// from the three fds WELCOME carried, each checked before anything is mapped (sealed memfds
+    /// of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
     /// path that runtimes without external buffers use. `budget`: the reassembly budget to
     /// charge (none: unlimited).
     #[napi(constructor)]
@@ -97,32 +101,35 @@ impl NativeEndpoint {
         zero_copy: Option<bool>,
         budget: Option<&NativeReassemblyBudget>,
     ) -> Result<Self> {
-        let (wire, kept) = fds.take();
-        let (fds, side) = match (side, kept) {
-            (Side::Server, Some(own)) => {
-                // The client's doorbell end (wire[2]) was sent; dropping it here is what lets the
-                // server see the client hang up.
-                let [ring_s2c, ring_c2s, _client_end]: [_; 3] = wire
-                    .try_into()
-                    .map_err(|_| invalid("a server set must come from createChannelFds"))?;
-                let fds = ChannelFds {
-                    ring_s2c,
-                    ring_c2s,
-                    doorbell: own,
-                };
-                (fds, lapce_ai_transport::Side::Server)
+        let (wire, server) = fds.take();
+        let mut ep = match (side, server) {
+            (Side::Server, Some(mut ep)) => {
+                if ep.capacity() != capacity as usize {
+                    return Err(invalid(format!(
+                        "the set was made for a ring capacity of {} bytes, not {capacity}",
+                        ep.capacity()
+                    )));
+                }
+                ep.set_max_message(max_message as usize);
+                // The client's fds were sent; dropping them here (its doorbell end above all) is
+                // what lets the server see the client hang up.
+                drop(wire);
+                ep
             }
             (Side::Server, None) => return Err(invalid("the server side opens the fds createChannelFds made")),
             (Side::Client, Some(_)) => return Err(invalid("the client side opens received fds, not createChannelFds's")),
-            (Side::Client, None) => (ChannelFds::from_vec(wire).map_err(js_err)?, lapce_ai_transport::Side::Client),
+            (Side::Client, None) => {
+                let fds = ChannelFds::from_vec(wire).map_err(js_err)?;
+                Endpoint::open(fds, lapce_ai_transport::Side::Client, capacity as usize, max_message as usize).map_err(js_err)?
+            }
         };
-        let mut ep = Endpoint::open(fds, side, capacity as usize, max_message as usize).map_err(js_err)?;
         if let Some(b) = budget {
             ep.set_reassembly_budget(b.inner.clone()).map_err(js_err)?;
         }
         Ok(NativeEndpoint {
             state: Some(State::Native(ep)),
             rx_buffer: None,
+            failed: None,
             tx_buffer: None,
             watch: Watch::default(),
             zero_copy: zero_copy.unwrap_or(true),
@@ -238,14 +245,25 @@ impl NativeEndpoint {
         if !self.zero_copy {
             return Err(invalid("poll() needs zero copy; use readCopy()"));
         }
+        if let Some(e) = self.failed.take() {
+            return Err(js_err(e));
+        }
         let words = POLL_DESC_WORDS as usize;
         let slots = out.len() / words;
         let rx = self.rx()?;
         rx.release().map_err(js_err)?;
         let mut n = 0;
+        let mut failed = None;
         while n < slots {
-            let Some(record) = rx.next_record().map_err(js_err)? else {
-                break;
+            let record = match rx.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(e) if n == 0 => return Err(js_err(e)),
+                Err(e) => {
+                    // The batch so far is valid: describe it, mark where it stops, throw next time.
+                    failed = Some(e);
+                    break;
+                }
             };
             let (offset, len, kind) = match record {
                 Record::Whole { offset, len } => (offset, len, POLL_WHOLE),
@@ -262,6 +280,14 @@ impl NativeEndpoint {
                 // the writer refills that space while JS copies the next one.
                 break;
             }
+        }
+        if let Some(e) = failed {
+            // A batch that filled every slot is polled again anyway; a shorter one says so.
+            if n < slots {
+                out[words * n..words * (n + 1)].copy_from_slice(&[0, 0, POLL_FAILED as i32]);
+                n += 1;
+            }
+            self.failed = Some(e);
         }
         Ok(n as u32)
     }

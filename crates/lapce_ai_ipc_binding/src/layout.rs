@@ -60,3 +60,7 @@ pub const POLL_FRAGMENT: u32 = 1;
 /// Descriptor kind: the fragment that completes a message.
 #[napi]
 pub const POLL_LAST_FRAGMENT: u32 = 2;
+/// Descriptor kind: the batch stops at a failure (a message past the limit, a corrupt record).
+/// The descriptors before it are valid messages; the next `poll()` throws the failure.
+#[napi]
+pub const POLL_FAILED: u32 = 3;

@@ -75,25 +75,11 @@ impl NewChannel {
 impl ChannelFds {
     /// Creates two sealed, initialised rings of `capacity` bytes and a doorbell socketpair.
     pub fn create(capacity: usize) -> Result<NewChannel> {
-        ring::check_capacity(capacity)?;
-        let size = ring::region_size(capacity);
-        let header = ring::header_prefix(capacity)?;
-        // The header goes in with pwrite: mapping the ring just to write 12 bytes (map, fault,
-        // unmap) was a third of channel creation, which is on the handshake's critical path.
-        let make_ring = || -> Result<OwnedFd> {
-            let fd = shm::create_sealed_memfd("lapce-ai-ring", size)?;
-            let n = rustix::io::pwrite(&fd, &header, 0).map_err(|e| Error::io("pwrite", e))?;
-            if n != header.len() {
-                return Err(Error::io("pwrite", std::io::Error::other("short write of ring header")));
-            }
-            Ok(fd)
-        };
-        let (r0, r1) = (make_ring()?, make_ring()?);
-        let (own, theirs) = Doorbell::pair()?;
+        let (ring_s2c, ring_c2s, own, theirs) = create_parts(capacity)?;
         Ok(NewChannel {
             server: ChannelFds {
-                ring_s2c: r0,
-                ring_c2s: r1,
+                ring_s2c,
+                ring_c2s,
                 doorbell: own.into_fd(),
             },
             client_doorbell: theirs.into_fd(),
@@ -111,6 +97,26 @@ impl ChannelFds {
             doorbell,
         })
     }
+}
+
+/// Two sealed, initialised rings of `capacity` bytes and both ends of a doorbell socketpair.
+fn create_parts(capacity: usize) -> Result<(OwnedFd, OwnedFd, Doorbell, Doorbell)> {
+    ring::check_capacity(capacity)?;
+    let size = ring::region_size(capacity);
+    let header = ring::header_prefix(capacity)?;
+    // The header goes in with pwrite: mapping the ring just to write 12 bytes (map, fault,
+    // unmap) was a third of channel creation, which is on the handshake's critical path.
+    let make_ring = || -> Result<OwnedFd> {
+        let fd = shm::create_sealed_memfd("lapce-ai-ring", size)?;
+        let n = rustix::io::pwrite(&fd, &header, 0).map_err(|e| Error::io("pwrite", e))?;
+        if n != header.len() {
+            return Err(Error::io("pwrite", std::io::Error::other("short write of ring header")));
+        }
+        Ok(fd)
+    };
+    let (r0, r1) = (make_ring()?, make_ring()?);
+    let (own, theirs) = Doorbell::pair()?;
+    Ok((r0, r1, own, theirs))
 }
 
 /// Counters kept by an endpoint. Monotonic.
@@ -176,10 +182,39 @@ impl Endpoint {
             return Err(Error::InvalidShm("both rings are the same memfd".into()));
         }
         let bell = Doorbell::from_fd(doorbell)?;
-        let (m0, m1) = (
-            Arc::new(Mapping::map(ring_s2c.as_fd(), size)?),
-            Arc::new(Mapping::map(ring_c2s.as_fd(), size)?),
-        );
+        Self::assemble(ring_s2c.as_fd(), ring_c2s.as_fd(), bell, side, capacity, max_message)
+    }
+
+    /// Makes a new channel and opens its server side at once, on rings and a socketpair this
+    /// process has just created (so none of [`Endpoint::open`]'s checks apply: no peer has
+    /// touched them). Returns the endpoint and the client's set, in WELCOME's wire order.
+    ///
+    /// This is all of a channel's setup a server can do before it knows its client: the
+    /// mappings and the header pages they fault in. A server that keeps a few of these ready
+    /// has nothing to map when its client's READY arrives. Until the client's set is sent and
+    /// dropped, the endpoint cannot see its client hang up (this process holds both ends).
+    pub fn create_server(capacity: usize, max_message: usize) -> Result<(Endpoint, ChannelFds)> {
+        let (ring_s2c, ring_c2s, own, theirs) = create_parts(capacity)?;
+        let ep = Self::assemble(ring_s2c.as_fd(), ring_c2s.as_fd(), own, Side::Server, capacity, max_message)?;
+        let client = ChannelFds {
+            ring_s2c,
+            ring_c2s,
+            doorbell: theirs.into_fd(),
+        };
+        Ok((ep, client))
+    }
+
+    /// Maps both rings (of [`ring::region_size`] for `capacity`) and builds the endpoint of `side`.
+    fn assemble(
+        ring_s2c: BorrowedFd<'_>,
+        ring_c2s: BorrowedFd<'_>,
+        bell: Doorbell,
+        side: Side,
+        capacity: usize,
+        max_message: usize,
+    ) -> Result<Self> {
+        let size = ring::region_size(capacity);
+        let (m0, m1) = (Arc::new(Mapping::map(ring_s2c, size)?), Arc::new(Mapping::map(ring_c2s, size)?));
         let (tx, rx) = match side {
             Side::Server => (m0, m1),
             Side::Client => (m1, m0),
@@ -264,6 +299,12 @@ impl Receiver {
     /// per process or per server). Call before the first message.
     pub fn set_reassembly_budget(&mut self, budget: crate::Budget) -> Result<()> {
         self.rx.set_budget(budget)
+    }
+
+    /// Sets the largest incoming message accepted from now on (see [`Endpoint::open`]). A
+    /// fragmented message already under way is held to the new limit at its next fragment.
+    pub fn set_max_message(&mut self, max_message: usize) {
+        self.rx.set_max_message(max_message);
     }
 
     /// Ring capacity of each direction.
@@ -530,6 +571,30 @@ mod tests {
         let mut p = 0;
         // The client announced sleep, so this write rings, and finds the end closed.
         assert!(s.write(b"x", &mut p).unwrap());
+        assert!(s.peer_closed());
+    }
+
+    #[test]
+    fn a_server_made_by_create_server_talks_to_a_client_that_checks_what_it_got() {
+        let (mut s, wire) = Endpoint::create_server(4096, 64).unwrap();
+        // The client's set passes every check a client makes on received fds.
+        let mut c = Endpoint::open(wire, Side::Client, 4096, 1 << 20).unwrap();
+        s.send_blocking(b"to client", None).unwrap();
+        c.send_blocking(b"to server", None).unwrap();
+        assert_eq!(c.recv_blocking(None).unwrap().unwrap(), b"to client");
+        assert_eq!(s.recv_blocking(None).unwrap().unwrap(), b"to server");
+        // The limit given at creation holds, and a later one replaces it.
+        c.send_blocking(&[7; 65], None).unwrap();
+        assert!(matches!(s.recv_blocking(None), Err(Error::MessageTooLarge { .. })));
+        let (mut s, wire) = Endpoint::create_server(4096, 64).unwrap();
+        let mut c = Endpoint::open(wire, Side::Client, 4096, 1 << 20).unwrap();
+        s.set_max_message(128);
+        c.send_blocking(&[7; 100], None).unwrap();
+        assert_eq!(s.recv_blocking(None).unwrap().unwrap(), [7; 100]);
+        // The client hanging up is seen once its set is gone from this process.
+        drop(c);
+        assert!(s.own_doorbell().wait(Some(Duration::from_secs(5))).unwrap());
+        assert!(s.woke().unwrap());
         assert!(s.peer_closed());
     }
 

@@ -476,6 +476,11 @@ impl Consumer {
         })
     }
 
+    /// Messages larger than `max_message` are refused from now on.
+    pub fn set_max_message(&mut self, max_message: usize) {
+        self.max_message = max_message;
+    }
+
     /// Charges reassembly memory to `budget` (shared with other consumers) from now on. Only
     /// before the first fragmented message: fails once anything is charged.
     pub fn set_budget(&mut self, budget: Budget) -> Result<()> {
