@@ -7,6 +7,7 @@ import type { NativeEndpoint } from '../../index';
 import type { IpcError } from '../../src/errors';
 import type { ChannelStats } from '../../src/transport/channel';
 import { channelPair } from '../../src/transport/channel';
+import { OFF_HEAD } from '../../src/transport/layout';
 import { checkMessage, closed, deferred, echoRoundTrip, makeMessage, pair, PEER, sizeOf, within } from './helpers';
 
 for (const [ours, theirs] of [
@@ -216,6 +217,33 @@ test('cork/uncork: messages sent while corked become visible together, with one 
   t.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   const after = a.stats();
   t.true(after.doorbellsRung + after.doorbellsSuppressed - (before.doorbellsRung + before.doorbellsSuppressed) <= 1);
+});
+
+test("replies written inside a long batch are published every 16 messages, not at its end; an owner's cork holds them all", async (t) => {
+  for (const ownerCorks of [false, true]) {
+    const [a, b] = channelPair({ capacity: 1 << 16 });
+    // The head of a's incoming ring: what b has published so far (bytes; 0 before anything).
+    const published = (): number => Atomics.load((a as unknown as { backend: { rxCtl: Int32Array } }).backend.rxCtl, OFF_HEAD / 4);
+    const seen: number[] = [];
+    const done = deferred();
+    let got = 0;
+    a.onMessage(() => ++got === 40 && done.resolve());
+    b.onMessage((m) => {
+      if (m[0] === 0 && ownerCorks) b.cork();
+      t.true(b.trySend(m.slice()));
+      if (m[0] === 19) seen.push(published());
+      if (m[0] === 39 && ownerCorks) b.uncork();
+    });
+    // One publish of 40 messages, so b reads them in one batch.
+    a.cork();
+    for (let i = 0; i < 40; i++) t.true(a.trySend(Uint8Array.of(i)));
+    a.uncork();
+    await within(done.promise, 5000, 'forty replies');
+    a.close();
+    b.close();
+    if (ownerCorks) t.deepEqual(seen, [0], 'corked by its owner: nothing is visible before uncork');
+    else t.true(seen[0] > 0, `the first 16 replies were visible while the batch was still being read (head ${seen[0]})`);
+  }
 });
 
 test('a queued send can be withdrawn by its signal until a byte of it is in the ring (review R16)', async (t) => {

@@ -160,7 +160,13 @@ export class ZeroCopyBackend implements Backend {
           }
           if (sink.closed) return;
           // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
-          if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
+          if ((i & 15) === 15) {
+            // What the handlers have answered so far goes out now, not at the end of the batch
+            // (unless the owner corked): a peer that polls starts on those replies while this
+            // side reads the rest. Pipelined requests: about +6 % (benches/profile, A/B).
+            if (!this.ownerCorked) this.publish();
+            if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
+          } else if (!sink.reading) return;
         }
         if (!fragment) break;
         // Within this turn's time, poll again at once, which releases the fragment just copied,
