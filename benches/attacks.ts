@@ -47,6 +47,7 @@ const CLIENT_ATTACKS: Array<[string, Record<string, number>, Record<string, unkn
   ['frame-flood', { iterations: 1, 'duration-ms': 3000 }],
   ['unread-replies', { iterations: 1, 'duration-ms': 3000 }],
   ['in-flight', { iterations: 1 }],
+  ['held-payloads', { iterations: 1 }],
   ['ctl-fds', { iterations: 50 }],
   ['hello-fds', { iterations: 20 }],
   ['hello-many-fds', { iterations: 20 }],

@@ -41,6 +41,14 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_MAX_STREAMS = 64;
 /** Most calls (requests and streams) in flight per connection (`TOO_MANY_REQUESTS` past it). */
 export const DEFAULT_MAX_IN_FLIGHT = 1024;
+/**
+ * Payload bytes the calls in flight of one connection may hold while their handlers run
+ * (`TOO_MANY_REQUESTS` past it): 4 messages of the default maximum. A call is admitted whatever
+ * its size when the connection holds nothing, so any message within `maxMessage` gets through.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 << 20;
+/** The same for all connections of a server together (so many connections cannot add up to all memory). */
+export const DEFAULT_IN_FLIGHT_BYTES_BUDGET = 512 << 20;
 /** From accept to READY, ms (REJECT 5 past it). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 2000;
 /** Close sessions with no incoming data frame for this long, ms; 0 = off. */

@@ -102,6 +102,27 @@ test.serial('item 6: calls in flight past maxInFlight get TOO_MANY_REQUESTS, the
   t.log(JSON.stringify(run.iterations[0]));
 });
 
+test.serial('payloads parked on handlers that never return are bounded by maxInFlightBytes, and freed when the client goes', async (t) => {
+  const target = await pool.get();
+  const base = await target.baseline();
+  let peakKb = base.rssKb;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      peakKb = Math.max(peakKb, (await target.footprint(false)).rssKb);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const { run } = await clientAttack(t, pool, 'held-payloads', { iterations: 1 * SOAK }).finally(() => (running = false));
+  await sampler;
+  const growthMb = (peakKb - base.rssKb) / 1024;
+  t.log(`${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB`);
+  // 1000 calls of 256 KiB were sent; the default 64 MiB admits about 256 of them. Without the
+  // bound this run grew the server by hundreds of MiB.
+  t.true(Number(run.iterations[0]?.tooManyRequests) >= 500, JSON.stringify(run.iterations[0]));
+  t.true(growthMb < 160, `server RSS grew by ${growthMb.toFixed(0)} MiB while a client parked payloads`);
+});
+
 test.serial('streams never credited send nothing and never block other calls on the connection', async (t) => {
   const { run } = await clientAttack(t, pool, 'stream-no-credit', { iterations: 2 * SOAK });
   t.log(

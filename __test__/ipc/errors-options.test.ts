@@ -77,6 +77,8 @@ const badServerOptions: Array<[string, IpcServerOptions]> = [
   ['maxConnections', { maxConnections: 0 }],
   ['maxStreams', { maxStreams: -1 }],
   ['maxInFlight', { maxInFlight: 1.5 }],
+  ['maxInFlightBytes', { maxInFlightBytes: -1 }],
+  ['inFlightBytesBudget', { inFlightBytesBudget: 2 ** 53 }],
   ['handshakeTimeoutMs', { handshakeTimeoutMs: 0 }],
   ['idleTimeoutMs', { idleTimeoutMs: -5 }],
   ['shutdownDeadlineMs', { shutdownDeadlineMs: NaN }],

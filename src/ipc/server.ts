@@ -18,6 +18,8 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_IN_FLIGHT_BYTES,
+  DEFAULT_IN_FLIGHT_BYTES_BUDGET,
   DEFAULT_MAX_MESSAGE,
   DEFAULT_MAX_STREAMS,
   DEFAULT_REASSEMBLY_BUDGET,
@@ -60,6 +62,18 @@ export interface IpcServerOptions {
   maxStreams?: number;
   /** Most calls in flight per connection (`TOO_MANY_REQUESTS` past it). Default 1024. */
   maxInFlight?: number;
+  /**
+   * Most payload bytes the calls in flight of one connection hold while their handlers run
+   * (`TOO_MANY_REQUESTS` past it; a call is admitted whatever its size when the connection holds
+   * none). Without it a client could park `maxInFlight` messages of `maxMessage` bytes on a slow
+   * handler: 16 GiB at the defaults. Default 64 MiB.
+   */
+  maxInFlightBytes?: number;
+  /**
+   * The same bound for all connections together (a call is admitted whatever its size when
+   * the server holds none). Default 512 MiB.
+   */
+  inFlightBytesBudget?: number;
   /** From accept to READY, ms. Default 2000. */
   handshakeTimeoutMs?: number;
   /** Close sessions with no incoming data frame (and no call in flight) for this long, ms. Default 0 (off). */
@@ -105,6 +119,8 @@ interface ResolvedOptions {
   maxConnections: number;
   maxStreams: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
+  inFlightBytesBudget: number;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
   shutdownDeadlineMs: number;
@@ -123,6 +139,14 @@ function resolveOptions(o: IpcServerOptions): ResolvedOptions {
     maxConnections: intOption('maxConnections', o.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 1 << 20),
     maxStreams: intOption('maxStreams', o.maxStreams, DEFAULT_MAX_STREAMS, 1, U32),
     maxInFlight: intOption('maxInFlight', o.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1, U32),
+    maxInFlightBytes: intOption('maxInFlightBytes', o.maxInFlightBytes, DEFAULT_MAX_IN_FLIGHT_BYTES, 0, Number.MAX_SAFE_INTEGER),
+    inFlightBytesBudget: intOption(
+      'inFlightBytesBudget',
+      o.inFlightBytesBudget,
+      DEFAULT_IN_FLIGHT_BYTES_BUDGET,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    ),
     handshakeTimeoutMs: intOption('handshakeTimeoutMs', o.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1),
     idleTimeoutMs: intOption('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0, U32),
     shutdownDeadlineMs: intOption('shutdownDeadlineMs', o.shutdownDeadlineMs, DEFAULT_SHUTDOWN_DEADLINE_MS, 0, U32),
@@ -218,6 +242,8 @@ export class IpcServer {
       logger: this.logger,
       maxStreams: this.opts.maxStreams,
       maxInFlight: this.opts.maxInFlight,
+      maxInFlightBytes: this.opts.maxInFlightBytes,
+      heldBytes: { used: 0, limit: this.opts.inFlightBytesBudget },
       trackActivity: this.opts.idleTimeoutMs > 0,
       get goingAway() {
         return server.goAwaySent;

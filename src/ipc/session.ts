@@ -127,6 +127,10 @@ export interface SessionHost {
   readonly logger: Logger;
   readonly maxStreams: number;
   readonly maxInFlight: number;
+  /** Payload bytes one session's running handlers may hold (see `IpcServerOptions.maxInFlightBytes`). */
+  readonly maxInFlightBytes: number;
+  /** Payload bytes all sessions' running handlers hold, and their bound (`inFlightBytesBudget`). */
+  readonly heldBytes: { used: number; readonly limit: number };
   /** Whether sessions track their last activity (only an idle timeout needs it). */
   readonly trackActivity: boolean;
   /** True once the server sent GOAWAY: new calls get GOING_AWAY. */
@@ -165,6 +169,8 @@ class Call implements HandlerContext {
   readonly started = performance.now();
   /** The terminal frame was sent (or the session ended): the id is free, results are dropped. */
   done = false;
+  /** Payload bytes charged to the session and server while the handler runs. */
+  held = 0;
   /** Stream window left (PLAN §3): starts at zero, the client grants it. */
   chunks = 0;
   bytes = 0;
@@ -230,6 +236,8 @@ export class Session {
   private readonly calls = new IdTable<Call>();
   /** Handlers running (a cancelled one counts until it returns: it still holds resources). */
   private running = 0;
+  /** Payload bytes of the calls whose handlers run (a handler may keep its payload until it returns). */
+  private held = 0;
   private streams = 0;
   private ended = false;
   private drainWaiters: Array<() => void> = [];
@@ -368,6 +376,23 @@ export class Session {
       this.fail(id, new IpcError('TOO_MANY_REQUESTS', `at most ${this.host.maxInFlight} calls in flight per connection`));
       return;
     }
+    const size = frame.payload.length;
+    const total = this.host.heldBytes;
+    // Nothing held admits any size, so every message within maxMessage can get through.
+    if ((this.held > 0 && this.held + size > this.host.maxInFlightBytes) || (total.used > 0 && total.used + size > total.limit)) {
+      const mine = this.held + size > this.host.maxInFlightBytes;
+      this.fail(
+        id,
+        new IpcError(
+          'TOO_MANY_REQUESTS',
+          mine
+            ? `calls in flight on this connection hold ${this.held} payload bytes; ${size} more would pass its limit of ${this.host.maxInFlightBytes}`
+            : `calls in flight on this server hold ${total.used} payload bytes; ${size} more would pass its limit of ${total.limit}`,
+          { details: { heldBytes: mine ? this.held : total.used, limitBytes: mine ? this.host.maxInFlightBytes : total.limit } },
+        ),
+      );
+      return;
+    }
     const entry = this.host.handlers.get(method);
     if (!entry || (entry.kind === 'stream') !== stream) {
       const what = entry
@@ -403,6 +428,9 @@ export class Session {
     }
     const call = new Call(method, id, this.peer, stream, entry);
     this.running++;
+    call.held = size;
+    this.held += size;
+    total.used += size;
     if (entry.kind === 'request') {
       this.runRequest(entry.fn, payload, call);
     } else {
@@ -450,8 +478,16 @@ export class Session {
     }
   }
 
-  private endRequest(call: Call, ok: boolean, value: unknown): void {
+  /** The handler returned: its call no longer counts against the limits of calls in flight. */
+  private handlerDone(call: Call): void {
     this.running--;
+    this.held -= call.held;
+    this.host.heldBytes.used -= call.held;
+    call.held = 0;
+  }
+
+  private endRequest(call: Call, ok: boolean, value: unknown): void {
+    this.handlerDone(call);
     // The histogram series is looked up once per method, not per call.
     (call.entry.series ??= this.host.metrics.requestSeconds.labels(call.method)).observe((performance.now() - call.started) / 1000);
     if (!call.done) {
@@ -510,7 +546,7 @@ export class Session {
     } catch (e) {
       if (!call.done) this.failCall(call, call.toError(e));
     } finally {
-      this.running--;
+      this.handlerDone(call);
       this.streams--;
       this.host.metrics.streamsActive.dec();
       this.finished();

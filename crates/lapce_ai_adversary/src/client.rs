@@ -61,6 +61,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "item 6: more never-finishing calls than maxInFlight; expect TOO_MANY_REQUESTS",
     ),
     (
+        "held-payloads",
+        "1000 never-finishing calls of 256 KiB each (250 MiB); expect TOO_MANY_REQUESTS past maxInFlightBytes",
+    ),
+    (
         "ctl-fds",
         "item 7: a control frame with 8 fds (even iterations) or a second READY (odd) after READY",
     ),
@@ -129,6 +133,7 @@ pub fn run(attack: &str, o: &Opts) -> bool {
         "frame-flood" => repeat(attack, o, |_, _| frame_flood(o)),
         "unread-replies" => repeat(attack, o, |_, _| unread_replies(o)),
         "in-flight" => repeat(attack, o, |_, _| in_flight(o)),
+        "held-payloads" => repeat(attack, o, |_, _| held_payloads(o)),
         "ctl-fds" => repeat(attack, o, |i, _| ctl_fds(o, i)),
         "hello-fds" => repeat(attack, o, |_, _| hello_with_fds(o, 2)),
         "hello-many-fds" => repeat(attack, o, |_, _| hello_with_fds(o, 12)),
@@ -416,6 +421,46 @@ fn in_flight(o: &Opts) -> Line {
                 }
             }
         }
+        s.idle_wait(Duration::from_millis(2));
+    }
+    Line::default()
+        .b("ok", too_many > 0)
+        .n("sent", sent)
+        .n("tooManyRequests", too_many)
+        .n("otherFrames", other)
+}
+
+/// Parks large payloads on a handler that never returns (`hang`): 1000 calls of 256 KiB, far
+/// within `maxInFlight` calls but 250 MiB in all. The server must refuse the calls past its
+/// byte limit (TOO_MANY_REQUESTS) rather than hold every payload; its RSS is the harness's to
+/// watch. Ends by closing, which must free what the handlers held.
+fn held_payloads(o: &Opts) -> Line {
+    let mut s = match connect(o, "adv-held-payloads") {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let pad = "x".repeat(256 << 10);
+    let json = format!("{{\"pad\":\"{pad}\"}}");
+    let (mut sent, mut too_many, mut other) = (0u32, 0u32, 0u32);
+    let count = |s: &mut Session, too_many: &mut u32, other: &mut u32| {
+        for m in s.ch.drain_rx().unwrap_or_default() {
+            match wire::Frame::parse(&m).and_then(|f| f.error_code()).as_deref() {
+                Some("TOO_MANY_REQUESTS") => *too_many += 1,
+                _ => *other += 1,
+            }
+        }
+    };
+    for _ in 0..1000 {
+        let id = s.id();
+        if !s.ch.send(&wire::request(id, "hang", &json), CALL_WAIT) {
+            break;
+        }
+        sent += 1;
+        count(&mut s, &mut too_many, &mut other);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && too_many + other < sent.saturating_sub(256) {
+        count(&mut s, &mut too_many, &mut other);
         s.idle_wait(Duration::from_millis(2));
     }
     Line::default()
