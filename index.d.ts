@@ -46,10 +46,10 @@ export declare class NativeEndpoint {
    * Opens one side of a channel from its fds (taken from `fds`, which is left empty).
    * `Side.Server`: takes the side `createChannelFds` already opened (after the set was
    * sent), with nothing left to check or map; `capacity` must be the set's. `Side.Client`:
-   * from the three fds WELCOME carried, each checked before anything is mapped (sealed memfds
-   * of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
-   * path that runtimes without external buffers use. `budget`: the reassembly budget to
-   * charge (none: unlimited).
+   * from the three fds WELCOME carried, each checked before anything is mapped (sealed
+   * memfds of the right size, two distinct rings, an `AF_UNIX` stream doorbell).
+   * `zeroCopy: false` forces the copying path that runtimes without external buffers use.
+   * `budget`: the reassembly budget to charge (none: unlimited).
    */
   constructor(fds: NativeFds, side: Side, capacity: number, maxMessage: number, zeroCopy?: boolean | undefined | null, budget?: NativeReassemblyBudget | undefined | null)
   /**

@@ -88,10 +88,10 @@ impl NativeEndpoint {
     /// Opens one side of a channel from its fds (taken from `fds`, which is left empty).
     /// `Side.Server`: takes the side `createChannelFds` already opened (after the set was
     /// sent), with nothing left to check or map; `capacity` must be the set's. `Side.Client`:
-    /// from the three fds WELCOME carried, each checked before anything is mapped (sealed memfds
-    /// of the right size, two distinct rings, an `AF_UNIX` stream doorbell). `zeroCopy: false` forces the copying
-    /// path that runtimes without external buffers use. `budget`: the reassembly budget to
-    /// charge (none: unlimited).
+    /// from the three fds WELCOME carried, each checked before anything is mapped (sealed
+    /// memfds of the right size, two distinct rings, an `AF_UNIX` stream doorbell).
+    /// `zeroCopy: false` forces the copying path that runtimes without external buffers use.
+    /// `budget`: the reassembly budget to charge (none: unlimited).
     #[napi(constructor)]
     pub fn new(
         fds: &mut NativeFds,
