@@ -24,6 +24,25 @@ import {
 const scope = new Scope();
 const pool = new TargetPool(scope, { handshakeTimeoutMs: 1000 });
 
+/**
+ * Runs `attack` against the pool's next target while sampling its RSS; returns the attack's
+ * result and the peak growth over the target's baseline, MiB.
+ */
+async function peakRssDuring<T>(target: Target, attack: () => Promise<T>): Promise<{ result: T; growthMb: number; baseMb: number }> {
+  const base = await target.baseline();
+  let peakKb = base.rssKb;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      peakKb = Math.max(peakKb, (await target.footprint(false)).rssKb);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const result = await attack().finally(() => (running = false));
+  await sampler;
+  return { result, growthMb: (peakKb - base.rssKb) / 1024, baseMb: base.rssKb / 1024 };
+}
+
 test.before(() => ensureAdversary());
 test.after.always(() => scope.run());
 
@@ -73,23 +92,12 @@ test.serial('item 5: under one client’s cheap-frame flood, another client’s 
 
 test.serial('item 6: replies never read do not grow the server without bound', async (t) => {
   const target = await pool.get();
-  const base = await target.baseline();
-  let peakKb = base.rssKb;
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      const f = await target.footprint(false);
-      peakKb = Math.max(peakKb, f.rssKb);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
-  const run = await runClientAttack(target.socketPath, 'unread-replies', { 'duration-ms': 4000 * SOAK });
-  running = false;
-  await sampler;
-  const growthMb = (peakKb - base.rssKb) / 1024;
-  t.log(
-    `unread replies: ${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB over ${(base.rssKb / 1024).toFixed(1)} MiB`,
-  );
+  const {
+    result: run,
+    growthMb,
+    baseMb,
+  } = await peakRssDuring(target, () => runClientAttack(target.socketPath, 'unread-replies', { 'duration-ms': 4000 * SOAK }));
+  t.log(`unread replies: ${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB over ${baseMb.toFixed(1)} MiB`);
   // Bound: the backlog may reach 4 rings (4 MiB) plus the ring itself and V8 slack. (Without
   // backpressure this run grew the server by 77 MiB, and 2 GB in 20 s in the issue.)
   t.true(growthMb < 48, `server RSS grew by ${growthMb.toFixed(0)} MiB while a client never read its replies`);
@@ -104,18 +112,8 @@ test.serial('item 6: calls in flight past maxInFlight get TOO_MANY_REQUESTS, the
 
 test.serial('payloads parked on handlers that never return are bounded by maxInFlightBytes, and freed when the client goes', async (t) => {
   const target = await pool.get();
-  const base = await target.baseline();
-  let peakKb = base.rssKb;
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peakKb = Math.max(peakKb, (await target.footprint(false)).rssKb);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  const { run } = await clientAttack(t, pool, 'held-payloads', { iterations: 1 * SOAK }).finally(() => (running = false));
-  await sampler;
-  const growthMb = (peakKb - base.rssKb) / 1024;
+  const { result, growthMb } = await peakRssDuring(target, () => clientAttack(t, pool, 'held-payloads', { iterations: 1 * SOAK }));
+  const run = result.run;
   t.log(`${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB`);
   // 1000 calls of 256 KiB were sent; the default 64 MiB admits about 256 of them. Without the
   // bound this run grew the server by hundreds of MiB.
@@ -134,21 +132,10 @@ test.serial('streams never credited send nothing and never block other calls on 
 
 test.serial('stream credit past 2^31 is clamped: an unread stream fills only the ring, then flows when read', async (t) => {
   const target = await pool.get();
-  const base = await target.baseline();
-  let peakKb = base.rssKb;
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peakKb = Math.max(peakKb, (await target.footprint(false)).rssKb);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
-  const { run } = await clientAttack(t, pool, 'credit-overflow', { iterations: 1 * SOAK, 'duration-ms': 2000 }).finally(
-    () => (running = false),
+  const { result, growthMb } = await peakRssDuring(target, () =>
+    clientAttack(t, pool, 'credit-overflow', { iterations: 1 * SOAK, 'duration-ms': 2000 }),
   );
-  await sampler;
-  const growthMb = (peakKb - base.rssKb) / 1024;
-  t.log(`${JSON.stringify(run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB`);
+  t.log(`${JSON.stringify(result.run.iterations[0])}; server RSS peak +${growthMb.toFixed(1)} MiB`);
   t.true(growthMb < 48, `server RSS grew by ${growthMb.toFixed(0)} MiB behind one unread stream`);
 });
 

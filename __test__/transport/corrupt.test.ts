@@ -13,17 +13,11 @@ import { activate } from '../../src/transport/idle';
 import { OFF_HEAD } from '../../src/transport/layout';
 import { RingWriter } from '../../src/transport/ring-writer';
 import type { Corruption } from './helpers';
-import { closed, CORRUPTIONS, deferred, echoRoundTrip, makeMessage, pair, PEER, scribble, within } from './helpers';
+import { channelFds, closed, CORRUPTIONS, deferred, echoRoundTrip, makeMessage, pair, PEER, scribble, within } from './helpers';
 
 /** A Channel (server side) and a raw endpoint on the other side, in this process. */
 function rawPair(t: ExecutionContext, capacity: number, zeroCopy: boolean): { channel: Channel; ep: NativeEndpoint } {
-  const fds = native.createChannelFds(capacity);
-  const [a, b] = native.controlSocketPair();
-  a.send(Buffer.from([0]), fds);
-  b.recv(Buffer.alloc(1));
-  const theirs = b.takeFds()!;
-  a.close();
-  b.close();
+  const { server: fds, client: theirs } = channelFds(capacity);
   const ep = new native.NativeEndpoint(theirs, native.Side.Client, capacity, 64 << 20, true);
   const channel = new Channel(fds, 'server', { capacity, zeroCopy });
   t.teardown(() => {
@@ -209,13 +203,7 @@ test('trySend never throws for a message that is too large: send() rejects it', 
 });
 
 test("the server side of a created set is held to its own Channel's message limit, and only to the set's capacity", async (t) => {
-  const fds = native.createChannelFds(4096);
-  const [x, y] = native.controlSocketPair();
-  x.send(Buffer.from([0]), fds);
-  y.recv(Buffer.alloc(1));
-  const theirs = y.takeFds()!;
-  x.close();
-  y.close();
+  const { server: fds, client: theirs } = channelFds(4096);
   // The set's server side was opened (mapped) for 4096-byte rings when it was made.
   const e = t.throws(() => new Channel(fds, 'server', { capacity: 8192 })) as IpcError;
   t.is(e.code, 'INVALID_ARGUMENT');
@@ -223,13 +211,7 @@ test("the server side of a created set is held to its own Channel's message limi
   t.is(fds.count, 0, 'a refused set is closed, not left to the collector');
   theirs.close();
 
-  const fds2 = native.createChannelFds(4096);
-  const [x2, y2] = native.controlSocketPair();
-  x2.send(Buffer.from([0]), fds2);
-  y2.recv(Buffer.alloc(1));
-  const theirs2 = y2.takeFds()!;
-  x2.close();
-  y2.close();
+  const { server: fds2, client: theirs2 } = channelFds(4096);
   const server = new Channel(fds2, 'server', { capacity: 4096, maxMessage: 1000 });
   const client = new Channel(theirs2, 'client', { capacity: 4096, maxMessage: 1 << 20 });
   t.teardown(() => {

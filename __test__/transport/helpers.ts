@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import type { BarePair, SpawnOptions } from '../../benches/lib/bare-pair';
 import { spawnBarePair } from '../../benches/lib/bare-pair';
+import type { NativeFds } from '../../index';
+import native = require('../../src/native');
 import type { Channel } from '../../src/transport/channel';
 import type { IpcError } from '../../src/errors';
 import {
@@ -27,6 +29,23 @@ export async function pair(t: ExecutionContext, script: string, options: SpawnOp
   const p = await spawnBarePair(script, options);
   t.teardown(() => p.close().then(() => undefined));
   return p;
+}
+
+/**
+ * A new channel's fds for both sides, as a server and its client hold them: the server's set
+ * from `createChannelFds`, and the client's copies received over a socketpair with SCM_RIGHTS.
+ */
+export function channelFds(capacity: number): { server: NativeFds; client: NativeFds } {
+  const server = native.createChannelFds(capacity);
+  const [x, y] = native.controlSocketPair();
+  try {
+    x.send(Buffer.from([0]), server);
+    y.recv(Buffer.alloc(1));
+    return { server, client: y.takeFds()! };
+  } finally {
+    x.close();
+    y.close();
+  }
 }
 
 /** A small deterministic PRNG (xorshift32). */

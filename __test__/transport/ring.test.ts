@@ -7,7 +7,7 @@ import native = require('../../src/native');
 import type { IpcError } from '../../src/errors';
 import { Channel, channelPair, createReassemblyBudget } from '../../src/transport/channel';
 import { RingWriter } from '../../src/transport/ring-writer';
-import { checkMessage, closed, deferred, echoRoundTrip, makeMessage, pair, PEER, rng, sizeOf, within } from './helpers';
+import { channelFds, checkMessage, closed, deferred, echoRoundTrip, makeMessage, pair, PEER, rng, sizeOf, within } from './helpers';
 
 test('messages of varying sizes wrap a 4 KiB ring many times, content intact', async (t) => {
   const capacity = 4096;
@@ -206,13 +206,7 @@ test('a message whose reassembly does not fit the budget closes the channel with
 test('channels sharing a budget: one holding a half-reassembled message leaves less for the others', async (t) => {
   const budget = createReassemblyBudget(16384);
   // Pair 1: a raw writer puts the first fragments of a large message into the ring and stops.
-  const fds = native.createChannelFds(4096);
-  const [x, y] = native.controlSocketPair();
-  x.send(Buffer.from([0]), fds);
-  y.recv(Buffer.alloc(1));
-  const theirs = y.takeFds()!;
-  x.close();
-  y.close();
+  const { server: fds, client: theirs } = channelFds(4096);
   const raw = new native.NativeEndpoint(theirs, native.Side.Client, 4096, 1 << 20, true);
   const holder = new Channel(fds, 'server', { capacity: 4096, reassemblyBudget: budget });
   const [a, b] = channelPair({ capacity: 4096, reassemblyBudget: budget });
@@ -248,13 +242,7 @@ test('JS writer -> Rust consumer round-trips random message sequences (100 seeds
   for (let seed = 1; seed <= 100; seed++) {
     const r = rng(seed);
     const capacity = 4096;
-    const fds = native.createChannelFds(capacity);
-    const [x, y] = native.controlSocketPair();
-    x.send(Buffer.from([0]), fds);
-    y.recv(Buffer.alloc(1));
-    const theirs = y.takeFds()!;
-    x.close();
-    y.close();
+    const { server: fds, client: theirs } = channelFds(capacity);
     const raw = new native.NativeEndpoint(theirs, native.Side.Client, capacity, 1 << 20, true);
     const reader = new Channel(fds, 'server', { capacity });
     const w = new RingWriter(raw.txBuffer()!, capacity, raw.txHead);

@@ -394,40 +394,51 @@ fn in_flight(o: &Opts) -> Line {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let calls = 3000;
-    let (mut sent, mut too_many, mut other) = (0u32, 0u32, 0u32);
+    let t = never_finishing_calls(&mut s, 3000, "{}", 1024);
+    Line::default()
+        .b("ok", t.too_many > 0)
+        .n("sent", t.sent)
+        .n("tooManyRequests", t.too_many)
+        .n("otherFrames", t.other)
+}
+
+/// What came back for calls to `hang`, which never answers on its own.
+#[derive(Default)]
+struct Refusals {
+    sent: u32,
+    too_many: u32,
+    other: u32,
+}
+
+impl Refusals {
+    fn count(&mut self, s: &mut Session) {
+        for m in s.ch.drain_rx().unwrap_or_default() {
+            match wire::Frame::parse(&m).and_then(|f| f.error_code()).as_deref() {
+                Some("TOO_MANY_REQUESTS") => self.too_many += 1,
+                _ => self.other += 1,
+            }
+        }
+    }
+}
+
+/// Sends `calls` requests to `hang` with payload `json`, then waits (up to 2 s) until all but
+/// `admitted` of them were answered (refused, since `hang` never answers).
+fn never_finishing_calls(s: &mut Session, calls: u32, json: &str, admitted: u32) -> Refusals {
+    let mut t = Refusals::default();
     for _ in 0..calls {
         let id = s.id();
-        if !s.ch.send(&wire::request(id, "hang", "{}"), CALL_WAIT) {
+        if !s.ch.send(&wire::request(id, "hang", json), CALL_WAIT) {
             break;
         }
-        sent += 1;
-        for m in s.ch.drain_rx().unwrap_or_default() {
-            if let Some(f) = wire::Frame::parse(&m) {
-                match f.error_code().as_deref() {
-                    Some("TOO_MANY_REQUESTS") => too_many += 1,
-                    _ => other += 1,
-                }
-            }
-        }
+        t.sent += 1;
+        t.count(s);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && sent.saturating_sub(too_many) > 1024 {
-        for m in s.ch.drain_rx().unwrap_or_default() {
-            if let Some(f) = wire::Frame::parse(&m) {
-                match f.error_code().as_deref() {
-                    Some("TOO_MANY_REQUESTS") => too_many += 1,
-                    _ => other += 1,
-                }
-            }
-        }
+    while Instant::now() < deadline && t.too_many + t.other < t.sent.saturating_sub(admitted) {
+        t.count(s);
         s.idle_wait(Duration::from_millis(2));
     }
-    Line::default()
-        .b("ok", too_many > 0)
-        .n("sent", sent)
-        .n("tooManyRequests", too_many)
-        .n("otherFrames", other)
+    t
 }
 
 /// Parks large payloads on a handler that never returns (`hang`): 1000 calls of 256 KiB, far
@@ -439,35 +450,14 @@ fn held_payloads(o: &Opts) -> Line {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let pad = "x".repeat(256 << 10);
-    let json = format!("{{\"pad\":\"{pad}\"}}");
-    let (mut sent, mut too_many, mut other) = (0u32, 0u32, 0u32);
-    let count = |s: &mut Session, too_many: &mut u32, other: &mut u32| {
-        for m in s.ch.drain_rx().unwrap_or_default() {
-            match wire::Frame::parse(&m).and_then(|f| f.error_code()).as_deref() {
-                Some("TOO_MANY_REQUESTS") => *too_many += 1,
-                _ => *other += 1,
-            }
-        }
-    };
-    for _ in 0..1000 {
-        let id = s.id();
-        if !s.ch.send(&wire::request(id, "hang", &json), CALL_WAIT) {
-            break;
-        }
-        sent += 1;
-        count(&mut s, &mut too_many, &mut other);
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && too_many + other < sent.saturating_sub(256) {
-        count(&mut s, &mut too_many, &mut other);
-        s.idle_wait(Duration::from_millis(2));
-    }
+    let json = format!("{{\"pad\":\"{}\"}}", "x".repeat(256 << 10));
+    // The default 64 MiB admits about 256 of them.
+    let t = never_finishing_calls(&mut s, 1000, &json, 256);
     Line::default()
-        .b("ok", too_many > 0)
-        .n("sent", sent)
-        .n("tooManyRequests", too_many)
-        .n("otherFrames", other)
+        .b("ok", t.too_many > 0)
+        .n("sent", t.sent)
+        .n("tooManyRequests", t.too_many)
+        .n("otherFrames", t.other)
 }
 
 /// `n` fds that are cheap and recognisable in /proc: pipe ends.
