@@ -43,12 +43,12 @@ export const DEFAULT_MAX_STREAMS = 64;
 export const DEFAULT_MAX_IN_FLIGHT = 1024;
 /**
  * Payload bytes the calls in flight of one connection may hold while their handlers run
- * (`TOO_MANY_REQUESTS` past it): 4 messages of the default maximum. A call is admitted whatever
- * its size when the connection holds nothing, so any message within `maxMessage` gets through.
+ * (`TOO_MANY_REQUESTS` past it), in messages of `maxMessage` bytes: 64 MiB at the defaults.
+ * A multiple of `maxMessage`, so raising that does not make large calls unservable.
  */
-export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 << 20;
-/** The same for all connections of a server together (so many connections cannot add up to all memory). */
-export const DEFAULT_IN_FLIGHT_BYTES_BUDGET = 512 << 20;
+export const DEFAULT_IN_FLIGHT_MESSAGES = 4;
+/** The same for all connections of a server together (512 MiB at the defaults), so many connections cannot add up to all memory. */
+export const DEFAULT_IN_FLIGHT_BUDGET_MESSAGES = 32;
 /** From accept to READY, ms (REJECT 5 past it). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 2000;
 /** Close sessions with no incoming data frame for this long, ms; 0 = off. */

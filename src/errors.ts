@@ -46,7 +46,10 @@ export const ERROR_CODES = Object.freeze({
   CANCELLED: { meaning: 'the call was cancelled (CANCEL frame, abort signal, or breaking out of a stream)', retryable: false },
   TIMEOUT: { meaning: 'the call did not finish within its timeout', retryable: true },
   TOO_MANY_STREAMS: { meaning: 'the connection has max_streams streams open already', retryable: true },
-  TOO_MANY_REQUESTS: { meaning: 'the connection has maxInFlight calls in flight already', retryable: true },
+  TOO_MANY_REQUESTS: {
+    meaning: 'the calls in flight already number maxInFlight, or their payloads would pass maxInFlightBytes or inFlightBytesBudget',
+    retryable: true,
+  },
   SEND_QUEUE_FULL: {
     meaning: "the client's queue of sends waiting for ring space is full (the server is not reading); retry later",
     retryable: true,

@@ -78,6 +78,8 @@ const badServerOptions: Array<[string, IpcServerOptions]> = [
   ['maxStreams', { maxStreams: -1 }],
   ['maxInFlight', { maxInFlight: 1.5 }],
   ['maxInFlightBytes', { maxInFlightBytes: -1 }],
+  // Below maxMessage a call of an allowed size could never be served.
+  ['maxInFlightBytes', { maxMessage: 1 << 20, maxInFlightBytes: (1 << 20) - 1 }],
   ['inFlightBytesBudget', { inFlightBytesBudget: 2 ** 53 }],
   ['handshakeTimeoutMs', { handshakeTimeoutMs: 0 }],
   ['idleTimeoutMs', { idleTimeoutMs: -5 }],

@@ -228,32 +228,35 @@ test.serial('maxInFlight: past it a call gets a retryable TOO_MANY_REQUESTS; the
 test.serial(
   'maxInFlightBytes / inFlightBytesBudget: payloads parked on running handlers are bounded, per connection and per server',
   async (t) => {
-    const { socketPath } = await startServer(t, { maxInFlightBytes: 100_000, inFlightBytesBudget: 150_000 });
+    const { socketPath } = await startServer(t, { maxMessage: 150_000, maxInFlightBytes: 200_000, inFlightBytesBudget: 300_000 });
     const a = await connect(t, socketPath);
     const b = await connect(t, socketPath);
     const ctl = new AbortController();
     const hang = (c: IpcClient, bytes: number): Promise<unknown> =>
       c.request('hang', { pad: 'x'.repeat(bytes) }, { signal: ctl.signal }).catch((e: IpcError) => e);
-    // Nothing held: any size is admitted (here more than the connection's limit).
     // Frames of one connection are read in order, so each call below finds the ones before it running.
     const first = hang(a, 120_000);
-    const mine = await ipcError(t, a.request('hang', { pad: 'y'.repeat(10) }));
+    const mine = await ipcError(t, a.request('hang', { pad: 'y'.repeat(100_000) }));
     t.is(mine.code, 'TOO_MANY_REQUESTS');
     t.true(mine.retryable);
     t.regex(mine.message, /this connection/);
+    t.like(mine.details, { limitBytes: 200_000 });
     t.true((mine.details?.heldBytes as number) > 120_000);
-    // Small calls still flow on a connection that holds a little: the bound is in bytes.
-    const second = hang(b, 20_000);
-    t.is(await b.request('echo', 'small'), 'small');
-    // Connection b is far from its own limit, but the server as a whole is past its budget.
-    const total = await ipcError(t, b.request('hang', { pad: 'z'.repeat(20_000) }));
+    // Small calls still flow on a connection that holds a lot: the bound is in bytes.
+    t.is(await a.request('echo', 'small'), 'small');
+    const second = hang(b, 100_000);
+    // Connection b is within its own limit, but the server as a whole would pass its budget.
+    const total = await ipcError(t, b.request('hang', { pad: 'z'.repeat(90_000) }));
     t.is(total.code, 'TOO_MANY_REQUESTS');
     t.regex(total.message, /this server/);
+    t.like(total.details, { limitBytes: 300_000 });
+    // An unknown method is told so, whatever is held.
+    t.is((await ipcError(t, b.request('nope', { pad: 'z'.repeat(90_000) }))).code, 'UNKNOWN_METHOD');
     ctl.abort();
     for (const e of await Promise.all([first, second])) t.is((e as IpcError).code, 'CANCELLED');
-    // Released when the handlers return: the same sizes are admitted again.
+    // Released when the handlers return: the refused sizes are admitted again.
     await waitFor(
-      async () => (await a.request('slow', { ms: 1, value: 'ok', pad: 'x'.repeat(120_000) }).catch(() => null)) === 'ok',
+      async () => (await a.request('slow', { ms: 1, value: 'ok', pad: 'x'.repeat(140_000) }).catch(() => null)) === 'ok',
       'the payload bytes to be released',
     );
     t.is(await b.request('slow', { ms: 1, value: 'ok', pad: 'z'.repeat(140_000) }), 'ok');

@@ -160,7 +160,7 @@ export async function serverHandshake(conn: ControlConnection, p: ServerHandshak
     }
     // The session opens in this loop turn's check phase, after the turn's other I/O: when a
     // client's READY and another client's connect arrive together (a client that reconnects at
-    // once), the new handshake's WELCOME goes out first and this channel's mapping follows.
+    // once), the new handshake's WELCOME goes out first and this channel's opening follows.
     await nextCheckPhase();
     // The server may have shut down (or the client hung up) meanwhile: then no channel opens, so
     // its `closed` word cannot come after the control socket's EOF.

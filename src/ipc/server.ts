@@ -18,8 +18,8 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_IN_FLIGHT,
-  DEFAULT_MAX_IN_FLIGHT_BYTES,
-  DEFAULT_IN_FLIGHT_BYTES_BUDGET,
+  DEFAULT_IN_FLIGHT_MESSAGES,
+  DEFAULT_IN_FLIGHT_BUDGET_MESSAGES,
   DEFAULT_MAX_MESSAGE,
   DEFAULT_MAX_STREAMS,
   DEFAULT_REASSEMBLY_BUDGET,
@@ -64,14 +64,14 @@ export interface IpcServerOptions {
   maxInFlight?: number;
   /**
    * Most payload bytes the calls in flight of one connection hold while their handlers run
-   * (`TOO_MANY_REQUESTS` past it; a call is admitted whatever its size when the connection holds
-   * none). Without it a client could park `maxInFlight` messages of `maxMessage` bytes on a slow
-   * handler: 16 GiB at the defaults. Default 64 MiB.
+   * (`TOO_MANY_REQUESTS` past it). Without it a client could park `maxInFlight` messages of
+   * `maxMessage` bytes on a slow handler: 16 GiB at the defaults. At least `maxMessage`, so a
+   * call of any allowed size fits once the others are done. Default 4 × `maxMessage` (64 MiB).
    */
   maxInFlightBytes?: number;
   /**
-   * The same bound for all connections together (a call is admitted whatever its size when
-   * the server holds none). Default 512 MiB.
+   * The same bound for all connections together. At least `maxMessage`. Default 32 ×
+   * `maxMessage` (512 MiB).
    */
   inFlightBytesBudget?: number;
   /** From accept to READY, ms. Default 2000. */
@@ -133,20 +133,17 @@ interface ResolvedOptions {
 const U32 = 0xffff_ffff;
 
 function resolveOptions(o: IpcServerOptions): ResolvedOptions {
+  const maxMessage = maxMessageOption('maxMessage', o.maxMessage, DEFAULT_MAX_MESSAGE);
+  const bytesOption = (name: string, value: unknown, messages: number): number =>
+    intOption(name, value, messages * maxMessage, maxMessage, Number.MAX_SAFE_INTEGER);
   return {
     ringCapacity: ringCapacityOption('ringCapacity', o.ringCapacity, DEFAULT_RING_CAPACITY),
-    maxMessage: maxMessageOption('maxMessage', o.maxMessage, DEFAULT_MAX_MESSAGE),
+    maxMessage,
     maxConnections: intOption('maxConnections', o.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 1 << 20),
     maxStreams: intOption('maxStreams', o.maxStreams, DEFAULT_MAX_STREAMS, 1, U32),
     maxInFlight: intOption('maxInFlight', o.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1, U32),
-    maxInFlightBytes: intOption('maxInFlightBytes', o.maxInFlightBytes, DEFAULT_MAX_IN_FLIGHT_BYTES, 0, Number.MAX_SAFE_INTEGER),
-    inFlightBytesBudget: intOption(
-      'inFlightBytesBudget',
-      o.inFlightBytesBudget,
-      DEFAULT_IN_FLIGHT_BYTES_BUDGET,
-      0,
-      Number.MAX_SAFE_INTEGER,
-    ),
+    maxInFlightBytes: bytesOption('maxInFlightBytes', o.maxInFlightBytes, DEFAULT_IN_FLIGHT_MESSAGES),
+    inFlightBytesBudget: bytesOption('inFlightBytesBudget', o.inFlightBytesBudget, DEFAULT_IN_FLIGHT_BUDGET_MESSAGES),
     handshakeTimeoutMs: intOption('handshakeTimeoutMs', o.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1),
     idleTimeoutMs: intOption('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0, U32),
     shutdownDeadlineMs: intOption('shutdownDeadlineMs', o.shutdownDeadlineMs, DEFAULT_SHUTDOWN_DEADLINE_MS, 0, U32),

@@ -376,23 +376,6 @@ export class Session {
       this.fail(id, new IpcError('TOO_MANY_REQUESTS', `at most ${this.host.maxInFlight} calls in flight per connection`));
       return;
     }
-    const size = frame.payload.length;
-    const total = this.host.heldBytes;
-    // Nothing held admits any size, so every message within maxMessage can get through.
-    if ((this.held > 0 && this.held + size > this.host.maxInFlightBytes) || (total.used > 0 && total.used + size > total.limit)) {
-      const mine = this.held + size > this.host.maxInFlightBytes;
-      this.fail(
-        id,
-        new IpcError(
-          'TOO_MANY_REQUESTS',
-          mine
-            ? `calls in flight on this connection hold ${this.held} payload bytes; ${size} more would pass its limit of ${this.host.maxInFlightBytes}`
-            : `calls in flight on this server hold ${total.used} payload bytes; ${size} more would pass its limit of ${total.limit}`,
-          { details: { heldBytes: mine ? this.held : total.used, limitBytes: mine ? this.host.maxInFlightBytes : total.limit } },
-        ),
-      );
-      return;
-    }
     const entry = this.host.handlers.get(method);
     if (!entry || (entry.kind === 'stream') !== stream) {
       const what = entry
@@ -412,6 +395,23 @@ export class Session {
         new IpcError(
           'BAD_PAYLOAD',
           `method ${method} takes ${entry.payload === 'json' ? 'JSON' : 'bytes'}, got ${json ? 'JSON' : 'bytes'}`,
+        ),
+      );
+      return;
+    }
+    const size = frame.payload.length;
+    const total = this.host.heldBytes;
+    // Both limits are at least maxMessage (the options say so), so a call of any allowed size
+    // fits once the calls before it are done: a refusal is worth retrying.
+    const mine = this.held + size > this.host.maxInFlightBytes;
+    if (mine || total.used + size > total.limit) {
+      const [where, held, limit] = mine ? ['connection', this.held, this.host.maxInFlightBytes] : ['server', total.used, total.limit];
+      this.fail(
+        id,
+        new IpcError(
+          'TOO_MANY_REQUESTS',
+          `calls in flight on this ${where} hold ${held} payload bytes; ${size} more would pass its limit of ${limit}`,
+          { details: { heldBytes: held, limitBytes: limit } },
         ),
       );
       return;

@@ -47,8 +47,8 @@ export class ZeroCopyBackend implements Backend {
   /** Messages of the last poll delivered so far, and how many it returned (`desc`). */
   private batchAt = 0;
   private batchLen = 0;
-  /** True while a batch is delivered (replies sent from handlers are published once, after
-   * it), or while the owner corked the channel. */
+  /** True while a batch is delivered (replies sent from handlers are published every 16
+   * messages and after it), or while the owner corked the channel. */
   private corked = false;
   /** The owner's cork (see Channel.cork), kept apart from the batch's own. */
   private ownerCorked = false;

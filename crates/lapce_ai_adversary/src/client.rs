@@ -412,8 +412,8 @@ struct Refusals {
 
 impl Refusals {
     fn count(&mut self, s: &mut Session) {
-        for m in s.ch.drain_rx().unwrap_or_default() {
-            match wire::Frame::parse(&m).and_then(|f| f.error_code()).as_deref() {
+        for f in s.ch.drain_rx().unwrap_or_default().iter().filter_map(|m| wire::Frame::parse(m)) {
+            match f.error_code().as_deref() {
                 Some("TOO_MANY_REQUESTS") => self.too_many += 1,
                 _ => self.other += 1,
             }

@@ -245,11 +245,12 @@ impl NativeEndpoint {
         if !self.zero_copy {
             return Err(invalid("poll() needs zero copy; use readCopy()"));
         }
+        let words = POLL_DESC_WORDS as usize;
+        let slots = out.len() / words;
+        self.rx()?;
         if let Some(e) = self.failed.take() {
             return Err(js_err(e));
         }
-        let words = POLL_DESC_WORDS as usize;
-        let slots = out.len() / words;
         let rx = self.rx()?;
         rx.release().map_err(js_err)?;
         let mut n = 0;
@@ -282,11 +283,9 @@ impl NativeEndpoint {
             }
         }
         if let Some(e) = failed {
-            // A batch that filled every slot is polled again anyway; a shorter one says so.
-            if n < slots {
-                out[words * n..words * (n + 1)].copy_from_slice(&[0, 0, POLL_FAILED as i32]);
-                n += 1;
-            }
+            // The loop stopped before filling slot n, so it is free for the marker.
+            out[words * n..words * (n + 1)].copy_from_slice(&[0, 0, POLL_FAILED as i32]);
+            n += 1;
             self.failed = Some(e);
         }
         Ok(n as u32)
@@ -423,6 +422,7 @@ impl NativeEndpoint {
         self.watch.stop();
         let _ = self.close_outgoing();
         self.state = None;
+        self.failed = None;
         // The endpoint (and its share of the mappings) is gone; detaching the buffers drops
         // the last share, so both rings are unmapped here, not at garbage collection.
         for b in [self.rx_buffer.take(), self.tx_buffer.take()].into_iter().flatten() {
