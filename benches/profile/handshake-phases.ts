@@ -1,8 +1,9 @@
 /**
  * Where a handshake's time goes, phase by phase, measured in one process with the same native
- * calls the handshake makes (`src/ipc/handshake.ts`): memfd creation and sealing
- * (`createChannelFds`), fd passing over a Unix socket (SCM_RIGHTS send + recv), mapping and
- * external buffers (`new Channel`, server and client side), closing; then whole handshakes
+ * calls the handshake makes (`src/ipc/handshake.ts`): memfd creation and sealing and the
+ * server side's mapping (`createChannelFds`), fd passing over a Unix socket (SCM_RIGHTS send +
+ * recv), the client's checks and mapping and both sides' external buffers (`new Channel`),
+ * closing; then whole handshakes
  * through the public API (`IpcClient.connect` + `close`) against a server in another process,
  * with the server's own accept → READY histogram.
  *
@@ -59,11 +60,11 @@ async function main(): Promise<void> {
     b.close();
   }
   console.log(`in-process phases, ${n} iterations, ring capacity ${CAPACITY} B:`);
-  console.log(`  createChannelFds (memfds + seals + doorbell)  ${stats(t.create)}`);
+  console.log(`  createChannelFds (memfds, seals, doorbell, server's mapping) ${stats(t.create)}`);
   console.log(`  control send, 64 B without fds                 ${stats(t.sendPlain)}`);
   console.log(`  control send, 64 B with the channel's fds      ${stats(t.sendFds)}`);
   console.log(`  control recv + takeFds                         ${stats(t.recvFds)}`);
-  console.log(`  new Channel(server): map + external buffers    ${stats(open.server)}`);
+  console.log(`  new Channel(server): external buffers + watch  ${stats(open.server)}`);
   console.log(`  new Channel(client): checks + map + buffers    ${stats(open.client)}`);
   console.log(`  close both channels                            ${stats(open.closeBoth)}`);
 
