@@ -159,14 +159,13 @@ export class ZeroCopyBackend implements Backend {
             sink.deliver(this.takeAssembled(), true);
           }
           if (sink.closed) return;
+          // What the handlers have answered so far goes out now, not at the end of the batch
+          // (unless the owner corked): a peer that polls starts on those replies while this side
+          // reads the rest. (Interleaved A/B of benches/profile: JSON pipelined and streams
+          // gained 6-16 %; pipelined bytes within noise.)
+          if ((i & 15) === 15 && !this.ownerCorked) this.publish();
           // Paused (a full iterator buffer, pauseReading) or out of time: the rest waits, unreleased.
-          if ((i & 15) === 15) {
-            // What the handlers have answered so far goes out now, not at the end of the batch
-            // (unless the owner corked): a peer that polls starts on those replies while this
-            // side reads the rest. Pipelined requests: about +6 % (benches/profile, A/B).
-            if (!this.ownerCorked) this.publish();
-            if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
-          } else if (!sink.reading) return;
+          if (!sink.reading || ((i & 31) === 31 && performance.now() - start >= TURN_MS)) return;
         }
         if (!fragment) break;
         // Within this turn's time, poll again at once, which releases the fragment just copied,

@@ -394,12 +394,7 @@ fn in_flight(o: &Opts) -> Line {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let t = never_finishing_calls(&mut s, 3000, "{}", 1024);
-    Line::default()
-        .b("ok", t.too_many > 0)
-        .n("sent", t.sent)
-        .n("tooManyRequests", t.too_many)
-        .n("otherFrames", t.other)
+    never_finishing_calls(&mut s, 3000, "{}", 1024).line()
 }
 
 /// What came back for calls to `hang`, which never answers on its own.
@@ -411,6 +406,15 @@ struct Refusals {
 }
 
 impl Refusals {
+    /// The attack's result: ok when the server refused some of the calls.
+    fn line(&self) -> Line {
+        Line::default()
+            .b("ok", self.too_many > 0)
+            .n("sent", self.sent)
+            .n("tooManyRequests", self.too_many)
+            .n("otherFrames", self.other)
+    }
+
     fn count(&mut self, s: &mut Session) {
         for f in s.ch.drain_rx().unwrap_or_default().iter().filter_map(|m| wire::Frame::parse(m)) {
             match f.error_code().as_deref() {
@@ -452,12 +456,7 @@ fn held_payloads(o: &Opts) -> Line {
     };
     let json = format!("{{\"pad\":\"{}\"}}", "x".repeat(256 << 10));
     // The default 64 MiB admits about 256 of them.
-    let t = never_finishing_calls(&mut s, 1000, &json, 256);
-    Line::default()
-        .b("ok", t.too_many > 0)
-        .n("sent", t.sent)
-        .n("tooManyRequests", t.too_many)
-        .n("otherFrames", t.other)
+    never_finishing_calls(&mut s, 1000, &json, 256).line()
 }
 
 /// `n` fds that are cheap and recognisable in /proc: pipe ends.

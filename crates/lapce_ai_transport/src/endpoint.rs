@@ -104,8 +104,10 @@ fn create_parts(capacity: usize) -> Result<(OwnedFd, OwnedFd, Doorbell, Doorbell
     ring::check_capacity(capacity)?;
     let size = ring::region_size(capacity);
     let header = ring::header_prefix(capacity)?;
-    // The header goes in with pwrite: mapping the ring just to write 12 bytes (map, fault,
-    // unmap) was a third of channel creation, which is on the handshake's critical path.
+    // The header goes in with pwrite: for a set that is not opened here (`ChannelFds::create`),
+    // mapping the ring just to write 12 bytes (map, fault, unmap) was a third of its creation.
+    // `create_server` maps right after and could store the header instead, saving a pwrite per
+    // ring; one way of initialising rings is worth more than that, off the handshake's path.
     let make_ring = || -> Result<OwnedFd> {
         let fd = shm::create_sealed_memfd("lapce-ai-ring", size)?;
         let n = rustix::io::pwrite(&fd, &header, 0).map_err(|e| Error::io("pwrite", e))?;
