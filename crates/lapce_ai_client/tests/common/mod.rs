@@ -109,9 +109,20 @@ impl Server {
             BufReader::new(out).read_line(&mut line).unwrap();
             assert_eq!(line.trim(), ready_line, "the fixture server did not start");
         }
-        // The CLI prints no READY line: wait for the control socket instead.
+        // The CLI prints no READY line (a fixture prints it once it listens): wait for the control
+        // socket to take connections instead. Not just for the file: it exists from bind() on, and
+        // a server descheduled between bind() and listen() (a loaded CI machine) refuses
+        // connections meanwhile. A connection closed before HELLO is a liveness probe to the
+        // server, nothing more.
+        let listening = || {
+            if ready_line.is_empty() {
+                std::os::unix::net::UnixStream::connect(&ctl).is_ok()
+            } else {
+                ctl.exists()
+            }
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !ctl.exists() {
+        while !listening() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("server exited early: {status}");
             }
