@@ -69,26 +69,73 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
     rustix::fs::lstat(path).ok().map(|st| (st.st_dev, st.st_ino))
 }
 
+/// A socket listening at `path`, or the error that kept it from `path` (`EEXIST` or
+/// `EADDRINUSE`: something is there).
+///
+/// `bind()` creates the file and `listen()` follows, so a socket bound at `path` itself would
+/// exist for a moment with nobody listening, and a client connecting then gets ECONNREFUSED,
+/// which means "no server" (a CI run caught a client there while the server was descheduled).
+/// So the socket is bound and listening under a private name in the same directory first and
+/// then hard-linked into place: `link()` makes `path` appear already listening, and never
+/// replaces what is there. Where that cannot be done (the private name would not fit in
+/// `sun_path`, or the file system refuses hard links) it binds at `path` directly.
+fn bind_and_place(path: &Path) -> Result<std::result::Result<OwnedFd, Errno>> {
+    if let Some(tmp) = staging_name(path) {
+        if let Ok(fd) = bind_listening(&tmp)? {
+            let linked = rustix::fs::link(&tmp, path);
+            // The socket stays reachable through `path` (the same inode), or it is dropped below.
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => return Ok(Ok(fd)),
+                Err(e @ Errno::EXIST) => return Ok(Err(e)),
+                // EPERM, EOPNOTSUPP...: this file system does not link sockets.
+                Err(_) => {}
+            }
+        }
+    }
+    bind_listening(path)
+}
+
+/// A private name next to `path` for [`bind_and_place`], if it fits in `sun_path`.
+fn staging_name(path: &Path) -> Option<PathBuf> {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.parent()?.join(format!(".{}.{n}.bind", std::process::id()));
+    SocketAddrUnix::new(&tmp).ok().map(|_| tmp)
+}
+
+/// A new socket bound and listening at `path`, or the bind error.
+fn bind_listening(path: &Path) -> Result<std::result::Result<OwnedFd, Errno>> {
+    let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+    let fd = unix_socket()?;
+    // The umask is per process, so for the microseconds of bind() a file created by another
+    // thread would also get 0600; bind() creating the file with the right mode is what closes
+    // the chmod window, and is worth that.
+    let old = rustix::process::umask(Mode::from_bits_truncate(0o177));
+    let bound = rustix::net::bind(&fd, &addr);
+    rustix::process::umask(old);
+    if let Err(e) = bound {
+        return Ok(Err(e));
+    }
+    #[cfg(test)]
+    std::thread::sleep(tests::BIND_TO_LISTEN.get());
+    rustix::net::listen(&fd, 4096).map_err(|e| Error::io("listen", e))?;
+    Ok(Ok(fd))
+}
+
 impl ControlListener {
-    /// Binds and listens on `path`, owner-only (mode 0600) from the moment the file exists.
+    /// Binds and listens on `path`, owner-only (mode 0600) from the moment the file exists, and
+    /// listening from that moment too.
     ///
     /// A socket file left by a dead server (nobody accepts on it) is replaced. A live server is
     /// never displaced: that is [`Error::AddressInUse`]. A path that exists and is not a socket
     /// is never removed.
     pub fn bind(path: &Path) -> Result<Self> {
-        let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+        SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
         let mut replaced_stale = false;
         loop {
-            let fd = unix_socket()?;
-            // The umask is per process, so for the microseconds of bind() a file created by another
-            // thread would also get 0600; bind() creating the file with the right mode is what
-            // closes the chmod window, and is worth that.
-            let old = rustix::process::umask(Mode::from_bits_truncate(0o177));
-            let bound = rustix::net::bind(&fd, &addr);
-            rustix::process::umask(old);
-            match bound {
-                Ok(()) => {
-                    rustix::net::listen(&fd, 4096).map_err(|e| Error::io("listen", e))?;
+            match bind_and_place(path)? {
+                Ok(fd) => {
                     let identity = identity(path).ok_or_else(|| Error::io("stat", std::io::Error::other("socket file vanished")))?;
                     return Ok(ControlListener {
                         fd,
@@ -96,7 +143,7 @@ impl ControlListener {
                         identity,
                     });
                 }
-                Err(Errno::ADDRINUSE) if !replaced_stale => {
+                Err(Errno::ADDRINUSE | Errno::EXIST) if !replaced_stale => {
                     let st = rustix::fs::lstat(path).map_err(|e| Error::io("lstat", e))?;
                     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
                         return Err(Error::AddressInUse(format!("{} (exists and is not a socket)", path.display())));
@@ -109,7 +156,7 @@ impl ControlListener {
                     let _ = std::fs::remove_file(path);
                     replaced_stale = true;
                 }
-                Err(Errno::ADDRINUSE) => return Err(Error::AddressInUse(path.display().to_string())),
+                Err(Errno::ADDRINUSE | Errno::EXIST) => return Err(Error::AddressInUse(path.display().to_string())),
                 Err(e) => return Err(Error::io("bind", e)),
             }
         }
@@ -301,6 +348,12 @@ mod tests {
     use crate::endpoint::{ChannelFds, Endpoint, Side};
     use std::os::unix::fs::PermissionsExt;
 
+    thread_local! {
+        /// A pause between bind() and listen() in this thread, to widen the window a client
+        /// could fall into from microseconds to something a test can hit every time.
+        pub(super) static BIND_TO_LISTEN: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
+    }
+
     fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lapce-ai-transport-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -382,6 +435,76 @@ mod tests {
         assert!(path.exists());
         let again = ControlListener::bind(&path).unwrap();
         again.unlink();
+    }
+
+    /// What is in the socket's directory besides the socket: no staging name may be left behind.
+    fn others_in_dir(path: &Path) -> Vec<String> {
+        let own = path.file_name().unwrap();
+        std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != own)
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_socket_file_is_listening_from_the_moment_it_exists() {
+        let path = temp_path("listening");
+        BIND_TO_LISTEN.set(std::time::Duration::from_millis(2));
+        for round in 0..20 {
+            let p = path.clone();
+            // Connects the instant the file appears, as a client started next to the server does.
+            let watcher = std::thread::spawn(move || loop {
+                if p.exists() {
+                    return ControlStream::connect(&p).map(drop).map_err(|e| e.to_string());
+                }
+                std::hint::spin_loop();
+            });
+            let l = ControlListener::bind(&path).unwrap();
+            assert_eq!(
+                watcher.join().unwrap(),
+                Ok(()),
+                "round {round}: the file existed before anyone listened on it"
+            );
+            l.unlink();
+        }
+        BIND_TO_LISTEN.set(std::time::Duration::ZERO);
+        assert_eq!(others_in_dir(&path), Vec::<String>::new());
+    }
+
+    #[test]
+    fn binding_leaves_no_staging_file_whatever_the_outcome() {
+        let path = temp_path("staging");
+        let live = ControlListener::bind(&path).unwrap();
+        assert!(matches!(ControlListener::bind(&path), Err(Error::AddressInUse(_))));
+        assert_eq!(others_in_dir(&path), Vec::<String>::new(), "after a refused bind");
+        drop(live);
+        let again = ControlListener::bind(&path).unwrap();
+        assert_eq!(others_in_dir(&path), Vec::<String>::new(), "after replacing a stale file");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        drop(ControlStream::connect(&path).unwrap());
+        again.unlink();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_path_too_long_for_a_staging_name_still_binds() {
+        // sun_path holds 107 bytes and a NUL; a one-letter name in a directory filling the rest
+        // leaves no room for the staging name, so bind falls back to binding in place.
+        let base = temp_path("long");
+        let dir = base.parent().unwrap();
+        let pad = 107 - dir.as_os_str().len() - 3;
+        let deep = dir.join("d".repeat(pad));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("s");
+        assert_eq!(path.as_os_str().len(), 107);
+        assert!(staging_name(&path).is_none());
+        let l = ControlListener::bind(&path).unwrap();
+        drop(ControlStream::connect(&path).unwrap());
+        assert!(matches!(ControlListener::bind(&path), Err(Error::AddressInUse(_))));
+        l.unlink();
+        assert!(!path.exists());
     }
 
     #[test]

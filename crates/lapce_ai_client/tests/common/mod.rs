@@ -110,17 +110,8 @@ impl Server {
             assert_eq!(line.trim(), ready_line, "the fixture server did not start");
         }
         // The CLI prints no READY line (a fixture prints it once it listens): wait for the control
-        // socket to take connections instead. Not just for the file: it exists from bind() on, and
-        // a server descheduled between bind() and listen() (a loaded CI machine) refuses
-        // connections meanwhile. A connection closed before HELLO is a liveness probe to the
-        // server, nothing more.
-        let listening = || {
-            if ready_line.is_empty() {
-                std::os::unix::net::UnixStream::connect(&ctl).is_ok()
-            } else {
-                ctl.exists()
-            }
-        };
+        // socket's file, which the server puts in place only once it listens (PROTOCOL §2.1).
+        let listening = || ctl.exists();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !listening() {
             if let Ok(Some(status)) = child.try_wait() {
