@@ -85,8 +85,21 @@ function p50s(rounds: Latency[]): string {
 // ---- measurements -----------------------------------------------------------------------
 
 /** Sequential connect + handshake; each connection is closed before the next. */
-async function handshakes(server: JsonChild, socketPath: string, n: number, warm: number): Promise<Latency & { serverMeanUs: number }> {
+/**
+ * Sequential connect + close, timed to the session being ready. With `gapMs`, the client waits
+ * that long before each connect (untimed), so the server is idle in epoll when it arrives, as
+ * for an editor that connects once; back to back, each connect also finds the server tearing
+ * down the session before it.
+ */
+async function handshakes(
+  server: JsonChild,
+  socketPath: string,
+  n: number,
+  warm: number,
+  gapMs = 0,
+): Promise<Latency & { serverMeanUs: number }> {
   const once = async (): Promise<number> => {
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
     const t0 = performance.now();
     const c = await IpcClient.connect(socketPath);
     const dt = performance.now() - t0;
@@ -279,6 +292,18 @@ async function run(ctx: BenchContext): Promise<Row[]> {
       note: `${hs.n} sequential connections; original design claimed ~500 µs; server-side mean accept→READY ${hs.serverMeanUs.toFixed(0)} µs`,
     });
     rows.push({ id: 'ipc.handshake.p99', what: 'handshake, p99', value: hs.p99, unit: 'µs', better: 'lower', cpu: hs.cpu });
+    const gapN = Math.round(1000 * q);
+    ctx.log(`handshakes x ${gapN}, 2 ms apart`);
+    const hsGap = await handshakes(server, socketPath, gapN, Math.round(100 * q), 2);
+    rows.push({
+      id: 'ipc.handshake.idle.p50',
+      what: 'handshake with the server idle 2 ms before each connect, p50',
+      value: hsGap.p50,
+      unit: 'µs',
+      better: 'lower',
+      baseline: 'ipc.handshake.p50',
+      note: `${hsGap.n} connections; p99 ${hsGap.p99.toFixed(0)} µs; what a client that connects once meets`,
+    });
 
     const client = await IpcClient.connect(socketPath);
     try {
