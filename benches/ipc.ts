@@ -82,9 +82,18 @@ function p50s(rounds: Latency[]): string {
   return rounds.map((r) => r.p50.toFixed(1)).join(' / ');
 }
 
+type Pipelined = { rate: number; cpu: CpuReport };
+
+function medianRate(rounds: Pipelined[]): Pipelined {
+  return [...rounds].sort((x, y) => x.rate - y.rate)[rounds.length >> 1];
+}
+
+function rates(rounds: Pipelined[]): string {
+  return rounds.map((r) => (r.rate / 1e6).toFixed(2)).join(' / ');
+}
+
 // ---- measurements -----------------------------------------------------------------------
 
-/** Sequential connect + handshake; each connection is closed before the next. */
 /**
  * Sequential connect + close, timed to the session being ready. With `gapMs`, the client waits
  * that long before each connect (untimed), so the server is idle in epoll when it arrives, as
@@ -135,13 +144,7 @@ async function requestRtt(server: JsonChild, client: IpcClient, payload: unknown
 }
 
 /** Requests with `depth` in flight at all times; returns requests per second. */
-async function pipelined(
-  server: JsonChild,
-  client: IpcClient,
-  payload: unknown,
-  n: number,
-  depth: number,
-): Promise<{ rate: number; cpu: CpuReport }> {
+async function pipelined(server: JsonChild, client: IpcClient, payload: unknown, n: number, depth: number): Promise<Pipelined> {
   const run = (count: number): Promise<void> =>
     new Promise((resolve, reject) => {
       let sent = 0;
@@ -375,9 +378,15 @@ async function run(ctx: BenchContext): Promise<Row[]> {
         cpu: rb.cpu,
       });
 
-      ctx.log(`pipelined requests x ${pipeN}, ${DEPTH} in flight (JSON, bytes)`);
-      const pj = await pipelined(server, client, JSON64, pipeN, DEPTH);
-      const pb = await pipelined(server, client, BYTES64, pipeN, DEPTH);
+      ctx.log(`pipelined requests, 3 rounds x ${pipeN}, ${DEPTH} in flight (JSON, bytes interleaved)`);
+      // Rounds of a fifth of a second each: one round alone moved by 1.5x between full runs.
+      const pipeRounds = { json: [] as Pipelined[], bytes: [] as Pipelined[] };
+      for (let r = 0; r < 3; r++) {
+        pipeRounds.json.push(await pipelined(server, client, JSON64, pipeN, DEPTH));
+        pipeRounds.bytes.push(await pipelined(server, client, BYTES64, pipeN, DEPTH));
+      }
+      const pj = medianRate(pipeRounds.json);
+      const pb = medianRate(pipeRounds.bytes);
       const M = (r: number) => r / 1e6;
       rows.push({
         id: 'pipe.bare',
@@ -398,7 +407,7 @@ async function run(ctx: BenchContext): Promise<Row[]> {
         // JSON pays its coding on both sides (about 1 µs a request in all), so its bar is lower.
         target: { op: '>=', value: 0.6 },
         cpu: pj.cpu,
-        note: `${pipeN} requests; ${perReq(pj.cpu, pipeN)}`,
+        note: `median of 3 rounds of ${pipeN} (M req/s ${rates(pipeRounds.json)}); ${perReq(pj.cpu, pipeN)}`,
       });
       rows.push({
         id: 'pipe.ipc.bytes',
@@ -409,7 +418,7 @@ async function run(ctx: BenchContext): Promise<Row[]> {
         baseline: 'pipe.bare',
         target: { op: '>=', value: 1 },
         cpu: pb.cpu,
-        note: `${pipeN} requests; ${perReq(pb.cpu, pipeN)}`,
+        note: `median of 3 rounds of ${pipeN} (M req/s ${rates(pipeRounds.bytes)}); ${perReq(pb.cpu, pipeN)}`,
       });
     } finally {
       client.close();
