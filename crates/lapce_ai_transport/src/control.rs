@@ -80,20 +80,42 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 /// replaces what is there. Where that cannot be done (the private name would not fit in
 /// `sun_path`, or the file system refuses hard links) it binds at `path` directly.
 fn bind_and_place(path: &Path) -> Result<std::result::Result<OwnedFd, Errno>> {
-    if let Some(tmp) = staging_name(path) {
-        if let Ok(fd) = bind_listening(&tmp)? {
-            let linked = rustix::fs::link(&tmp, path);
-            // The socket stays reachable through `path` (the same inode), or it is dropped below.
-            let _ = std::fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => return Ok(Ok(fd)),
-                Err(e @ Errno::EXIST) => return Ok(Err(e)),
-                // EPERM, EOPNOTSUPP...: this file system does not link sockets.
-                Err(_) => {}
-            }
+    // A few names, in case one is taken (a crashed server's leftover with a reused pid).
+    for _ in 0..4 {
+        let Some(tmp) = staging_name(path) else { break };
+        let fd = match bind_listening(&tmp)? {
+            Ok(fd) => fd,
+            Err(Errno::ADDRINUSE) => continue,
+            Err(_) => break,
+        };
+        let linked = rustix::fs::link(&tmp, path);
+        // The socket stays reachable through `path` (the same inode), or it is dropped below.
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(Ok(fd)),
+            Err(e @ Errno::EXIST) => return Ok(Err(e)),
+            // EPERM, EOPNOTSUPP...: this file system does not link sockets.
+            Err(_) => break,
         }
     }
     bind_listening(path)
+}
+
+/// Whether a server listens on the socket file at `path`. Only a refusal (or the file gone)
+/// says no: an error that says nothing about the server (EMFILE making our socket, EACCES) must
+/// not get a live server's file removed, so it is returned instead.
+fn someone_listens(path: &Path) -> Result<bool> {
+    let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+    let fd = unix_socket()?;
+    loop {
+        match rustix::net::connect(&fd, &addr) {
+            // A full accept queue (EAGAIN) also means someone listens.
+            Ok(()) | Err(Errno::AGAIN) => return Ok(true),
+            Err(Errno::INTR) => {}
+            Err(Errno::CONNREFUSED | Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(Error::io("connect", e)),
+        }
+    }
 }
 
 /// A private name next to `path` for [`bind_and_place`], if it fits in `sun_path`.
@@ -119,7 +141,11 @@ fn bind_listening(path: &Path) -> Result<std::result::Result<OwnedFd, Errno>> {
     }
     #[cfg(test)]
     std::thread::sleep(tests::BIND_TO_LISTEN.get());
-    rustix::net::listen(&fd, 4096).map_err(|e| Error::io("listen", e))?;
+    if let Err(e) = rustix::net::listen(&fd, 4096) {
+        // We made the file: it must not stay behind, unreachable, under either name.
+        let _ = std::fs::remove_file(path);
+        return Err(Error::io("listen", e));
+    }
     Ok(Ok(fd))
 }
 
@@ -148,8 +174,7 @@ impl ControlListener {
                     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
                         return Err(Error::AddressInUse(format!("{} (exists and is not a socket)", path.display())));
                     }
-                    // A full accept queue (EAGAIN) also means someone listens.
-                    if matches!(ControlStream::connect(path), Ok(_) | Err(Error::AcceptQueueFull(_))) {
+                    if someone_listens(path)? {
                         return Err(Error::AddressInUse(path.display().to_string()));
                     }
                     // Nobody listens: a dead server's leftover. Remove it and try once more.
@@ -494,7 +519,9 @@ mod tests {
         // leaves no room for the staging name, so bind falls back to binding in place.
         let base = temp_path("long");
         let dir = base.parent().unwrap();
-        let pad = 107 - dir.as_os_str().len() - 3;
+        let pad = (107 - 3usize)
+            .checked_sub(dir.as_os_str().len())
+            .expect("TMPDIR is too long for this test");
         let deep = dir.join("d".repeat(pad));
         std::fs::create_dir_all(&deep).unwrap();
         let path = deep.join("s");
@@ -505,6 +532,20 @@ mod tests {
         assert!(matches!(ControlListener::bind(&path), Err(Error::AddressInUse(_))));
         l.unlink();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_socket_that_answers_with_an_error_but_a_refusal_is_never_removed() {
+        // A live datagram socket at the path: a stream connect to it fails with EPROTOTYPE,
+        // which says nothing about whether someone is there, so it must not count as stale.
+        let path = temp_path("dgram");
+        let dgram = rustix::net::socket(AddressFamily::UNIX, SocketType::DGRAM, None).unwrap();
+        rustix::net::bind(&dgram, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+        let before = identity(&path);
+        let err = ControlListener::bind(&path).unwrap_err();
+        assert!(err.to_string().contains("connect"), "{err}");
+        assert_eq!(identity(&path), before, "the datagram socket's file was replaced");
+        assert_eq!(others_in_dir(&path), Vec::<String>::new());
     }
 
     #[test]
