@@ -39,8 +39,8 @@ pub struct PeerCred {
 pub struct ControlListener {
     fd: OwnedFd,
     path: PathBuf,
-    /// Device and inode of the socket file we created, so we never unlink a successor's.
-    identity: (u64, u64),
+    /// Which file we created, so we never unlink a successor's.
+    identity: FileId,
 }
 
 /// A connected non-blocking, close-on-exec `AF_UNIX` stream socketpair (control pairs and
@@ -65,8 +65,25 @@ fn unix_socket() -> Result<OwnedFd> {
     .map_err(|e| Error::io("socket", e))
 }
 
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    rustix::fs::lstat(path).ok().map(|st| (st.st_dev, st.st_ino))
+/// A file's identity: device and inode, and its birth time where the file system keeps one.
+/// The inode alone is not enough: ext4 gives a file made right after another was deleted the
+/// deleted one's inode number, so a successor's socket would pass for ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    born: Option<(i64, u32)>,
+}
+
+fn identity(path: &Path) -> Option<FileId> {
+    use rustix::fs::{AtFlags, StatxFlags, CWD};
+    let st = rustix::fs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO | StatxFlags::BTIME).ok()?;
+    let born = (st.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec));
+    Some(FileId {
+        dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+        ino: st.stx_ino,
+        born,
+    })
 }
 
 /// A socket listening at `path`, or the error that kept it from `path` (`EEXIST` or
@@ -116,6 +133,33 @@ fn someone_listens(path: &Path) -> Result<bool> {
             Err(e) => return Err(Error::io("connect", e)),
         }
     }
+}
+
+/// Removes the stale socket file at `path` whose identity was `probed`, but not a successor's.
+///
+/// Another server starting at the same moment may have replaced the stale file with its live
+/// socket since we probed it; removing by name would take that one away (it would listen on
+/// nothing reachable). So the file is moved aside first (`rename` is atomic) and only deleted if
+/// it is the one probed; a successor's goes back, and our retry then finds it live.
+fn remove_stale(path: &Path, probed: Option<FileId>) {
+    let Some(aside) = staging_name(path) else {
+        let _ = std::fs::remove_file(path);
+        return;
+    };
+    match rustix::fs::rename(path, &aside) {
+        Ok(()) => {}
+        // Gone already: whoever removed it, there is nothing of ours to remove.
+        Err(Errno::NOENT) => return,
+        Err(_) => {
+            let _ = std::fs::remove_file(path);
+            return;
+        }
+    }
+    if identity(&aside) != probed {
+        // Someone else's (link, not rename: never over whatever took the path meanwhile).
+        let _ = rustix::fs::link(&aside, path);
+    }
+    let _ = std::fs::remove_file(&aside);
 }
 
 /// A private name next to `path` for [`bind_and_place`], if it fits in `sun_path`.
@@ -171,6 +215,7 @@ impl ControlListener {
                 }
                 Err(Errno::ADDRINUSE | Errno::EXIST) if !replaced_stale => {
                     let st = rustix::fs::lstat(path).map_err(|e| Error::io("lstat", e))?;
+                    let probed = identity(path);
                     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
                         return Err(Error::AddressInUse(format!("{} (exists and is not a socket)", path.display())));
                     }
@@ -178,7 +223,9 @@ impl ControlListener {
                         return Err(Error::AddressInUse(path.display().to_string()));
                     }
                     // Nobody listens: a dead server's leftover. Remove it and try once more.
-                    let _ = std::fs::remove_file(path);
+                    #[cfg(test)]
+                    std::thread::sleep(tests::PROBE_TO_REMOVE.get());
+                    remove_stale(path, probed);
                     replaced_stale = true;
                 }
                 Err(Errno::ADDRINUSE | Errno::EXIST) => return Err(Error::AddressInUse(path.display().to_string())),
@@ -377,6 +424,8 @@ mod tests {
         /// A pause between bind() and listen() in this thread, to widen the window a client
         /// could fall into from microseconds to something a test can hit every time.
         pub(super) static BIND_TO_LISTEN: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
+        /// A pause between finding a socket file stale and removing it, in this thread.
+        pub(super) static PROBE_TO_REMOVE: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
     }
 
     fn temp_path(name: &str) -> PathBuf {
@@ -546,6 +595,30 @@ mod tests {
         assert!(err.to_string().contains("connect"), "{err}");
         assert_eq!(identity(&path), before, "the datagram socket's file was replaced");
         assert_eq!(others_in_dir(&path), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_server_replacing_a_stale_file_never_removes_a_live_one_that_came_meanwhile() {
+        let path = temp_path("stale-race");
+        drop(ControlListener::bind(&path).unwrap()); // a dead server's leftover
+        let p = path.clone();
+        // Server A finds the file stale, then is held up before removing it.
+        let a = std::thread::spawn(move || {
+            PROBE_TO_REMOVE.set(std::time::Duration::from_millis(200));
+            ControlListener::bind(&p).map(drop).map_err(|e| e.code())
+        });
+        // Server B, meanwhile, also replaces the stale file, and listens.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = ControlListener::bind(&path).unwrap();
+        assert_eq!(a.join().unwrap(), Err("ADDRESS_IN_USE"), "A displaced B");
+        let _c = ControlStream::connect(&path).expect("B's socket is no longer at the path");
+        let accepted = (0..1000).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            b.accept().unwrap()
+        });
+        assert!(accepted.is_some(), "the connection did not reach B");
+        assert_eq!(others_in_dir(&path), Vec::<String>::new());
+        b.unlink();
     }
 
     #[test]
