@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode};
+use rustix::fs::{AtFlags, FileType, Mode, Statx, StatxFlags};
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -75,15 +75,33 @@ struct FileId {
     born: Option<(i64, u32)>,
 }
 
+impl FileId {
+    fn of(st: &Statx) -> Self {
+        FileId {
+            dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            born: (st.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec)),
+        }
+    }
+}
+
+/// `lstat` with what [`FileId`] needs.
+fn statx_no_follow(path: &Path) -> rustix::io::Result<Statx> {
+    rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::TYPE | StatxFlags::INO | StatxFlags::BTIME,
+    )
+}
+
 fn identity(path: &Path) -> Option<FileId> {
-    use rustix::fs::{AtFlags, StatxFlags, CWD};
-    let st = rustix::fs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO | StatxFlags::BTIME).ok()?;
-    let born = (st.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec));
-    Some(FileId {
-        dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
-        ino: st.stx_ino,
-        born,
-    })
+    statx_no_follow(path).ok().map(|st| FileId::of(&st))
+}
+
+/// The socket address of `path`; a path too long for `sun_path` is refused, never truncated.
+fn unix_addr(path: &Path) -> Result<SocketAddrUnix> {
+    SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))
 }
 
 /// A socket listening at `path`, or the error that kept it from `path` (`EEXIST` or
@@ -122,7 +140,7 @@ fn bind_and_place(path: &Path) -> Result<std::result::Result<OwnedFd, Errno>> {
 /// says no: an error that says nothing about the server (EMFILE making our socket, EACCES) must
 /// not get a live server's file removed, so it is returned instead.
 fn someone_listens(path: &Path) -> Result<bool> {
-    let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+    let addr = unix_addr(path)?;
     let fd = unix_socket()?;
     loop {
         match rustix::net::connect(&fd, &addr) {
@@ -141,7 +159,7 @@ fn someone_listens(path: &Path) -> Result<bool> {
 /// socket since we probed it; removing by name would take that one away (it would listen on
 /// nothing reachable). So the file is moved aside first (`rename` is atomic) and only deleted if
 /// it is the one probed; a successor's goes back, and our retry then finds it live.
-fn remove_stale(path: &Path, probed: Option<FileId>) {
+fn remove_stale(path: &Path, probed: FileId) {
     let Some(aside) = staging_name(path) else {
         let _ = std::fs::remove_file(path);
         return;
@@ -155,7 +173,7 @@ fn remove_stale(path: &Path, probed: Option<FileId>) {
             return;
         }
     }
-    if identity(&aside) != probed {
+    if identity(&aside) != Some(probed) {
         // Someone else's (link, not rename: never over whatever took the path meanwhile).
         let _ = rustix::fs::link(&aside, path);
     }
@@ -172,7 +190,7 @@ fn staging_name(path: &Path) -> Option<PathBuf> {
 
 /// A new socket bound and listening at `path`, or the bind error.
 fn bind_listening(path: &Path) -> Result<std::result::Result<OwnedFd, Errno>> {
-    let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+    let addr = unix_addr(path)?;
     let fd = unix_socket()?;
     // The umask is per process, so for the microseconds of bind() a file created by another
     // thread would also get 0600; bind() creating the file with the right mode is what closes
@@ -201,7 +219,7 @@ impl ControlListener {
     /// never displaced: that is [`Error::AddressInUse`]. A path that exists and is not a socket
     /// is never removed.
     pub fn bind(path: &Path) -> Result<Self> {
-        SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+        unix_addr(path)?;
         let mut replaced_stale = false;
         loop {
             match bind_and_place(path)? {
@@ -214,9 +232,8 @@ impl ControlListener {
                     });
                 }
                 Err(Errno::ADDRINUSE | Errno::EXIST) if !replaced_stale => {
-                    let st = rustix::fs::lstat(path).map_err(|e| Error::io("lstat", e))?;
-                    let probed = identity(path);
-                    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+                    let st = statx_no_follow(path).map_err(|e| Error::io("lstat", e))?;
+                    if FileType::from_raw_mode(st.stx_mode.into()) != FileType::Socket {
                         return Err(Error::AddressInUse(format!("{} (exists and is not a socket)", path.display())));
                     }
                     if someone_listens(path)? {
@@ -225,7 +242,7 @@ impl ControlListener {
                     // Nobody listens: a dead server's leftover. Remove it and try once more.
                     #[cfg(test)]
                     std::thread::sleep(tests::PROBE_TO_REMOVE.get());
-                    remove_stale(path, probed);
+                    remove_stale(path, FileId::of(&st));
                     replaced_stale = true;
                 }
                 Err(Errno::ADDRINUSE | Errno::EXIST) => return Err(Error::AddressInUse(path.display().to_string())),
@@ -288,7 +305,7 @@ impl ControlStream {
     /// listens, and with [`Error::AcceptQueueFull`] when the listener's accept queue is full (a
     /// blocking connect would sleep with no timeout there; the caller retries with a timer).
     pub fn connect(path: &Path) -> Result<Self> {
-        let addr = SocketAddrUnix::new(path).map_err(|e| Error::InvalidArgument(format!("socket path {}: {e}", path.display())))?;
+        let addr = unix_addr(path)?;
         let fd = unix_socket()?;
         loop {
             // An AF_UNIX connect either completes at once or fails; it never returns EINPROGRESS.

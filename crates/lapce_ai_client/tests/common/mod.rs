@@ -111,9 +111,8 @@ impl Server {
         }
         // The CLI prints no READY line (a fixture prints it once it listens): wait for the control
         // socket's file, which the server puts in place only once it listens (PROTOCOL §2.1).
-        let listening = || ctl.exists();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !listening() {
+        while !ctl.exists() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("server exited early: {status}");
             }
